@@ -1,0 +1,58 @@
+"""The `hydro-rules` command. Thin: parses arguments and hands over to a subcommand.
+
+Exit codes mean one thing each: 0 clean, 1 problems found (errors, failed
+tests, files to reformat), 2 usage errors, 3 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+#: modules under hydro_rules.commands, in the order `--help` lists them
+COMMANDS = ("check", "fmt", "test", "dry_run", "explain", "graph", "db", "serve", "token", "aggregate")
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (a missing path, a malformed fault)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hydro-rules",
+        description="Check, format, test and simulate hydroponic rule sets; run the site service.",
+    )
+    parser.add_argument("--version", action="version", version=f"hydro-rules {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"hydro_rules.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"hydro_rules.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UsageError as e:
+        print(f"hydro-rules {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `hydro-rules`; each module has `register(subparsers)`."""

@@ -1,0 +1,93 @@
+"""`hydro-rules check PATH...`: parse and check rule sets, report every problem found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from ..lang import render
+from ..lang.checker import Checker
+from ..lang.diagnostics import Diagnostics
+from ..lang.loader import MANIFEST, display_path, find_root, load
+from ..lang.model import RuleSet
+from ..lang.parser import parse_file
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check rule sets and report problems with their place in the source",
+        description="Check rule sets: syntax, names, units, ranges, reachability and pump "
+        "safety. Exit 0 when clean, 1 when there are errors (or warnings with --strict).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="rule-set directory or rule file")
+    p.add_argument("--format", choices=("human", "json", "github"), default="human")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    p.set_defaults(run=run)
+
+
+def collect(paths: list[str]) -> tuple[list, dict[str, str]]:
+    """Diagnostics (sorted, without repeats) and sources for every path."""
+    diags = Diagnostics()
+    sources: dict[str, str] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UsageError(f"no such file or directory: {raw}")
+        for target, only in _targets(path):
+            if target is None:  # a lone file outside any rule set
+                _check_lone_file(only, diags, sources)
+                continue
+            loaded = load(target)
+            sources.update(loaded.sources)
+            for d in loaded.diags.items:
+                if only is None or d.span.path == display_path(only):
+                    diags.add(d.code, d.message, d.span, d.hint)
+    return diags.sorted(), sources
+
+
+def _targets(path: Path):
+    if path.is_dir():
+        if (path / MANIFEST).is_file():
+            return [(path, None)]
+        sets = sorted({m.parent for m in path.rglob(MANIFEST)})
+        if not sets:
+            raise UsageError(f"{path} holds no rule set (no {MANIFEST} in it or below it)")
+        return [(s, None) for s in sets]
+    root = find_root(path)
+    return [(root, path)] if root else [(None, path)]
+
+
+def _check_lone_file(path: Path, diags: Diagnostics, sources: dict[str, str]) -> None:
+    shown = display_path(path)
+    data = path.read_bytes()
+    sources[shown] = data[:1_000_000].decode("utf-8", "replace")
+    f = parse_file(shown, data, diags)
+    if f is not None:
+        Checker(diags, set(f.broken)).check([f], RuleSet(path.stem, "0", ""))
+
+
+def run(args) -> int:
+    diags, sources = collect(args.paths)
+    if args.format == "json":
+        print(render.to_json(diags))
+    elif args.format == "github":
+        out = render.to_github(diags)
+        if out:
+            print(out)
+    else:
+        console = Console(stderr=False, highlight=False, soft_wrap=True)
+        render.to_human(diags, sources, console)
+        errors = sum(d.severity.value == "error" for d in diags)
+        warnings = len(diags) - errors
+        files = len(sources)
+        if diags:
+            console.print(f"[bold]{errors} error(s), {warnings} warning(s)[/] in {files} file(s)")
+        else:
+            console.print(f"[green]✓[/] {files} file(s) checked, no problems")
+    errors = any(d.severity.value == "error" for d in diags)
+    if errors or (args.strict and diags):
+        return EXIT_PROBLEMS
+    return EXIT_OK

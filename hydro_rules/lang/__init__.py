@@ -1,0 +1,1 @@
+"""The rule language: parsing, checking, formatting."""

@@ -1,0 +1,747 @@
+"""Semantic checks: from the syntax trees of a rule set to the checked model.
+
+Each problem is reported once, with its stable code, at the place it was
+written; the model is built from whatever is valid so that one mistake does
+not hide the next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import ast as A
+from . import model as M
+from . import settings as S
+from . import units as U
+from .diagnostics import Diagnostics, did_you_mean
+from .exprs import Names, Typer, render
+from .safety import check_machines, check_schedules
+
+KINDS = ("pump", "valve", "doser", "sensor")
+SEVERITIES = ("info", "warning", "critical")
+ALERT_CODE = re.compile(r"^(biz|infra)_[a-z][a-z0-9_]*$")
+PHASE_VALUES = {"ideal_change_interval": U.DURATION}
+
+
+class Checker:
+    def __init__(self, diags: Diagnostics, broken: set[str] | None = None):
+        self.d = diags
+        self.broken = broken or set()  # names of declarations that did not parse
+        self.decls: dict[str, dict] = defaultdict(dict)  # kind -> name -> decl
+
+    # ---- helpers --------------------------------------------------------------------
+    def _define(self, kind: str, ident: A.Ident, decl) -> bool:
+        table = self.decls[kind]
+        first = table.get(ident.name)
+        if first is not None:
+            self.d.add("HR107", f"{kind} `{ident.name}` is defined twice; first at {first.span}", ident.span)
+            return False
+        table[ident.name] = decl
+        return True
+
+    def _items(self, decl, allowed: tuple[str, ...]) -> dict[str, A.Item]:
+        """Items of a block by keyword, reporting repeats."""
+        out: dict[str, A.Item] = {}
+        for it in decl.items:
+            if not isinstance(it, A.Item):
+                continue
+            if it.keyword in out and it.keyword in allowed:
+                self.d.add("HR107", f"`{it.keyword}` is given twice", it.span)
+                continue
+            out[it.keyword] = it
+        return out
+
+    def _unknown(self, code: str, what: str, ident: A.Ident, candidates) -> None:
+        if ident.name in self.broken:
+            return  # its declaration has a syntax error, already reported
+        self.d.add(code, f"unknown {what} `{ident.name}`", ident.span, did_you_mean(ident.name, candidates))
+
+    # ---- entry point ------------------------------------------------------------------
+    def check(self, files: list[A.File], rs: M.RuleSet) -> M.RuleSet:
+        for f in files:
+            for decl in f.decls:
+                self._collect(decl)
+        rs.metrics = self._metrics()
+        rs.aliases = self._aliases(rs.metrics)
+        rs.channels = self._channels(rs.metrics)
+        names = Names(rs.metrics, rs.channels, self.decls["alert"])
+        typer = Typer(names, self.d)
+        rs.profiles = self._profiles()
+        rs.recipes = self._recipes(rs.metrics)
+        rs.alerts = self._alerts(typer, rs)
+        rs.guards = self._guards(typer, rs)
+        rs.machines, rs.rules, usage = check_machines(self, typer, rs)
+        rs.sites = self._sites(rs, usage)
+        check_schedules(self.d, rs, usage)
+        self._unused(rs, usage, names)
+        return rs
+
+    def _collect(self, decl) -> None:
+        kinds = {
+            A.MetricDecl: "metric",
+            A.ChannelDecl: "channel",
+            A.RecipeDecl: "recipe",
+            A.ProfileDecl: "profile",
+            A.AlertDecl: "alert",
+            A.GuardDecl: "guard",
+            A.MachineDecl: "machine",
+            A.RuleDecl: "rule",
+            A.SiteDecl: "site",
+            A.TestDecl: "test",
+        }
+        kind = kinds.get(type(decl))
+        if kind is None:
+            return
+        if kind == "test":
+            self.decls["test"][decl.name.value + f"@{decl.span}"] = decl
+            return
+        ident = decl.uid if kind == "site" else (decl.code if kind == "alert" else decl.name)
+        self._define(kind, ident, decl)
+
+    # ---- metrics and channels -----------------------------------------------------------
+    def _metrics(self) -> dict[str, M.Metric]:
+        out = {}
+        for name, d in self.decls["metric"].items():
+            items = self._items(d, ("unit", "range", "stale after", "text"))
+            unit, dim = "", U.NUMBER
+            if "unit" in items:
+                uid = items["unit"].values[0]
+                if uid.name in U.UNITS:
+                    unit, dim = uid.name, U.UNITS[uid.name][0]
+                else:
+                    self.d.add(
+                        "HR108",
+                        f"unknown unit `{uid.name}`",
+                        uid.span,
+                        did_you_mean(uid.name, U.UNITS) or "units: " + ", ".join(U.UNITS),
+                    )
+                    continue
+            low = high = None
+            if "range" not in items:
+                self.d.add("HR206", f"metric `{name}` needs its physical `range`, e.g. `range 0 .. 14`", d.name.span)
+            else:
+                lo, hi = items["range"].values
+                if self._dims_ok((lo, hi), dim, f"the range of {name}"):
+                    low, high = float(lo.value), float(hi.value)
+                    if low > high:
+                        self.d.add(
+                            "HR203",
+                            f"range of `{name}` goes from {lo.text} down to {hi.text}",
+                            items["range"].span,
+                            f"write it as {hi.text} .. {lo.text}",
+                        )
+            if "stale after" not in items:
+                self.d.add(
+                    "HR206", f"metric `{name}` needs `stale after`: a reading older than that is unknown", d.name.span
+                )
+                stale = None
+            else:
+                stale = float(items["stale after"].values[0].value)
+                if stale <= 0:
+                    self.d.add("HR204", "`stale after` must be longer than 0", items["stale after"].span)
+            aliases = tuple(a.name for it in d.items if it.keyword == "alias" for a in it.values)
+            text = items["text"].values[0].value if "text" in items else ""
+            if low is None or high is None or stale is None:
+                continue
+            out[name] = M.Metric(name, unit, dim, low, high, stale, aliases, text, d.name.span)
+        return out
+
+    def _dims_ok(self, lits, dim, what) -> bool:
+        ok = True
+        for lit in lits:
+            if not U.compatible(lit.dim, dim) or lit.dim in (U.DURATION, U.BOOL):
+                unit = U.BASE_UNIT.get(dim) or "a plain number"
+                self.d.add("HR201", f"{what} is in {unit}, `{lit.text}` is a {lit.dim}", lit.span)
+                ok = False
+        return ok
+
+    def _aliases(self, metrics) -> dict[str, str]:
+        out: dict[str, str] = {}
+        owner: dict[str, A.Ident] = {}
+        for name, d in self.decls["metric"].items():
+            if name not in metrics:
+                continue
+            out[name] = name
+            for it in d.items:
+                if it.keyword != "alias":
+                    continue
+                for a in it.values:
+                    prev = out.get(a.name)
+                    if prev is not None and prev != name:
+                        self.d.add("HR107", f"alias `{a.name}` already names metric `{prev}`", a.span)
+                        continue
+                    out[a.name] = name
+                    owner[a.name] = a
+        return out
+
+    def _channels(self, metrics) -> dict[str, M.Channel]:
+        out = {}
+        for name, d in self.decls["channel"].items():
+            items = self._items(d, ("kind", "fail_safe", "current", "flow", "measures", "moves_level", "text"))
+            kind = items["kind"].values[0].name if "kind" in items else None
+            if kind is None:
+                self.d.add("HR206", f"channel `{name}` needs a `kind` ({', '.join(KINDS)})", d.name.span)
+                continue
+            if kind not in KINDS:
+                self.d.add(
+                    "HR204",
+                    f"unknown channel kind `{kind}`",
+                    items["kind"].values[0].span,
+                    did_you_mean(kind, KINDS) or "kinds: " + ", ".join(KINDS),
+                )
+                continue
+            fail_safe = items["fail_safe"].values[0].name if "fail_safe" in items else None
+            if fail_safe is not None and fail_safe not in ("NC", "NO"):
+                self.d.add("HR204", f"`fail_safe` is NC or NO, not `{fail_safe}`", items["fail_safe"].span)
+                fail_safe = None
+            if fail_safe is None and kind != "sensor":
+                if "fail_safe" not in items:
+                    self.d.add(
+                        "HR206",
+                        f"channel `{name}` needs `fail_safe NC` or `fail_safe NO`: what the "
+                        "load does when its node's outputs drop",
+                        d.name.span,
+                    )
+                continue
+            refs = {}
+            for key in ("current", "flow", "measures"):
+                if key in items:
+                    ident = items[key].values[0]
+                    if ident.name not in metrics:
+                        self._unknown("HR101", "metric", ident, metrics)
+                        refs[key] = None
+                    else:
+                        refs[key] = ident.name
+                else:
+                    refs[key] = None
+            moves = items.get("moves_level")
+            moves_level = bool(moves and isinstance(moves.values[0], A.Literal) and moves.values[0].value is True)
+            text = items["text"].values[0].value if "text" in items else ""
+            out[name] = M.Channel(
+                name, kind, fail_safe, refs["current"], refs["flow"], refs["measures"], moves_level, text, d.name.span
+            )
+        return out
+
+    # ---- profiles and recipes -------------------------------------------------------------
+    def _profiles(self) -> dict[str, M.Profile]:
+        out = {}
+        for name, d in self.decls["profile"].items():
+            settings = S.defaults()
+            windows: list[M.Window] = []
+            seen: dict[str, A.Setting] = {}
+            self._settings(d.items, "", settings, windows, seen)
+            self._levels(settings, seen, d)
+            out[name] = M.Profile(name, settings, tuple(windows), d.name.span)
+        return out
+
+    def _settings(self, items, prefix, settings, windows, seen) -> None:
+        for it in items:
+            if isinstance(it, A.Window):
+                if prefix != "water_cycle.recirc.":
+                    self.d.add("HR111", "a `window` belongs in `water_cycle { recirc { ... } }`", it.span)
+                    continue
+                w = self._window(it)
+                if w:
+                    windows.append(w)
+                continue
+            path = S.resolve(prefix + it.key.name) if not prefix else prefix + it.key.name
+            if isinstance(it, A.Section):
+                if path not in S.SECTIONS:
+                    self._unknown_setting(it.key, prefix)
+                    continue
+                self._settings(it.items, path + ".", settings, windows, seen)
+                continue
+            if path not in S.SCHEMA:
+                self._unknown_setting(it.key, prefix)
+                continue
+            if path in seen:
+                self.d.add("HR107", f"setting `{it.key.name}` is given twice; first at {seen[path].span}", it.key.span)
+                continue
+            seen[path] = it
+            value = self._setting_value(path, it)
+            if value is not None:
+                settings[path] = value
+
+    def _unknown_setting(self, key: A.Ident, prefix: str) -> None:
+        here = [p[len(prefix) :].split(".")[0] for p in list(S.SCHEMA) + list(S.SECTIONS) if p.startswith(prefix)]
+        hint = None
+        if key.name in S.PLAN_NAMES:
+            hint = f"write it as `{S.PLAN_NAMES[key.name]}`: durations carry their unit"
+        self.d.add(
+            "HR111",
+            f"unknown setting `{key.name}`" + (f" in `{prefix[:-1]}`" if prefix else ""),
+            key.span,
+            hint
+            or did_you_mean(key.name, set(here))
+            or ("settings here: " + ", ".join(sorted(set(here))) if here else None),
+        )
+
+    def _setting_value(self, path, it: A.Setting):
+        dim, _default, allowed = S.SCHEMA[path]
+        v = it.value
+        name = path.rsplit(".", 1)[1]
+        if dim == U.TEXT:
+            if isinstance(v, A.Ident) and v.name in allowed:
+                return v.name
+            self.d.add("HR204", f"`{name}` is one of {', '.join(sorted(allowed))}", v.span)
+            return None
+        if not isinstance(v, A.Literal) or not (
+            v.dim == dim or (dim in U.NUMERIC and v.dim == U.NUMBER and dim not in (U.PERCENT, U.VOLUME))
+        ):
+            want = {
+                U.DURATION: "a duration such as 7d",
+                U.TIME_OF_DAY: "a time of day such as 09:00",
+                U.BOOL: "yes or no",
+                U.PERCENT: "a percentage such as 30%",
+                U.VOLUME: "a volume such as 2 ml",
+            }.get(dim, dim)
+            self.d.add(
+                "HR201",
+                f"`{name}` is {want}",
+                v.span,
+                "durations carry their unit" if dim == U.DURATION and getattr(v, "dim", "") == U.NUMBER else None,
+            )
+            return None
+        value = v.value
+        if dim == U.TIME_OF_DAY and not 0 <= value < 86400:
+            self.d.add("HR204", f"`{v.text}` is not a time of day (00:00 to 23:59)", v.span)
+            return None
+        if dim == U.PERCENT and not 0 <= value <= 100:
+            self.d.add("HR204", f"`{name}` is a percentage between 0% and 100%", v.span)
+            return None
+        if dim in (U.DURATION, U.VOLUME) and value <= 0:
+            self.d.add("HR204", f"`{name}` must be more than 0", v.span)
+            return None
+        return value
+
+    def _levels(self, settings, seen, decl) -> None:
+        order = ["levels.empty", "levels.min", "levels.target", "levels.max"]
+        vals = [settings[p] for p in order]
+        if not (vals[0] < vals[1] < vals[2] <= vals[3]):
+            where = next((seen[p] for p in order if p in seen), None)
+            self.d.add(
+                "HR203",
+                "levels must rise: empty < min < target <= max (now "
+                + ", ".join(f"{p.split('.')[1]} {v:g}%" for p, v in zip(order, vals))
+                + ")",
+                where.span if where else decl.name.span,
+            )
+
+    def _window(self, w: A.Window) -> M.Window | None:
+        start, end = float(w.start.value), float(w.end.value)
+        ok = True
+        if not 0 <= start < 86400:
+            self.d.add("HR204", f"`{w.start.text}` is not a time of day", w.start.span)
+            ok = False
+        if not 0 <= end <= 86400:
+            self.d.add("HR204", f"`{w.end.text}` is not a time of day (24:00 may end a window)", w.end.span)
+            ok = False
+        if ok and start == end % 86400 and end != 86400:
+            self.d.add(
+                "HR204", "a window that starts where it ends is empty; use 00:00 to 24:00 for the whole day", w.span
+            )
+            ok = False
+        duty = float(w.duty.value)
+        if not 0 <= duty <= 100:
+            self.d.add("HR204", "duty is a percentage between 0% and 100%", w.duty.span)
+            ok = False
+        period = float(w.period.value)
+        if not 0 < period <= S.MAX_PERIOD_S:
+            self.d.add("HR204", "period must be longer than 0 and at most 24h", w.period.span)
+            ok = False
+        if not ok:
+            return None
+        return M.Window(start, end % 86400 if end != 86400 else 86400.0, duty / 100.0, period, w.span)
+
+    def _recipes(self, metrics) -> dict[str, M.Recipe]:
+        out = {}
+        for name, d in self.decls["recipe"].items():
+            phases = []
+            seen_phase: set[str] = set()
+            for p in d.phases:
+                if p.name.name in seen_phase:
+                    self.d.add("HR107", f"phase `{p.name.name}` is defined twice", p.name.span)
+                    continue
+                seen_phase.add(p.name.name)
+                phase = self._phase(p, metrics)
+                if phase:
+                    phases.append(phase)
+            phases.sort(key=lambda p: p.day_from)
+            self._phase_coverage(name, phases, d)
+            title = d.title.value if d.title else name
+            out[name] = M.Recipe(name, title, tuple(phases), d.name.span)
+        return out
+
+    def _phase(self, p: A.PhaseDecl, metrics) -> M.Phase | None:
+        lo = p.day_from.value
+        hi = p.day_to.value if p.day_to is not None else None
+        for lit in (p.day_from, p.day_to):
+            if lit is not None and (lit.value != int(lit.value) or lit.value < 0):
+                self.d.add("HR204", "days are whole numbers counted from planting (day 0)", lit.span)
+                return None
+        if hi is not None and hi < lo:
+            self.d.add("HR203", f"phase `{p.name.name}` ends (day {hi:g}) before it starts (day {lo:g})", p.span)
+            return None
+        targets, values = {}, {}
+        for t in p.targets:
+            if isinstance(t, A.TargetRange):
+                if t.name.name not in metrics:
+                    self._unknown("HR101", "metric", t.name, metrics)
+                    continue
+                m = metrics[t.name.name]
+                if not self._dims_ok((t.low, t.high), m.dim, f"the target for {m.name}"):
+                    continue
+                a, b = float(t.low.value), float(t.high.value)
+                if a > b:
+                    self.d.add(
+                        "HR203",
+                        f"target range of `{m.name}` goes from {t.low.text} down to {t.high.text}",
+                        t.span,
+                        f"write it as {t.high.text} .. {t.low.text}",
+                    )
+                    continue
+                if t.name.name in targets:
+                    self.d.add("HR107", f"target `{t.name.name}` is given twice", t.name.span)
+                    continue
+                targets[t.name.name] = (a, b)
+            else:
+                key = t.key.name
+                if key not in PHASE_VALUES:
+                    self.d.add(
+                        "HR111",
+                        f"unknown phase value `{key}`",
+                        t.key.span,
+                        did_you_mean(key, PHASE_VALUES)
+                        or (f"a target range is written `{key} LOW .. HIGH`" if key in metrics else None),
+                    )
+                    continue
+                if t.value.dim != PHASE_VALUES[key]:
+                    self.d.add("HR201", f"`{key}` is a duration such as 7d", t.value.span)
+                    continue
+                values[key] = t.value.value
+        return M.Phase(p.name.name, int(lo), None if hi is None else int(hi), targets, values, p.span)
+
+    def _phase_coverage(self, name, phases, decl) -> None:
+        expect = 0
+        for i, p in enumerate(phases):
+            if p.day_from > expect:
+                where = "before" if i == 0 else "after the previous phase and before"
+                self.d.add(
+                    "HR403",
+                    f"recipe `{name}` has no phase for days {expect} to {p.day_from - 1}: gap {where} `{p.name}`",
+                    p.span,
+                )
+            elif p.day_from < expect:
+                self.d.add(
+                    "HR403",
+                    f"phase `{p.name}` starts on day {p.day_from}, inside the previous phase "
+                    f"(which runs to day {expect - 1})",
+                    p.span,
+                )
+            if p.day_to is None:
+                if i + 1 < len(phases):
+                    self.d.add(
+                        "HR403", f"phase `{p.name}` has no last day, but `{phases[i + 1].name}` follows it", p.span
+                    )
+                return
+            expect = max(expect, p.day_to + 1)
+
+    # ---- alerts and guards -------------------------------------------------------------------
+    def scope(self, s: A.Scope, channels) -> M.Scope | None:
+        if s.each:
+            kind = s.names[0]
+            if kind.name not in KINDS:
+                self.d.add(
+                    "HR204",
+                    f"unknown channel kind `{kind.name}`",
+                    kind.span,
+                    did_you_mean(kind.name, KINDS) or "kinds: " + ", ".join(KINDS),
+                )
+                return None
+            return M.Scope(kind.name, (), kind.name)
+        names = []
+        for n in s.names:
+            if n.name not in channels:
+                self._unknown("HR102", "channel", n, channels)
+                return None
+            names.append(n.name)
+        return M.Scope(None, tuple(names), "channel")
+
+    def _alerts(self, typer: Typer, rs: M.RuleSet) -> dict[str, M.Alert]:
+        out = {}
+        for code, d in self.decls["alert"].items():
+            items = self._items(d, ("source", "severity", "text", "lock until reset", "clear on reset"))
+            m = ALERT_CODE.match(code)
+            if not m:
+                self.d.add(
+                    "HR404",
+                    f"alert code `{code}` is outside the taxonomy",
+                    d.code.span,
+                    "codes start with biz_ (the crop and its water) or infra_ (machines and "
+                    "services), then lower-case words joined by _",
+                )
+                continue
+            source = items["source"].values[0].name if "source" in items else None
+            if source is None:
+                self.d.add("HR206", f"alert `{code}` needs `source {m.group(1)}`", d.code.span)
+            elif source != m.group(1):
+                self.d.add(
+                    "HR404",
+                    f"alert `{code}` has source `{source}`, but {m.group(1)}_ codes are source {m.group(1)}",
+                    items["source"].span,
+                )
+            severity = items["severity"].values[0].name if "severity" in items else "warning"
+            if severity not in SEVERITIES:
+                self.d.add(
+                    "HR204",
+                    f"unknown severity `{severity}`",
+                    items["severity"].span,
+                    did_you_mean(severity, SEVERITIES) or "severities: " + ", ".join(SEVERITIES),
+                )
+            scope = self.scope(d.scope, rs.channels) if d.scope else None
+            if d.scope and scope is None:
+                continue
+            typer.scope = scope
+            when, clear = [], None
+            for it in d.items:
+                if isinstance(it, A.AlertCond):
+                    c = typer.condition(it.cond)
+                    if c is None:
+                        continue
+                    if it.clear:
+                        if clear is not None:
+                            self.d.add("HR107", "`clear when` is given twice", it.span)
+                        clear = c
+                    else:
+                        when.append(c)
+            typer.scope = None
+            locks = "lock until reset" in items
+            on_error = tuple(
+                v.name for it in d.items if isinstance(it, A.Item) and it.keyword == "on error" for v in it.values
+            )
+            if locks and clear is not None:
+                self.d.add(
+                    "HR405",
+                    f"alert `{code}` locks until an operator reset, so it cannot clear by itself",
+                    clear.span,
+                    "remove `clear when`, or remove `lock until reset`",
+                )
+            text = items["text"].values[0].value if "text" in items else code
+            if "text" not in items:
+                self.d.add("HR206", f"alert `{code}` needs a `text` for the people who read it", d.code.span)
+            out[code] = M.Alert(
+                code,
+                source or m.group(1),
+                severity,
+                text,
+                scope,
+                tuple(when),
+                clear,
+                "clear on reset" in items or locks,
+                on_error,
+                locks,
+                d.code.span,
+            )
+        return out
+
+    def _guards(self, typer: Typer, rs: M.RuleSet) -> dict[str, M.Guard]:
+        out = {}
+        for name, d in self.decls["guard"].items():
+            scope = self.scope(d.scope, rs.channels)
+            if scope is None:
+                continue
+            typer.scope = scope
+            denies = []
+            for deny in d.denies:
+                e = typer.boolean(deny.expr)
+                raises = None
+                if deny.raises is not None:
+                    alert = rs.alerts.get(deny.raises.name)
+                    if alert is None:
+                        if deny.raises.name not in self.decls["alert"]:
+                            self._unknown("HR104", "alert", deny.raises, self.decls["alert"])
+                    elif alert.scope is not None and not _scope_within(scope, alert.scope, rs.channels):
+                        self.d.add(
+                            "HR113",
+                            f"alert `{alert.code}` is raised per channel of its own scope, "
+                            f"which does not cover every channel guard `{name}` protects",
+                            deny.raises.span,
+                        )
+                    else:
+                        raises = alert.code
+                if e is not None:
+                    denies.append(M.Deny(deny.reason.value, e, raises, render(deny.expr), deny.span))
+            typer.scope = None
+            out[name] = M.Guard(name, scope, tuple(denies), d.name.span)
+        return out
+
+    # ---- sites -------------------------------------------------------------------------------
+    def _sites(self, rs: M.RuleSet, usage) -> list[M.Site]:
+        sites = []
+        zone_uids: dict[str, A.Ident] = {}
+        for uid, d in self.decls["site"].items():
+            items = self._items(d, ("timezone",))
+            tz = items["timezone"].values[0].value if "timezone" in items else "UTC"
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.d.add(
+                    "HR204",
+                    f"unknown time zone `{tz}`",
+                    items["timezone"].span,
+                    "use an IANA name such as Europe/Amsterdam or UTC",
+                )
+                tz = "UTC"
+            greenhouses = []
+            gh_uids: set[str] = set()
+            for g in (i for i in d.items if isinstance(i, A.GreenhouseDecl)):
+                if g.uid.name in gh_uids:
+                    self.d.add("HR107", f"greenhouse `{g.uid.name}` is defined twice", g.uid.span)
+                    continue
+                gh_uids.add(g.uid.name)
+                zones = []
+                for z in g.zones:
+                    if z.uid.name in zone_uids:
+                        self.d.add(
+                            "HR107",
+                            f"zone `{z.uid.name}` is defined twice; first at {zone_uids[z.uid.name].span}",
+                            z.uid.span,
+                        )
+                        continue
+                    zone_uids[z.uid.name] = z.uid
+                    zone = self._zone(z, uid, g.uid.name, tz, rs, usage)
+                    if zone:
+                        zones.append(zone)
+                greenhouses.append(
+                    M.Greenhouse(g.uid.name, g.title.value if g.title else g.uid.name, tuple(zones), g.uid.span)
+                )
+            sites.append(M.Site(uid, d.title.value if d.title else uid, tz, tuple(greenhouses), d.uid.span))
+        return sites
+
+    def _zone(self, z: A.ZoneDecl, site, gh, tz, rs: M.RuleSet, usage) -> M.Zone | None:
+        items = self._items(z, ("profile", "recipe", "planted", "reservoir"))
+        ok = True
+        refs = {}
+        for key, table in (("profile", rs.profiles), ("recipe", rs.recipes)):
+            if key not in items:
+                self.d.add("HR206", f"zone `{z.uid.name}` needs a `{key}`", z.uid.span)
+                ok = False
+                continue
+            ident = items[key].values[0]
+            if ident.name not in table:
+                if ident.name not in self.decls[key]:
+                    self._unknown("HR112", key, ident, table)
+                ok = False
+            refs[key] = ident.name
+        planted = None
+        if "planted" in items:
+            lit = items["planted"].values[0]
+            try:
+                planted = date.fromisoformat(str(lit.value))
+            except ValueError:
+                self.d.add("HR204", f"`{lit.text}` is not a date", lit.span)
+        reservoir = None
+        if "reservoir" not in items:
+            self.d.add("HR206", f"zone `{z.uid.name}` needs its `reservoir` volume, e.g. `reservoir 120 L`", z.uid.span)
+            ok = False
+        else:
+            lit = items["reservoir"].values[0]
+            if lit.dim != U.VOLUME or lit.value <= 0:
+                self.d.add("HR201", "the reservoir is a volume such as 120 L", lit.span)
+                ok = False
+            else:
+                reservoir = float(lit.value)
+        channels, metric_nodes = {}, {}
+        for b in (i for i in z.items if isinstance(i, A.Binding)):
+            name = b.name.name
+            if b.is_metric:
+                if name not in rs.metrics:
+                    self._unknown("HR101", "metric", b.name, rs.metrics)
+                    continue
+                if name in metric_nodes:
+                    self.d.add("HR107", f"metric `{name}` is bound twice in this zone", b.name.span)
+                    continue
+                metric_nodes[name] = b.node.name
+            else:
+                if name not in rs.channels:
+                    hint = (
+                        f"`{name}` is a metric: bind it with `{name} from NODE`"
+                        if name in rs.metrics
+                        else did_you_mean(name, rs.channels)
+                    )
+                    if name not in self.broken:
+                        self.d.add("HR102", f"unknown channel `{name}`", b.name.span, hint)
+                    continue
+                if name in channels:
+                    self.d.add("HR107", f"channel `{name}` is bound twice in this zone", b.name.span)
+                    continue
+                key = b.channel_key.name if b.channel_key else name
+                channels[name] = M.Binding(name, b.node.name, key, b.span)
+        for name, where in usage.channels.items():
+            if name in rs.channels and name not in channels:
+                self.d.add(
+                    "HR305",
+                    f"zone `{z.uid.name}` does not bind channel `{name}`, which the rules use at {where}",
+                    z.uid.span,
+                    f"add `{name} on NODE-UID`",
+                )
+                ok = False
+        if not ok:
+            return None
+        return M.Zone(
+            z.uid.name,
+            z.title.value if z.title else z.uid.name,
+            site,
+            gh,
+            refs["profile"],
+            refs["recipe"],
+            planted,
+            reservoir,
+            channels,
+            metric_nodes,
+            tz,
+            z.uid.span,
+        )
+
+    # ---- unused ------------------------------------------------------------------------------
+    def _unused(self, rs: M.RuleSet, usage, names: Names) -> None:
+        for name, g in rs.guards.items():
+            if name not in usage.guards:
+                self.d.add("HR502", f"guard `{name}` is never used by a `guarded by`", g.span)
+        raised = usage.raised | {d.raises for g in rs.guards.values() for d in g.denies if d.raises}
+        for code, a in rs.alerts.items():
+            if not a.when and not a.on_error and code not in raised:
+                self.d.add(
+                    "HR503",
+                    f"nothing raises alert `{code}`: it has no `when`, no `on error`, and no guard or action raises it",
+                    a.span,
+                )
+            elif not a.clear and not a.clear_on_reset:
+                self.d.add(
+                    "HR501",
+                    f"alert `{code}` has no clear condition: once raised it stays active",
+                    a.span,
+                    "add `clear when ...` (with a hysteresis) or `clear on reset`",
+                )
+        if not rs.sites and not self.decls["site"]:
+            return
+        zones = [z for s in rs.sites for z in s.zones]
+        for kind, table in (("profile", rs.profiles), ("recipe", rs.recipes)):
+            used = {getattr(z, kind) for z in zones}
+            for name, obj in table.items():
+                if name not in used:
+                    self.d.add("HR502", f"{kind} `{name}` is not used by any zone", obj.span)
+        bound = {c for z in zones for c in z.channels}
+        for name, ch in rs.channels.items():
+            if name not in bound and ("channel", name) not in names.used and name not in usage.channels:
+                self.d.add("HR502", f"channel `{name}` is neither bound by a zone nor used by a rule", ch.span)
+
+
+def _scope_within(inner: M.Scope, outer: M.Scope, channels) -> bool:
+    """Does `outer` cover every channel `inner` covers?"""
+    if inner.kind:
+        return outer.kind == inner.kind
+    return all(outer.covers(channels[c]) for c in inner.channels if c in channels)

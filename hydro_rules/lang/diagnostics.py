@@ -1,0 +1,137 @@
+"""Diagnostics: what a check found, where, and under which stable code.
+
+Every code has a page in docs/diagnostics/<CODE>.md; the codes never change
+meaning once released.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .source import Span
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+E, W = Severity.ERROR, Severity.WARNING
+
+#: code -> (severity, short title). The title heads the code's doc page.
+CODES: dict[str, tuple[Severity, str]] = {
+    # files and syntax
+    "HR001": (E, "missing or malformed language header"),
+    "HR002": (E, "unsupported language version"),
+    "HR003": (E, "syntax error"),
+    "HR004": (E, "file cannot be read as rule text"),
+    "HR005": (E, "rule set manifest missing or invalid"),
+    "HR006": (E, "nesting too deep"),
+    # names
+    "HR101": (E, "unknown metric"),
+    "HR102": (E, "unknown channel"),
+    "HR103": (E, "unknown state"),
+    "HR104": (E, "unknown alert"),
+    "HR105": (E, "unknown guard"),
+    "HR106": (E, "unknown name"),
+    "HR107": (E, "duplicate definition"),
+    "HR108": (E, "unknown unit"),
+    "HR109": (E, "unknown function or wrong arguments"),
+    "HR110": (E, "transition to a missing state"),
+    "HR111": (E, "unknown setting"),
+    "HR112": (E, "unknown profile or recipe"),
+    "HR113": (E, "channel of the wrong kind"),
+    # types and values
+    "HR201": (E, "unit mismatch"),
+    "HR202": (E, "comparison outside the metric's physical range"),
+    "HR203": (E, "minimum greater than maximum"),
+    "HR204": (E, "value out of range"),
+    "HR205": (E, "condition is not a yes/no question"),
+    "HR206": (E, "missing required item"),
+    # state machines and safety
+    "HR301": (E, "unreachable state"),
+    "HR302": (E, "state runs a pump with neither a timeout nor an exit"),
+    "HR303": (E, "pump started without its guard"),
+    "HR304": (E, "machine without a valid initial state"),
+    "HR305": (E, "zone does not bind a channel the rules use"),
+    # water cycle, alerts, recipes
+    "HR401": (E, "recirculation OFF stretch longer than max_recirc_off"),
+    "HR402": (E, "overlapping schedule windows"),
+    "HR403": (E, "recipe phases with a gap or an overlap"),
+    "HR404": (E, "alert code outside the taxonomy"),
+    "HR405": (E, "locking alert with a clear condition"),
+    # warnings
+    "HR501": (W, "alert without a clear condition"),
+    "HR502": (W, "unused definition"),
+    "HR503": (W, "alert that nothing raises"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span
+    hint: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return CODES[self.code][0]
+
+    def sort_key(self) -> tuple:
+        s = self.span
+        return (s.path, s.line, s.column, self.code, self.message)
+
+    def to_json(self) -> dict:
+        s = self.span
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "file": s.path,
+            "line": s.line,
+            "column": s.column,
+            "end_line": s.end_line,
+            "end_column": s.end_column,
+            "message": self.message + (f" ({self.hint})" if self.hint else ""),
+        }
+
+
+@dataclass
+class Diagnostics:
+    """Collects diagnostics of one run, dropping exact repeats."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+    _seen: set = field(default_factory=set, repr=False)
+
+    def add(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        assert code in CODES, code
+        d = Diagnostic(code, message, span, hint)
+        key = d.sort_key()
+        if key not in self._seen:
+            self._seen.add(key)
+            self.items.append(d)
+
+    def extend(self, other: Diagnostics) -> None:
+        for d in other.items:
+            self.add(d.code, d.message, d.span, d.hint)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity is Severity.WARNING]
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.items, key=Diagnostic.sort_key)
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    """A "did you mean X?" hint when a known name is close to `name`."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    if not close and name.lower() != name:
+        close = [c for c in candidates if c.lower() == name.lower()][:1]
+    return f"did you mean `{close[0]}`?" if close else None

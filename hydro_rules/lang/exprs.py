@@ -1,0 +1,531 @@
+"""Typing of expressions: resolve names, check units, fold constants.
+
+`Typer.expr` turns an AST expression into the typed IR of model.py, or None
+after reporting why it cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ast as A
+from . import model as M
+from . import settings as S
+from . import units as U
+from .diagnostics import Diagnostics, did_you_mean
+
+CHANNEL_ATTRS = {
+    "current": U.CURRENT,
+    "flow": U.FLOW,
+    "on_for": U.DURATION,
+    "off_for": U.DURATION,
+    "timeouts": U.NUMBER,
+}
+METRIC_ATTRS = {"age": U.DURATION, "unchanged_for": U.DURATION}
+CHANNEL_WORDS = {"on", "off", "locked"}
+ALERT_WORDS = {"active", "resolved"}
+KNOWN_WORDS = {"known", "unknown"}
+NAMESPACES = (
+    "target",
+    "solution",
+    "last_dose",
+    "recipe",
+    "time_of_day",
+    "water_change",
+    "recirc",
+    "levels",
+    "dosing",
+    "commands",
+    "water_cycle",
+)
+FUNCTIONS = {"change": 2, "drift": 1, "failures": 2, "abs": 1, "min": 2, "max": 2}
+_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+@dataclass
+class Names:
+    """What the rule set declares, gathered before expressions are typed."""
+
+    metrics: dict  # name -> Metric
+    channels: dict  # name -> Channel
+    alerts: dict  # code -> AlertDecl (AST)
+    used: dict = field(default_factory=dict)  # ("alert"|"channel"|"metric", name) -> first span
+
+    def use(self, kind: str, name: str, span) -> None:
+        self.used.setdefault((kind, name), span)
+
+
+class Typer:
+    def __init__(self, names: Names, diags: Diagnostics):
+        self.n = names
+        self.d = diags
+        self.scope: M.Scope | None = None
+
+    # ---- entry points ---------------------------------------------------------------
+    def condition(self, cond: A.Cond) -> M.Condition | None:
+        e = self.boolean(cond.expr)
+        if e is None:
+            return None
+        hold = float(cond.hold.value) if cond.hold is not None else 0.0
+        return M.Condition(e, hold, cond.span, render(cond.expr))
+
+    def boolean(self, e) -> object | None:
+        t = self.expr(e)
+        if t is not None and t.dim != U.BOOL:
+            self.d.add(
+                "HR205", f"`{render(e)}` is a {t.dim}, not a yes/no condition", e.span, "compare it, e.g. `ph > 6.5`"
+            )
+            return None
+        return t
+
+    def expr(self, e) -> object | None:
+        method = getattr(self, "_" + type(e).__name__)
+        return method(e)
+
+    # ---- leaves -------------------------------------------------------------------
+    def _Literal(self, e: A.Literal):
+        if e.dim in ("date", "datetime"):
+            self.d.add("HR201", "a date cannot be used in a condition", e.span)
+            return None
+        return M.Const(e.value, e.dim, e.span)
+
+    def _Path(self, e: A.Path):
+        names = [p.name for p in e.parts]
+        head, rest = names[0], names[1:]
+        scope = self.scope
+        if scope is not None and head in (scope.var, "channel"):
+            return self._channel_attr(None, rest, e)
+        if head in self.n.metrics:
+            self.n.use("metric", head, e.span)
+            return self._metric(head, rest, e)
+        if head in self.n.channels:
+            self.n.use("channel", head, e.span)
+            return self._channel_attr(head, rest, e)
+        if head in self.n.alerts:
+            self.d.add("HR205", f"`{head}` is an alert; ask `{head} is active` or `{head} is resolved`", e.span)
+            return None
+        if head in NAMESPACES:
+            return self._namespace(head, rest, e)
+        self._unknown(head, e.parts[0], allow_scope=True)
+        return None
+
+    def _unknown(self, name: str, ident: A.Ident, allow_scope: bool = False):
+        metric_hint = did_you_mean(name, self.n.metrics)
+        channel_hint = did_you_mean(name, self.n.channels)
+        if metric_hint:
+            self.d.add("HR101", f"unknown metric `{name}`", ident.span, metric_hint)
+        elif channel_hint:
+            self.d.add("HR102", f"unknown channel `{name}`", ident.span, channel_hint)
+        else:
+            others = list(NAMESPACES) + ([self.scope.var] if self.scope and allow_scope else [])
+            self.d.add(
+                "HR106",
+                f"unknown name `{name}`",
+                ident.span,
+                did_you_mean(name, others) or did_you_mean(name, self.n.alerts),
+            )
+
+    def _metric(self, name, rest, e):
+        m = self.n.metrics[name]
+        if not rest:
+            return M.MetricRef(name, "value", m.dim, e.span)
+        if len(rest) == 1 and rest[0] in METRIC_ATTRS:
+            return M.MetricRef(name, rest[0], METRIC_ATTRS[rest[0]], e.span)
+        self.d.add(
+            "HR106",
+            f"metric `{name}` has no `{'.'.join(rest)}`",
+            e.parts[1].span,
+            did_you_mean(rest[0], METRIC_ATTRS) or "a metric has `.age` and `.unchanged_for`",
+        )
+        return None
+
+    def _channel_attr(self, channel, rest, e):
+        label = channel or (self.scope.var if self.scope else "channel")
+        if len(rest) != 1 or rest[0] not in CHANNEL_ATTRS:
+            if not rest:
+                self.d.add(
+                    "HR205",
+                    f"`{label}` is a channel, not a value",
+                    e.span,
+                    f"ask `{label} is on`, or use `{label}.current`, `{label}.flow`, `{label}.on_for`",
+                )
+            else:
+                self.d.add(
+                    "HR106",
+                    f"channel `{label}` has no `{'.'.join(rest)}`",
+                    e.parts[1].span,
+                    did_you_mean(rest[0], CHANNEL_ATTRS)
+                    or "a channel has " + ", ".join(f"`.{a}`" for a in CHANNEL_ATTRS),
+                )
+            return None
+        attr = rest[0]
+        if channel is not None and attr in ("current", "flow"):
+            ch = self.n.channels[channel]
+            if getattr(ch, attr) is None:
+                self.d.add("HR106", f"channel `{channel}` declares no `{attr}` metric", e.span)
+                return None
+        return M.ChannelRef(channel, attr, CHANNEL_ATTRS[attr], e.span)
+
+    def _namespace(self, head, rest, e):
+        dotted = ".".join([head, *rest])
+        if head == "target":
+            if len(rest) == 2 and rest[0] in self.n.metrics and rest[1] in ("min", "max"):
+                self.n.use("metric", rest[0], e.span)
+                return M.TargetRef(rest[0], rest[1], self.n.metrics[rest[0]].dim, e.span)
+            if len(rest) == 1 and rest[0] == "ideal_change_interval":
+                return M.TargetRef(rest[0], None, U.DURATION, e.span)
+            self.d.add(
+                "HR106",
+                f"unknown recipe target `{dotted}`",
+                e.span,
+                "targets are `target.<metric>.min`, `target.<metric>.max` and `target.ideal_change_interval`",
+            )
+            return None
+        if head == "solution":
+            if rest == ["age"]:
+                return M.ZoneRef("solution.age", U.DURATION, e.span)
+            if len(rest) == 1 and rest[0] in self.n.metrics:
+                return M.ZoneRef(f"solution.{rest[0]}", self.n.metrics[rest[0]].dim, e.span)
+            self.d.add(
+                "HR106", f"unknown `{dotted}`", e.span, "use `solution.age` or a recorded metric such as `solution.ec`"
+            )
+            return None
+        if head == "last_dose" and rest == ["age"]:
+            return M.ZoneRef("last_dose.age", U.DURATION, e.span)
+        if head == "recipe" and rest == ["day"]:
+            return M.ZoneRef("recipe.day", U.NUMBER, e.span)
+        if head == "time_of_day" and not rest:
+            return M.ZoneRef("time_of_day", U.TIME_OF_DAY, e.span)
+        if head in ("water_change", "recirc", "levels", "dosing", "commands", "water_cycle"):
+            path = S.resolve(dotted)
+            if path in S.SCHEMA:
+                dim = S.SCHEMA[path][0]
+                return M.SettingRef(path, dim, e.span)
+            known = [p for p in S.SCHEMA if p.startswith(S.resolve(head) + ".")]
+            short = [k.rsplit(".", 1)[1] for k in known]
+            self.d.add(
+                "HR111",
+                f"unknown setting `{dotted}`",
+                e.span,
+                did_you_mean(rest[-1] if rest else head, short)
+                or ("settings here: " + ", ".join(short) if short else None),
+            )
+            return None
+        self.d.add("HR106", f"unknown name `{dotted}`", e.span)
+        return None
+
+    # ---- compound ---------------------------------------------------------------------
+    def _IsCheck(self, e: A.IsCheck):
+        word = e.word.name
+        subj = e.subject
+        if word in KNOWN_WORDS:
+            t = self.expr(subj)
+            if t is None:
+                return None
+            return M.Known(t, word == "known", e.span)
+        if not isinstance(subj, A.Path) or len(subj.parts) != 1:
+            self.d.add(
+                "HR106",
+                f"`is {word}` needs a channel, an alert or a value",
+                e.span,
+                "e.g. `pump_recirc is on`, `biz_dry_run is active`, `ph is unknown`",
+            )
+            return None
+        name = subj.parts[0].name
+        scope = self.scope
+        if word in CHANNEL_WORDS:
+            if scope is not None and name in (scope.var, "channel"):
+                return M.ChannelIs(None, word, e.span)
+            if name in self.n.channels:
+                self.n.use("channel", name, e.span)
+                return M.ChannelIs(name, word, e.span)
+            self.d.add("HR102", f"unknown channel `{name}`", subj.span, did_you_mean(name, self.n.channels))
+            return None
+        if word in ALERT_WORDS:
+            if name in self.n.alerts:
+                self.n.use("alert", name, e.span)
+                return M.AlertIs(name, word, e.span)
+            self.d.add("HR104", f"unknown alert `{name}`", subj.span, did_you_mean(name, self.n.alerts))
+            return None
+        self.d.add(
+            "HR106",
+            f"unknown state word `{word}`",
+            e.word.span,
+            did_you_mean(word, CHANNEL_WORDS | ALERT_WORDS | KNOWN_WORDS)
+            or "use on, off, locked, active, resolved, known or unknown",
+        )
+        return None
+
+    def _Unary(self, e: A.Unary):
+        if e.op == "not":
+            t = self.boolean(e.operand)
+            return None if t is None else M.Not(t, e.span)
+        t = self.expr(e.operand)
+        if t is None:
+            return None
+        if t.dim not in U.NUMERIC and t.dim != U.DURATION:
+            self.d.add("HR201", f"cannot negate a {t.dim}", e.span)
+            return None
+        if isinstance(t, M.Const):
+            return M.Const(-t.value, t.dim, e.span)
+        return M.Neg(t, t.dim, e.span)
+
+    def _Binary(self, e: A.Binary):
+        op = e.op
+        if op in ("and", "or"):
+            items = []
+            for side in (e.left, e.right):
+                t = self.boolean(side)
+                if t is None:
+                    return None
+                items.extend(t.items if isinstance(t, M.Logic) and t.op == op else [t])
+            return M.Logic(op, tuple(items), e.span)
+        left, right = self.expr(e.left), self.expr(e.right)
+        if left is None or right is None:
+            return None
+        if op in _SWAP:
+            return self._compare(op, left, right, e)
+        return self._arith(op, left, right, e)
+
+    def _compare(self, op, left, right, e):
+        if not U.compatible(left.dim, right.dim) or left.dim in (U.TEXT,):
+            self.d.add(
+                "HR201", f"compares {_dim_words(left)} with {_dim_words(right)}", e.span, _unit_hint(left, right)
+            )
+            return None
+        if left.dim == U.BOOL and op not in ("==", "!="):
+            self.d.add("HR201", "yes/no values can only be compared with == or !=", e.span)
+            return None
+        cmp = M.Cmp(op, left, right, e.span)
+        self._range_check(cmp, e)
+        return cmp
+
+    def _range_check(self, cmp: M.Cmp, e):
+        """A metric compared with a constant outside its physical range is always true or false."""
+        left, right, op = cmp.left, cmp.right, cmp.op
+        if isinstance(left, M.Const) and isinstance(right, M.MetricRef):
+            left, right, op = right, left, _SWAP[op]
+        if not (isinstance(left, M.MetricRef) and left.attr == "value" and isinstance(right, M.Const)):
+            return
+        m = self.n.metrics[left.metric]
+        c = float(right.value)
+        lo, hi = m.low, m.high
+        verdict = None
+        if op in (">", ">="):
+            if c > hi or (op == ">" and c == hi):
+                verdict = "never true"
+            elif c < lo or (op == ">=" and c == lo):
+                verdict = "always true"
+        elif op in ("<", "<="):
+            if c < lo or (op == "<" and c == lo):
+                verdict = "never true"
+            elif c > hi or (op == "<=" and c == hi):
+                verdict = "always true"
+        elif op in ("==", "!=") and not lo <= c <= hi:
+            verdict = "never true" if op == "==" else "always true"
+        if verdict:
+            self.d.add(
+                "HR202",
+                f"`{render(e)}` is {verdict}: {m.name} reads {U.describe(lo, m.dim)} to {U.describe(hi, m.dim)}",
+                e.span,
+            )
+
+    def _arith(self, op, left, right, e):
+        ld, rd = left.dim, right.dim
+        if op in ("+", "-"):
+            ok = U.compatible(ld, rd) or (ld == rd == U.DURATION) or (ld == U.TIME_OF_DAY and rd == U.DURATION)
+            if not ok or ld == U.BOOL:
+                self.d.add(
+                    "HR201",
+                    f"cannot {'add' if op == '+' else 'subtract'} {_dim_words(right)} "
+                    f"{'to' if op == '+' else 'from'} {_dim_words(left)}",
+                    e.span,
+                    _unit_hint(left, right),
+                )
+                return None
+            dim = U.join(ld, rd) if ld != U.TIME_OF_DAY else ld
+        elif op == "*":
+            if rd == U.NUMBER and (ld in U.NUMERIC or ld == U.DURATION):
+                dim = ld
+            elif ld == U.NUMBER and (rd in U.NUMERIC or rd == U.DURATION):
+                dim = rd
+            else:
+                self.d.add(
+                    "HR201",
+                    f"cannot multiply {_dim_words(left)} by {_dim_words(right)}",
+                    e.span,
+                    "multiply by a plain number, e.g. `target.ec.max * 1.1`",
+                )
+                return None
+        else:
+            if rd == U.NUMBER and (ld in U.NUMERIC or ld == U.DURATION):
+                dim = ld
+            elif ld == rd and ld in U.NUMERIC | {U.DURATION}:
+                dim = U.NUMBER
+            else:
+                self.d.add("HR201", f"cannot divide {_dim_words(left)} by {_dim_words(right)}", e.span)
+                return None
+        if isinstance(left, M.Const) and isinstance(right, M.Const):
+            a, b = float(left.value), float(right.value)
+            if op == "/" and b == 0:
+                self.d.add("HR204", "division by zero", e.span)
+                return None
+            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+            return M.Const(value, dim, e.span)
+        return M.Arith(op, left, right, dim, e.span)
+
+    def _Call(self, e: A.Call):
+        name = e.func.name
+        if name not in FUNCTIONS:
+            self.d.add(
+                "HR109",
+                f"unknown function `{name}`",
+                e.func.span,
+                did_you_mean(name, FUNCTIONS) or "functions: " + ", ".join(FUNCTIONS),
+            )
+            return None
+        if len(e.args) != FUNCTIONS[name]:
+            self.d.add(
+                "HR109", f"`{name}` takes {FUNCTIONS[name]} argument(s), not {len(e.args)}", e.span, _SIGNATURES[name]
+            )
+            return None
+        if name == "failures":
+            chan = e.args[0]
+            ch_name = chan.parts[0].name if isinstance(chan, A.Path) and len(chan.parts) == 1 else None
+            window = self.expr(e.args[1])
+            if ch_name is None:
+                self.d.add("HR109", "the first argument of `failures` is a channel", chan.span, _SIGNATURES[name])
+                return None
+            if self.scope is not None and ch_name in (self.scope.var, "channel"):
+                target = None
+            elif ch_name in self.n.channels:
+                target = ch_name
+                self.n.use("channel", ch_name, e.span)
+            else:
+                self.d.add("HR102", f"unknown channel `{ch_name}`", chan.span, did_you_mean(ch_name, self.n.channels))
+                return None
+            if window is None or not self._window(window, e.args[1]):
+                return None
+            return M.Func(name, (target, window), U.NUMBER, e.span)
+        if name in ("change", "drift"):
+            m = e.args[0]
+            if not (isinstance(m, A.Path) and len(m.parts) == 1 and m.parts[0].name in self.n.metrics):
+                mname = m.parts[0].name if isinstance(m, A.Path) else render(m)
+                self.d.add(
+                    "HR101",
+                    f"`{name}` needs a metric, `{mname}` is not one",
+                    m.span,
+                    did_you_mean(mname, self.n.metrics) or _SIGNATURES[name],
+                )
+                return None
+            metric = m.parts[0].name
+            self.n.use("metric", metric, e.span)
+            if name == "drift":
+                return M.Func(name, (metric,), U.PERCENT, e.span)
+            window = self.expr(e.args[1])
+            if window is None or not self._window(window, e.args[1]):
+                return None
+            return M.Func(name, (metric, window), self.n.metrics[metric].dim, e.span)
+        args = [self.expr(a) for a in e.args]
+        if any(a is None for a in args):
+            return None
+        if name == "abs":
+            if args[0].dim not in U.NUMERIC and args[0].dim != U.DURATION:
+                self.d.add("HR201", f"`abs` needs a number, not {_dim_words(args[0])}", e.span)
+                return None
+            return M.Func(name, tuple(args), args[0].dim, e.span)
+        a, b = args
+        if not U.compatible(a.dim, b.dim):
+            self.d.add("HR201", f"`{name}` of {_dim_words(a)} and {_dim_words(b)}", e.span)
+            return None
+        return M.Func(name, tuple(args), U.join(a.dim, b.dim), e.span)
+
+    def _window(self, t, e) -> bool:
+        if t.dim != U.DURATION or not isinstance(t, M.Const):
+            self.d.add("HR201", "the time window must be a duration literal such as 1h", e.span)
+            return False
+        if not 0 < float(t.value) <= 7 * 86400:
+            self.d.add("HR204", "the time window must be longer than 0 and at most 7d", e.span)
+            return False
+        return True
+
+
+_SIGNATURES = {
+    "change": "change(metric, window), e.g. change(water_level, 1h)",
+    "drift": "drift(metric), e.g. drift(ec): percent away from the value recorded at the last water change",
+    "failures": "failures(channel, window), e.g. failures(pump, 1h)",
+    "abs": "abs(value)",
+    "min": "min(a, b)",
+    "max": "max(a, b)",
+}
+
+
+def _dim_words(t) -> str:
+    dim = t.dim
+    unit = U.BASE_UNIT.get(dim)
+    if dim == U.NUMBER:
+        return "a plain number"
+    if unit:
+        return f"{dim} ({unit})"
+    return {U.DURATION: "a duration", U.TIME_OF_DAY: "a time of day", U.BOOL: "a yes/no value"}.get(dim, dim)
+
+
+def _unit_hint(a, b) -> str | None:
+    dims = {a.dim, b.dim}
+    if U.DURATION in dims and U.NUMBER in dims:
+        return "durations need a unit, e.g. `10m`"
+    for t in (a, b):
+        if isinstance(t, M.MetricRef):
+            unit = U.BASE_UNIT.get(t.dim)
+            if unit:
+                return f"{t.metric} is measured in {unit}"
+    return None
+
+
+# ---- rendering --------------------------------------------------------------------------
+_PREC = {
+    "or": 1,
+    "and": 2,
+    "not": 3,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "==": 4,
+    "!=": 4,
+    "is": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "neg": 7,
+}
+
+
+def render(e, parent: int = 0) -> str:
+    """An expression in canonical source form (used by fmt and in messages)."""
+    if isinstance(e, A.Literal):
+        return e.text
+    if isinstance(e, A.Path):
+        return e.dotted
+    if isinstance(e, A.Call):
+        return f"{e.func.name}(" + ", ".join(render(a) for a in e.args) + ")"
+    if isinstance(e, A.IsCheck):
+        s = f"{render(e.subject, _PREC['+'])} is {e.word.name}"
+        p = _PREC["is"]
+    elif isinstance(e, A.Unary):
+        if e.op == "not":
+            s, p = "not " + render(e.operand, _PREC["not"]), _PREC["not"]
+        else:
+            s, p = "-" + render(e.operand, _PREC["neg"]), _PREC["neg"]
+    elif isinstance(e, A.Binary):
+        p = _PREC[e.op]
+        right_p = p + 1 if e.op in ("-", "/", "<", "<=", ">", ">=", "==", "!=") else p
+        if e.op in ("<", "<=", ">", ">=", "==", "!="):
+            left_p = p + 1
+        else:
+            left_p = p
+        s = f"{render(e.left, left_p)} {e.op} {render(e.right, right_p)}"
+    else:  # pragma: no cover
+        raise TypeError(type(e))
+    return f"({s})" if p < parent else s

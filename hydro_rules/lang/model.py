@@ -1,0 +1,422 @@
+"""The checked rule set: names resolved, units converted, expressions typed.
+
+This is what the engine compiles and what the service reads (vocabulary,
+sites, zones and their node bindings). Every value is in its base unit
+(see units.py); every element keeps the span it was written at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from .source import Span
+
+node = dataclass(frozen=True, slots=True)
+
+
+# ---- typed expressions -----------------------------------------------------------
+@node
+class Const:
+    value: object
+    dim: str
+    span: Span
+
+
+@node
+class MetricRef:
+    """The zone's latest reading of a metric (`ph`), or its `age` / `unchanged_for`."""
+
+    metric: str
+    attr: str  # value | age | unchanged_for
+    dim: str
+    span: Span
+
+
+@node
+class ChannelRef:
+    """An attribute of a channel; channel None means the scope's current channel."""
+
+    channel: str | None
+    attr: str  # current | flow | on_for | off_for | timeouts
+    dim: str
+    span: Span
+
+
+@node
+class ChannelIs:
+    channel: str | None
+    word: str  # on | off | locked
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
+class SettingRef:
+    """A profile setting such as `water_cycle.water_change.interval`."""
+
+    path: str
+    dim: str
+    span: Span
+
+
+@node
+class TargetRef:
+    """The recipe phase's target: `target.ph.max` (bound min/max) or `target.ideal_change_interval`."""
+
+    name: str
+    bound: str | None
+    dim: str
+    span: Span
+
+
+@node
+class ZoneRef:
+    """Zone facts: solution.age, solution.<metric>, last_dose.age, recipe.day, time_of_day."""
+
+    name: str
+    dim: str
+    span: Span
+
+
+@node
+class AlertIs:
+    code: str
+    word: str  # active | resolved
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
+class Known:
+    operand: object
+    known: bool
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
+class Func:
+    name: str  # change | drift | failures | abs | min | max
+    args: tuple
+    dim: str
+    span: Span
+
+
+@node
+class Arith:
+    op: str
+    left: object
+    right: object
+    dim: str
+    span: Span
+
+
+@node
+class Neg:
+    operand: object
+    dim: str
+    span: Span
+
+
+@node
+class Cmp:
+    op: str
+    left: object
+    right: object
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
+class Logic:
+    op: str  # and | or
+    items: tuple
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
+class Not:
+    operand: object
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
+class Condition:
+    expr: object
+    hold_s: float
+    span: Span
+    text: str  # as written, for explanations
+
+
+# ---- declarations -------------------------------------------------------------------
+@node
+class Metric:
+    name: str
+    unit: str
+    dim: str
+    low: float
+    high: float
+    stale_s: float
+    aliases: tuple[str, ...]
+    text: str
+    span: Span
+
+
+@node
+class Channel:
+    name: str
+    kind: str  # pump | valve | doser | sensor
+    fail_safe: str | None  # NC | NO
+    current: str | None
+    flow: str | None
+    measures: str | None
+    moves_level: bool
+    text: str
+    span: Span
+
+
+@node
+class Window:
+    start_s: float
+    end_s: float
+    duty: float  # 0..1
+    period_s: float
+    span: Span
+
+    def contains(self, tod_s: float) -> bool:
+        if self.start_s <= self.end_s:
+            return self.start_s <= tod_s < self.end_s
+        return tod_s >= self.start_s or tod_s < self.end_s
+
+
+@node
+class Profile:
+    name: str
+    settings: dict  # dotted path -> value in base units
+    windows: tuple[Window, ...]
+    span: Span
+
+
+@node
+class Phase:
+    name: str
+    day_from: int
+    day_to: int | None
+    targets: dict  # metric -> (low, high)
+    values: dict  # name -> value
+    span: Span
+
+
+@node
+class Recipe:
+    name: str
+    title: str
+    phases: tuple[Phase, ...]
+    span: Span
+
+    def phase_on(self, day: int) -> Phase | None:
+        for p in self.phases:
+            if p.day_from <= day and (p.day_to is None or day <= p.day_to):
+                return p
+        return None
+
+
+@node
+class Binding:
+    channel: str
+    node_uid: str
+    channel_key: str
+    span: Span
+
+
+@node
+class Zone:
+    uid: str
+    title: str
+    site_uid: str
+    greenhouse_uid: str
+    profile: str
+    recipe: str
+    planted: date | None
+    reservoir_l: float
+    channels: dict  # channel name -> Binding
+    metric_nodes: dict  # metric -> node uid
+    timezone: str
+    span: Span
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        seen = dict.fromkeys([b.node_uid for b in self.channels.values()] + list(self.metric_nodes.values()))
+        return tuple(seen)
+
+
+@node
+class Greenhouse:
+    uid: str
+    title: str
+    zones: tuple[Zone, ...]
+    span: Span
+
+
+@node
+class Site:
+    uid: str
+    title: str
+    timezone: str
+    greenhouses: tuple[Greenhouse, ...]
+    span: Span
+
+    @property
+    def zones(self) -> tuple[Zone, ...]:
+        return tuple(z for g in self.greenhouses for z in g.zones)
+
+
+@node
+class Scope:
+    """The channels an alert or guard applies to: every channel of a kind, or named ones."""
+
+    kind: str | None
+    channels: tuple[str, ...]
+    var: str  # the name that stands for the current channel in expressions
+
+    def covers(self, channel: Channel) -> bool:
+        return channel.kind == self.kind if self.kind else channel.name in self.channels
+
+
+@node
+class Alert:
+    code: str
+    source: str
+    severity: str
+    text: str
+    scope: Scope | None
+    when: tuple[Condition, ...]
+    clear: Condition | None
+    clear_on_reset: bool
+    on_error: tuple[str, ...]
+    locks: bool
+    span: Span
+
+
+@node
+class Deny:
+    reason: str
+    expr: object
+    raises: str | None
+    text: str
+    span: Span
+
+
+@node
+class Guard:
+    name: str
+    scope: Scope
+    denies: tuple[Deny, ...]
+    span: Span
+
+
+@node
+class Action:
+    verb: str  # start stop recirculate release open close dose raise resolve event record reset_solution
+    target: str | None
+    amount: object | None  # typed expr: duration of a start, volume of a dose
+    guards: tuple[str, ...]
+    names: tuple[str, ...]
+    span: Span
+
+
+@node
+class Transition:
+    source: str
+    target: str
+    cond: Condition | None
+    after_s: float | None
+    every: object | None  # typed expr, duration
+    at: object | None  # typed expr, time of day
+    actions: tuple[Action, ...]
+    is_fail: bool
+    span: Span
+
+    def describe(self) -> str:
+        parts = []
+        if self.every is not None:
+            parts.append("schedule")
+        if self.cond is not None:
+            parts.append(self.cond.text)
+        if self.after_s is not None:
+            from .units import format_duration
+
+            parts.append(("timeout after " if self.is_fail else "after ") + format_duration(self.after_s))
+        return " and ".join(parts)
+
+
+@node
+class State:
+    name: str
+    machine: str
+    enter: tuple[Action, ...]
+    exit: tuple[Action, ...]
+    transitions: tuple[Transition, ...]
+    span: Span
+
+
+@node
+class Machine:
+    name: str
+    initial: str
+    states: dict  # name -> State
+    span: Span
+
+
+@node
+class Rule:
+    name: str
+    states: tuple[str, ...]
+    cond: Condition
+    actions: tuple[Action, ...]
+    repeat_s: float | None
+    span: Span
+
+
+@dataclass
+class RuleSet:
+    name: str
+    version: str
+    content_hash: str
+    metrics: dict = field(default_factory=dict)
+    aliases: dict = field(default_factory=dict)  # any spelling a node may send -> metric name
+    channels: dict = field(default_factory=dict)
+    sites: list = field(default_factory=list)
+    recipes: dict = field(default_factory=dict)
+    profiles: dict = field(default_factory=dict)
+    alerts: dict = field(default_factory=dict)
+    guards: dict = field(default_factory=dict)
+    machines: dict = field(default_factory=dict)
+    rules: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+
+    @property
+    def ruleset_version(self) -> str:
+        """name@version+hash: stamped on every command, alert and event."""
+        return f"{self.name}@{self.version}+{self.content_hash[:12]}"
+
+    @property
+    def zones(self) -> list[Zone]:
+        return [z for s in self.sites for z in s.zones]
+
+    def zone(self, uid: str) -> Zone | None:
+        return next((z for z in self.zones if z.uid == uid), None)
+
+    def normalize_metric(self, raw: str) -> str | None:
+        """The canonical metric name of what a node sent, or None when unknown (§7.3)."""
+        key = raw.strip()
+        return self.aliases.get(key) or self.aliases.get(key.lower()) or self.aliases.get(key.upper())
+
+    def state(self, name: str) -> State | None:
+        for m in self.machines.values():
+            if name in m.states:
+                return m.states[name]
+        return None

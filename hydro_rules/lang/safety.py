@@ -1,0 +1,413 @@
+"""Checks that keep pumps safe: machines, actions, guards and recirculation schedules.
+
+- every start of a pump names every guard that protects it (HR303);
+- every state that runs a pump can leave, by a timeout or a transition (HR302);
+- every state can be reached (HR301), every target exists (HR110);
+- an NC recirculation schedule never asks for an OFF stretch longer than
+  `max_recirc_off` (HR401), and its windows do not overlap (HR402).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ast as A
+from . import model as M
+from . import units as U
+from .diagnostics import Diagnostics, did_you_mean
+from .exprs import Typer
+
+#: verb -> channel kinds it applies to
+CHANNEL_VERBS = {
+    "start": ("pump",),
+    "stop": ("pump", "doser"),
+    "recirculate": ("pump",),
+    "release": ("pump", "valve"),
+    "open": ("valve",),
+    "close": ("valve",),
+    "dose": ("doser",),
+}
+STARTING_VERBS = {"start", "recirculate", "open", "dose"}
+MUST_BE_GUARDED = {"pump", "doser"}
+
+
+@dataclass
+class Usage:
+    """What the machines and rules use; read by later checks."""
+
+    channels: dict = field(default_factory=dict)  # channel -> span of first use
+    guards: set = field(default_factory=set)
+    raised: set = field(default_factory=set)
+    recirculated: dict = field(default_factory=dict)  # channel -> span of `recirculate`
+
+
+def check_machines(checker, typer: Typer, rs: M.RuleSet):
+    d: Diagnostics = checker.d
+    usage = Usage()
+    all_states: dict[str, A.StateDecl] = {}
+    for mdecl in checker.decls["machine"].values():
+        for s in mdecl.states:
+            if s.name.name in all_states:
+                d.add(
+                    "HR107",
+                    f"state `{s.name.name}` is defined twice; first at {all_states[s.name.name].name.span}",
+                    s.name.span,
+                )
+                continue
+            all_states[s.name.name] = s
+    actions = _Actions(checker, typer, rs, usage)
+    machines = {}
+    for name, mdecl in checker.decls["machine"].items():
+        machine = _machine(d, mdecl, all_states, typer, actions)
+        if machine:
+            machines[name] = machine
+    rules = {}
+    for name, rdecl in checker.decls["rule"].items():
+        rule = _rule(checker, rdecl, all_states, typer, actions)
+        if rule:
+            rules[name] = rule
+    for (kind, name), span in typer.n.used.items():
+        if kind == "channel":
+            usage.channels.setdefault(name, span)
+    return machines, rules, usage
+
+
+def _machine(d: Diagnostics, mdecl: A.MachineDecl, all_states, typer, actions) -> M.Machine | None:
+    own = {s.name.name: s for s in mdecl.states if all_states.get(s.name.name) is s}
+    initial = None
+    if not mdecl.initial:
+        d.add("HR304", f"machine `{mdecl.name.name}` needs `initial STATE`", mdecl.name.span)
+    elif len(mdecl.initial) > 1:
+        d.add("HR304", f"machine `{mdecl.name.name}` has more than one `initial`", mdecl.initial[1].span)
+    elif mdecl.initial[0].name not in own:
+        d.add(
+            "HR304",
+            f"initial state `{mdecl.initial[0].name}` is not a state of `{mdecl.name.name}`",
+            mdecl.initial[0].span,
+            did_you_mean(mdecl.initial[0].name, own),
+        )
+    else:
+        initial = mdecl.initial[0].name
+    states = {}
+    for sname, s in own.items():
+        enter = actions.block(s.enter)
+        exit_ = actions.block(s.exit)
+        transitions = []
+        for t in s.transitions:
+            tr = _transition(d, sname, t, own, all_states, typer, actions)
+            if tr:
+                transitions.append(tr)
+        state = M.State(sname, mdecl.name.name, enter, exit_, tuple(transitions), s.name.span)
+        states[sname] = state
+        _check_runs_pump(d, state, s, typer.n.channels)
+    if initial is None:
+        return None
+    _reachability(d, mdecl, initial, states)
+    return M.Machine(mdecl.name.name, initial, states, mdecl.name.span)
+
+
+def _transition(d, source, t: A.Transition, own, all_states, typer: Typer, actions) -> M.Transition | None:
+    target = t.target.name
+    ok = True
+    if target not in own:
+        if target in all_states:
+            d.add("HR110", f"`{target}` belongs to another machine", t.target.span)
+        elif t.is_fail:
+            d.add(
+                "HR110",
+                "`fail after` goes to state FAILED, which machine has none",
+                t.span,
+                "add `state FAILED { ... }` with what to do when a step times out",
+            )
+        else:
+            d.add("HR110", f"transition to missing state `{target}`", t.target.span, did_you_mean(target, own))
+        ok = False
+    trig = t.trigger
+    cond = typer.condition(trig.cond) if trig.cond is not None else None
+    if trig.cond is not None and cond is None:
+        ok = False
+    every = at = None
+    if trig.every is not None:
+        every, at = typer.expr(trig.every), typer.expr(trig.at)
+        if every is not None and every.dim != U.DURATION:
+            d.add("HR201", "`every` needs a duration such as 7d", trig.every.span)
+            ok = False
+        if at is not None and at.dim != U.TIME_OF_DAY:
+            d.add("HR201", "`at` needs a time of day such as 09:00", trig.at.span)
+            ok = False
+        ok = ok and every is not None and at is not None
+    after = float(trig.after.value) if trig.after is not None else None
+    if after is not None and after <= 0:
+        d.add("HR204", "a timeout must be longer than 0", trig.after.span)
+        ok = False
+    acts = actions.block((t.actions,) if t.actions else ())
+    if not ok:
+        return None
+    return M.Transition(source, target, cond, after, every, at, acts, t.is_fail, t.span)
+
+
+def _check_runs_pump(d, state: M.State, decl: A.StateDecl, channels) -> None:
+    running = [
+        a
+        for a in state.enter
+        if a.verb in ("start", "recirculate", "open")
+        and a.amount is None
+        and a.target in channels
+        and channels[a.target].kind in ("pump", "valve")
+    ]
+    if running and not state.transitions:
+        a = running[0]
+        d.add(
+            "HR302",
+            f"state `{state.name}` runs `{a.target}` but has neither a timeout nor a way out",
+            decl.name.span,
+            "add `fail after 30m` or a `go ... when ...`",
+        )
+
+
+def _reachability(d, mdecl, initial, states) -> None:
+    seen, todo = {initial}, [initial]
+    while todo:
+        s = states.get(todo.pop())
+        if s is None:
+            continue
+        for t in s.transitions:
+            if t.target not in seen:
+                seen.add(t.target)
+                todo.append(t.target)
+    for name, s in states.items():
+        if name not in seen:
+            d.add("HR301", f"state `{name}` cannot be reached from `{initial}`", s.span, "no transition leads to it")
+
+
+def _rule(checker, r: A.RuleDecl, all_states, typer: Typer, actions) -> M.Rule | None:
+    d = checker.d
+    states, cond, acts, repeat = [], None, (), None
+    ok = True
+    for it in r.items:
+        if isinstance(it, A.Item) and it.keyword == "in":
+            for s in it.values:
+                if s.name not in all_states:
+                    checker._unknown("HR103", "state", s, all_states)
+                    ok = False
+                else:
+                    states.append(s.name)
+        elif isinstance(it, A.Item) and it.keyword == "repeat every":
+            repeat = float(it.values[0].value)
+        elif isinstance(it, A.RuleWhen):
+            if cond is not None:
+                d.add("HR107", "a rule has one `when`", it.span)
+                continue
+            cond = typer.condition(it.cond)
+            ok = ok and cond is not None
+        elif isinstance(it, A.RuleDo):
+            acts = actions.block((it.actions,))
+    whens = [it for it in r.items if isinstance(it, A.RuleWhen)]
+    if not whens:
+        d.add("HR206", f"rule `{r.name.name}` needs a `when`", r.name.span)
+        ok = False
+    if not any(isinstance(it, A.RuleDo) for it in r.items):
+        d.add("HR206", f"rule `{r.name.name}` needs a `do {{ ... }}`", r.name.span)
+        ok = False
+    if not ok or cond is None:
+        return None
+    return M.Rule(r.name.name, tuple(states), cond, acts, repeat, r.name.span)
+
+
+class _Actions:
+    """Checks actions and records what they use."""
+
+    def __init__(self, checker, typer: Typer, rs: M.RuleSet, usage: Usage):
+        self.c, self.d, self.typer, self.rs, self.usage = checker, checker.d, typer, rs, usage
+
+    def block(self, blocks) -> tuple[M.Action, ...]:
+        out = []
+        for b in blocks:
+            for a in b.items:
+                act = self.action(a)
+                if act:
+                    out.append(act)
+        return tuple(out)
+
+    def action(self, a: A.Action) -> M.Action | None:
+        verb = a.verb
+        if verb in CHANNEL_VERBS:
+            return self._channel_action(a)
+        if verb in ("raise", "resolve"):
+            code = a.target.name
+            alert = self.rs.alerts.get(code)
+            if alert is None:
+                if code not in self.c.decls["alert"]:
+                    self.c._unknown("HR104", "alert", a.target, self.c.decls["alert"])
+                return None
+            if verb == "raise":
+                if alert.scope is not None:
+                    self.d.add(
+                        "HR113",
+                        f"alert `{code}` is raised per channel; raise it from a guard's "
+                        "`deny ... raise` or give it a `when`",
+                        a.target.span,
+                    )
+                    return None
+                self.usage.raised.add(code)
+            return M.Action(verb, code, None, (), (), a.span)
+        if verb == "record":
+            names = []
+            for n in a.names:
+                if n.name not in self.rs.metrics:
+                    self.c._unknown("HR101", "metric", n, self.rs.metrics)
+                else:
+                    names.append(n.name)
+            return M.Action("record", None, None, (), tuple(names), a.span)
+        if verb == "event":
+            return M.Action("event", a.target.name, None, (), (), a.span)
+        return M.Action("reset_solution", None, None, (), (), a.span)
+
+    def _channel_action(self, a: A.Action) -> M.Action | None:
+        verb, name = a.verb, a.target.name
+        ch = self.rs.channels.get(name)
+        if ch is None:
+            if name not in self.c.decls["channel"]:
+                self.c._unknown("HR102", "channel", a.target, self.rs.channels)
+            return None
+        self.usage.channels.setdefault(name, a.target.span)
+        if ch.kind not in CHANNEL_VERBS[verb]:
+            self.d.add(
+                "HR113",
+                f"`{verb}` does not apply to `{name}`, a {ch.kind}",
+                a.target.span,
+                {
+                    "pump": "pumps are started and stopped",
+                    "valve": "valves are opened and closed",
+                    "doser": "dosers dose an amount",
+                    "sensor": "sensors are read, not switched",
+                }[ch.kind],
+            )
+            return None
+        amount = None
+        if a.amount is not None:
+            amount = self.typer.expr(a.amount)
+            want = U.VOLUME if verb == "dose" else U.DURATION
+            if amount is not None and amount.dim != want:
+                self.d.add(
+                    "HR201",
+                    f"`{verb}` takes {'a volume such as 2 ml' if verb == 'dose' else 'a duration'}, not {amount.dim}",
+                    a.amount.span,
+                )
+                return None
+        guards = []
+        for g in a.guards:
+            guard = self.rs.guards.get(g.name)
+            if guard is None:
+                if g.name not in self.c.decls["guard"]:
+                    self.c._unknown("HR105", "guard", g, self.c.decls["guard"])
+                continue
+            self.usage.guards.add(g.name)
+            if not guard.scope.covers(ch):
+                self.d.add("HR113", f"guard `{g.name}` does not protect `{name}`", g.span)
+                continue
+            guards.append(g.name)
+        if verb in STARTING_VERBS:
+            self._guard_coverage(a, ch, guards)
+        if verb == "recirculate":
+            self.usage.recirculated.setdefault(name, a.target.span)
+        return M.Action(verb, name, amount, tuple(guards), (), a.span)
+
+    def _guard_coverage(self, a: A.Action, ch: M.Channel, named: list[str]) -> None:
+        protecting = [g for g in self.rs.guards.values() if g.scope.covers(ch)]
+        missing = [g.name for g in protecting if g.name not in named]
+        if missing:
+            self.d.add(
+                "HR303",
+                f"`{a.verb} {ch.name}` does not evaluate guard "
+                + ", ".join(f"`{m}`" for m in missing)
+                + f", which protects {ch.name}",
+                a.span,
+                "add `guarded by " + ", ".join(named + missing) + "`",
+            )
+        elif not protecting and ch.kind in MUST_BE_GUARDED:
+            self.d.add(
+                "HR303",
+                f"`{a.verb} {ch.name}`: no guard protects {ch.kind} `{ch.name}`",
+                a.span,
+                f"declare `guard can_run_{ch.kind} for each {ch.kind} {{ ... }}` and use it here",
+            )
+
+
+def check_schedules(d: Diagnostics, rs: M.RuleSet, usage: Usage) -> None:
+    """Recirculation windows of every profile, when an NC pump is recirculated."""
+    nc = [n for n in usage.recirculated if rs.channels[n].fail_safe == "NC"]
+    if not nc:
+        return
+    for p in rs.profiles.values():
+        if not p.settings["water_cycle.recirc.enabled"] or not p.windows:
+            continue
+        max_off = p.settings["water_cycle.recirc.max_recirc_off"]
+        limit = U.format_duration(max_off)
+        ws = sorted(p.windows, key=lambda w: w.start_s)
+        for i, a in enumerate(ws):
+            for b in ws[i + 1 :]:
+                if _overlap(a, b):
+                    d.add(
+                        "HR402",
+                        f"schedule windows overlap: {_hm(a.start_s)}-{_hm(a.end_s)} and "
+                        f"{_hm(b.start_s)}-{_hm(b.end_s)}",
+                        b.span,
+                    )
+        for w in ws:
+            off = (1.0 - w.duty) * w.period_s
+            if off > max_off:
+                d.add(
+                    "HR401",
+                    f"duty {w.duty * 100:g}% of {U.format_duration(w.period_s)} switches {nc[0]} OFF "
+                    f"for {U.format_duration(off)} at a time, longer than max_recirc_off {limit}",
+                    w.span,
+                    "raise the duty or shorten the period",
+                )
+        for start, end, before in _gaps(ws):
+            gap = (end - start) % 86400
+            off = gap + (1.0 - before.duty) * before.period_s
+            if off > max_off:
+                d.add(
+                    "HR401",
+                    f"no window covers {_hm(start)}-{_hm(end)}: {nc[0]} would be OFF for up to "
+                    f"{U.format_duration(off)}, longer than max_recirc_off {limit}",
+                    before.span,
+                    "cover the whole day with windows, e.g. a night window with a low duty",
+                )
+
+
+def _hm(s: float) -> str:
+    return U.describe(s % 86400 if s != 86400 else 86400, U.TIME_OF_DAY) if s != 86400 else "24:00"
+
+
+def _intervals(w: M.Window):
+    if w.start_s < w.end_s:
+        return [(w.start_s, w.end_s)]
+    return [(w.start_s, 86400.0), (0.0, w.end_s)]
+
+
+def _overlap(a: M.Window, b: M.Window) -> bool:
+    return any(x0 < y1 and y0 < x1 for x0, x1 in _intervals(a) for y0, y1 in _intervals(b))
+
+
+def _gaps(ws: list[M.Window]):
+    """(start, end, window before) of each stretch of the day no window covers."""
+    covered = sorted(iv for w in ws for iv in _intervals(w))
+    merged: list[list[float]] = []
+    for s, e in covered:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    if merged and merged[0][0] == 0 and merged[-1][1] == 86400 and len(merged) == 1:
+        return []
+    gaps = []
+    for i, (_start, e) in enumerate(merged):
+        nxt = merged[(i + 1) % len(merged)][0]
+        if nxt == 0 and e == 86400:
+            continue
+        if (nxt - e) % 86400 > 0 or len(merged) == 1:
+            before = next(w for w in ws if any(abs(x1 - e) < 1e-9 for _, x1 in _intervals(w)))
+            gaps.append((e % 86400, nxt, before))
+    return gaps

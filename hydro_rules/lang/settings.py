@@ -1,0 +1,60 @@
+"""The settings a profile may hold (§10.2), their dimensions and defaults.
+
+Rules read them as `water_change.interval`, `recirc.max_recirc_off`,
+`levels.min`, ...; a profile overrides the defaults.
+"""
+
+from __future__ import annotations
+
+from . import units as U
+
+#: dotted path -> (dimension, default, allowed names or None)
+SCHEMA: dict[str, tuple[str, object, frozenset | None]] = {
+    "water_cycle.mode": (U.TEXT, "recirculating", frozenset({"recirculating"})),
+    "water_cycle.recirc.enabled": (U.BOOL, True, None),
+    "water_cycle.recirc.max_recirc_off": (U.DURATION, 600.0, None),
+    "water_cycle.recirc.min_on": (U.DURATION, 300.0, None),
+    "water_cycle.water_change.enabled": (U.BOOL, True, None),
+    "water_cycle.water_change.interval": (U.DURATION, 7 * 86400.0, None),
+    "water_cycle.water_change.time_of_day": (U.TIME_OF_DAY, 9 * 3600.0, None),
+    "water_cycle.water_change.max_solution_age": (U.DURATION, 10 * 86400.0, None),
+    "water_cycle.water_change.trigger_by_ec_drift": (U.BOOL, True, None),
+    "water_cycle.water_change.ec_drift_threshold": (U.PERCENT, 30.0, None),
+    "levels.max": (U.PERCENT, 98.0, None),
+    "levels.target": (U.PERCENT, 90.0, None),
+    "levels.min": (U.PERCENT, 15.0, None),
+    "levels.empty": (U.PERCENT, 5.0, None),
+    "dosing.mixing_time": (U.DURATION, 900.0, None),
+    "dosing.ph_down_dose": (U.VOLUME, 0.002, None),
+    "dosing.nutrient_dose": (U.VOLUME, 0.005, None),
+    "commands.response_timeout": (U.DURATION, 60.0, None),
+}
+
+SECTIONS = {p.rsplit(".", 1)[0] for p in SCHEMA} | {"water_cycle"}
+
+#: short prefixes rules may use: `water_change.interval` is `water_cycle.water_change.interval`
+SHORT = {"water_change": "water_cycle.water_change", "recirc": "water_cycle.recirc"}
+
+#: names from the backend plan that are written differently here
+PLAN_NAMES = {
+    "interval_days": "interval 7d",
+    "max_recirc_off_minutes": "max_recirc_off 10m",
+    "max_solution_age_days": "max_solution_age 10d",
+    "schedule": "window 00:00 to 24:00 duty 50% period 20m",
+    "duty_cycle": "window 00:00 to 24:00 duty 50% period 20m",
+}
+
+#: the largest duty period a window may have, so that a cycle fits in a day
+MAX_PERIOD_S = 86400.0
+
+
+def resolve(path: str) -> str:
+    """The full dotted path of a setting as rules or profiles write it."""
+    head, _, rest = path.partition(".")
+    if head in SHORT:
+        return SHORT[head] + ("." + rest if rest else "")
+    return path
+
+
+def defaults() -> dict:
+    return {path: default for path, (_, default, _) in SCHEMA.items()}

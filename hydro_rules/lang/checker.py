@@ -518,6 +518,9 @@ class Checker:
                     else:
                         when.append(c)
             typer.scope = None
+            if len(when) > 1:
+                self.d.add("HR107", f"alert `{code}` has more than one `when`", when[1].span,
+                           "combine the conditions with `or`")
             locks = "lock until reset" in items
             on_error = tuple(
                 v.name for it in d.items if isinstance(it, A.Item) and it.keyword == "on error" for v in it.values

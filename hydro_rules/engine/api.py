@@ -1,0 +1,85 @@
+"""The engine as other parts of hydro-rules use it: guard checks and simulations.
+
+Compiled rule sets are cached per rule-set version, so callers may pass the
+same RuleSet over and over without compiling it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import messages as W
+from ..lang import model as M
+from .compiler import CompiledRuleSet
+from .state import ZoneState
+
+_CACHE: dict[str, CompiledRuleSet] = {}
+
+
+def compiled(ruleset: M.RuleSet) -> CompiledRuleSet:
+    """The compiled form of `ruleset`, compiled once per rule-set version."""
+    c = _CACHE.get(ruleset.ruleset_version)
+    if c is None or c.ruleset is not ruleset and c.ruleset.ruleset_version != ruleset.ruleset_version:
+        c = CompiledRuleSet(ruleset)
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        _CACHE[ruleset.ruleset_version] = c
+    return c
+
+
+def telemetry_of(readings) -> dict:
+    """Readings (messages.Reading) as the engine reads them: (node, metric) -> (value, ts), newest wins."""
+    out: dict = {}
+    for r in readings:
+        key = (r.node_uid, r.metric)
+        prev = out.get(key)
+        if prev is None or r.ts >= prev[1]:
+            out[key] = (r.value, r.ts)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GuardVerdict:
+    allowed: bool
+    guard: str | None = None
+    reason: str | None = None
+    raises: str | None = None
+    guards: tuple = ()  # every guard that protects the channel, all asked
+
+
+def protecting_guards(ruleset: M.RuleSet, channel: M.Channel) -> tuple[str, ...]:
+    return tuple(name for name, g in ruleset.guards.items() if g.scope.covers(channel))
+
+
+def check_start(
+    ruleset: M.RuleSet,
+    zone_uid: str,
+    channel: str,
+    engine_state: dict | ZoneState | None,
+    readings: list[W.Reading],
+    now: float,
+) -> GuardVerdict:
+    """May `channel` of the zone be started now? Asks every guard that protects it.
+
+    A deny that holds, or that cannot be decided because a value is unknown,
+    refuses, exactly as in the engine's own starts.
+    """
+    c = compiled(ruleset)
+    prog = c.program(zone_uid)
+    if channel not in prog.channels:
+        raise KeyError(f"zone {zone_uid} has no channel {channel!r}")
+    if isinstance(engine_state, ZoneState):
+        st = engine_state
+    elif engine_state:
+        st = ZoneState.from_json(engine_state)
+    else:
+        st = prog.new_state(now)
+    guards = protecting_guards(ruleset, prog.channels[channel])
+    prog.now, prog.st, prog.snap = now, st, telemetry_of(readings)
+    prog._read_metrics()
+    prog._targets()
+    verdict = prog.guard_verdict(channel, guards)
+    if verdict is None:
+        return GuardVerdict(True, guards=guards)
+    guard, deny = verdict
+    return GuardVerdict(False, guard, deny.reason, deny.raises, guards)

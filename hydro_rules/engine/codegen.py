@@ -1,0 +1,169 @@
+"""Typed expressions (lang.model) to Python source.
+
+Values follow three-valued logic: None is "unknown" (a stale or missing
+reading, no recipe target). A comparison with an unknown side is unknown;
+`and` is False when either side is False, `or` True when either is True.
+The generated code checks for None only where a value can be unknown.
+"""
+
+from __future__ import annotations
+
+from ..lang import model as M
+
+_CMP = {"<", "<=", ">", ">=", "==", "!="}
+
+
+class ExprCompiler:
+    """Compiles expressions of one function; `temps` counts walrus temporaries."""
+
+    def __init__(self, channel_var: str = "ch"):
+        self.n = 0
+        self.channel_var = channel_var
+
+    def _tmp(self) -> str:
+        self.n += 1
+        return f"_t{self.n}"
+
+    def compile(self, e) -> str:
+        return self.emit(e)[0]
+
+    def emit(self, e) -> tuple[str, bool]:
+        """(source, may be None) of an expression."""
+        return getattr(self, "_" + type(e).__name__)(e)
+
+    def _ch(self, name: str | None) -> str:
+        return self.channel_var if name is None else repr(name)
+
+    # ---- leaves ---------------------------------------------------------------------
+    def _Const(self, e: M.Const):
+        v = e.value
+        return (repr(bool(v)) if isinstance(v, bool) else repr(float(v))), False
+
+    def _MetricRef(self, e: M.MetricRef):
+        if e.attr == "value":
+            return f"mv[{e.metric!r}]", True
+        return f"x.{e.attr}({e.metric!r})", True
+
+    def _ChannelRef(self, e: M.ChannelRef):
+        ch = self._ch(e.channel)
+        nullable = e.attr in ("current", "flow")
+        return f"x.{e.attr}({ch})", nullable
+
+    def _ChannelIs(self, e: M.ChannelIs):
+        ch = self._ch(e.channel)
+        if e.word == "on":
+            return f"x.is_on({ch})", False
+        if e.word == "off":
+            return f"(not x.is_on({ch}))", False
+        return f"x.locked({ch})", False
+
+    def _SettingRef(self, e: M.SettingRef):
+        return f"S[{e.path!r}]", False
+
+    def _TargetRef(self, e: M.TargetRef):
+        key = f"{e.name}.{e.bound}" if e.bound else e.name
+        return f"T.get({key!r})", True
+
+    def _ZoneRef(self, e: M.ZoneRef):
+        if e.name.startswith("solution.") and e.name != "solution.age":
+            return f"x.solution_value({e.name.split('.', 1)[1]!r})", True
+        method = {
+            "solution.age": "solution_age",
+            "last_dose.age": "last_dose_age",
+            "recipe.day": "recipe_day",
+            "time_of_day": "time_of_day",
+        }[e.name]
+        return f"x.{method}()", e.name in ("solution.age", "recipe.day")
+
+    def _AlertIs(self, e: M.AlertIs):
+        src = f"x.alert_active({e.code!r})"
+        return (src if e.word == "active" else f"(not {src})"), False
+
+    # ---- compound ---------------------------------------------------------------------
+    def _Known(self, e: M.Known):
+        src, nullable = self.emit(e.operand)
+        if not nullable:
+            return repr(e.known), False
+        return (f"({src} is not None)" if e.known else f"({src} is None)"), False
+
+    def _binary(self, left, right, op: str):
+        a, an = self.emit(left)
+        b, bn = self.emit(right)
+        checks = []
+        if an:
+            t = self._tmp()
+            checks.append(f"({t} := {a}) is None")
+            a = t
+        if bn:
+            t = self._tmp()
+            checks.append(f"({t} := {b}) is None")
+            b = t
+        if op == "/":
+            body = f"({a} / {b} if {b} else None)"
+            nullable = True
+        else:
+            body = f"{a} {op} {b}"
+            nullable = bool(checks)
+        if not checks:
+            return f"({body})", nullable
+        return f"(None if {' or '.join(checks)} else {body})", True
+
+    def _Cmp(self, e: M.Cmp):
+        return self._binary(e.left, e.right, e.op)
+
+    def _Arith(self, e: M.Arith):
+        return self._binary(e.left, e.right, e.op)
+
+    def _Neg(self, e: M.Neg):
+        src, nullable = self.emit(e.operand)
+        if not nullable:
+            return f"(-{src})", False
+        t = self._tmp()
+        return f"(None if ({t} := {src}) is None else -{t})", True
+
+    def _Not(self, e: M.Not):
+        src, nullable = self.emit(e.operand)
+        if not nullable:
+            return f"(not {src})", False
+        t = self._tmp()
+        return f"(None if ({t} := {src}) is None else not {t})", True
+
+    def _Logic(self, e: M.Logic):
+        parts = [self.emit(i) for i in e.items]
+        if not any(n for _, n in parts):
+            return "(" + f" {e.op} ".join(s for s, _ in parts) + ")", False
+        stop, go = ("False", "True") if e.op == "and" else ("True", "False")
+        temps = [(self._tmp(), s, nullable) for s, nullable in parts]
+        unknowns = " or ".join(f"{t} is None" for t, _, n in temps if n)
+        tail = f"(None if {unknowns} else {go})"
+        for t, s, _ in reversed(temps):
+            tail = f"({stop} if ({t} := {s}) is {stop} else {tail})"
+        return tail, True
+
+    def _Func(self, e: M.Func):
+        name = e.name
+        if name == "change":
+            return f"x.change({e.args[0]!r}, {float(e.args[1].value)!r})", True
+        if name == "drift":
+            return f"x.drift({e.args[0]!r})", True
+        if name == "failures":
+            return f"x.failures({self._ch(e.args[0])}, {float(e.args[1].value)!r})", False
+        if name == "abs":
+            src, nullable = self.emit(e.args[0])
+            if not nullable:
+                return f"abs({src})", False
+            t = self._tmp()
+            return f"(None if ({t} := {src}) is None else abs({t}))", True
+        srcs = [self.emit(a) for a in e.args]
+        checks, vals = [], []
+        for s, nullable in srcs:
+            if nullable:
+                t = self._tmp()
+                checks.append(f"({t} := {s}) is None")
+                vals.append(t)
+            else:
+                vals.append(s)
+        body = f"{name}({', '.join(vals)})"
+        if not checks:
+            return body, False
+        return f"(None if {' or '.join(checks)} else {body})", True

@@ -1,0 +1,642 @@
+"""The zone program: one zone's compiled rules and the runtime they call.
+
+`ZoneProgram.evaluate(state, telemetry, now)` runs one tick: it reads the
+telemetry (stale values become unknown), advances alerts, state machines and
+rules (generated code, see compiler.py), then reconciles every channel: what
+the rules want, what its guards allow, and which wire command makes the node
+do it given the channel's fail-safe wiring.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from .. import messages as W
+from ..lang import model as M
+from .decisions import AlertChange, Command, Decisions, Refusal, StateChange, ZoneEvent
+from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
+
+#: a command that keeps a load on or off is renewed when less than this is left of it
+RENEW_S = 90.0
+#: longest run a single command asks of a normally-open pump; renewed while wanted
+RUN_CHUNK_S = 600.0
+#: failure times older than this are forgotten
+FAILURE_MEMORY_S = 7 * 86400.0
+INF = math.inf
+
+
+class ZoneProgram:
+    """Rules compiled for one zone. Not thread-safe: one evaluation at a time."""
+
+    def __init__(self, compiled, zone: M.Zone, tick_fn, guard_fns: dict):
+        rs: M.RuleSet = compiled.ruleset
+        self.compiled = compiled
+        self.rs = rs
+        self.zone = zone
+        self.version = rs.ruleset_version
+        self.profile = rs.profiles[zone.profile]
+        self.S = self.profile.settings
+        self.recipe = rs.recipes[zone.recipe]
+        self.channels = {name: rs.channels[name] for name in zone.channels}
+        self.bindings = zone.channels
+        self.tick_fn = tick_fn
+        self.guard_fns = guard_fns
+        self.tz = None if zone.timezone in ("UTC", "Etc/UTC") else ZoneInfo(zone.timezone)
+        # metric -> (node or None, stale limit); None node: the freshest of the zone's nodes
+        self.metric_src = {m: (zone.metric_nodes.get(m), rs.metrics[m].stale_s) for m in compiled.metrics_used}
+        self.zone_nodes = zone.nodes
+        self.stale = {m: rs.metrics[m].stale_s for m in rs.metrics}
+        self._phase_day: int | None = None
+        self._offset_hour = None
+        self._offset = 0.0
+        self._due_cache: dict = {}
+        # per-tick
+        self.now = 0.0
+        self.mv: dict = {}
+        self.mts: dict = {}
+        self.T: dict = {}
+        self.st: ZoneState | None = None
+        self.snap: dict = {}
+        self.dec = Decisions()
+
+    # ---- the tick ---------------------------------------------------------------------
+    def new_state(self, now: float) -> ZoneState:
+        """A fresh zone: machines at their initial states (entered on the first tick),
+        outputs at their fail-safe defaults, the solution counted from now."""
+        st = ZoneState(self.zone.uid, now, solution_started_at=now)
+        for name, m in self.rs.machines.items():
+            st.machines[name] = m.initial
+        for name, ch in self.channels.items():
+            st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
+        return st
+
+    def evaluate(self, st: ZoneState, telemetry: dict, now: float) -> Decisions:
+        """One tick. `telemetry` maps (node uid, metric) to (value, ts); `st` is updated in place."""
+        self.now, self.st, self.snap = now, st, telemetry
+        self.dec = dec = Decisions()
+        self._read_metrics()
+        self._targets()
+        self._sweep_timeouts()
+        for name, ch in self.channels.items():
+            if name not in st.channels:
+                st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
+        for mname, m in self.rs.machines.items():
+            if st.entered_at.get(mname) is None:
+                state = st.machines.get(mname) or m.initial
+                st.machines[mname] = state
+                st.entered_at[mname] = now
+                self.run_actions(m.states[state].enter, f"state {state}")
+        self.tick_fn(self)
+        self._reconcile()
+        return dec
+
+    # ---- telemetry ------------------------------------------------------------------------
+    def _read_metrics(self) -> None:
+        snap, now, mv, mts = self.snap, self.now, self.mv, self.mts
+        for metric, (node, stale) in self.metric_src.items():
+            r = snap.get((node, metric)) if node else self._freshest(metric)
+            if r is not None and now - r[1] <= stale:
+                mv[metric] = r[0]
+                mts[metric] = r[1]
+            else:
+                mv[metric] = None
+                mts[metric] = r[1] if r is not None else None
+        st = self.st
+        for metric in self.compiled.unchanged_metrics:
+            v = mv.get(metric)
+            if v is None:
+                continue
+            u = st.unchanged.get(metric)
+            if u is None or u[0] != v:
+                st.unchanged[metric] = [v, mts[metric]]
+        for metric, window in self.compiled.history_metrics.items():
+            v = mv.get(metric)
+            if v is None:
+                continue
+            h = st.history.setdefault(metric, [])
+            if not h or now - h[-1][0] >= 60.0:
+                h.append([now, v])
+                horizon = now - window - 120.0
+                while len(h) > 2 and h[1][0] <= horizon:
+                    h.pop(0)
+
+    def _freshest(self, metric: str):
+        best = None
+        for node in self.zone_nodes:
+            r = self.snap.get((node, metric))
+            if r is not None and (best is None or r[1] > best[1]):
+                best = r
+        return best
+
+    def reading(self, channel: str, attr: str):
+        metric = getattr(self.channels[channel], attr)
+        if metric is None:
+            return None
+        r = self.snap.get((self.bindings[channel].node_uid, metric))
+        if r is None or self.now - r[1] > self.stale[metric]:
+            return None
+        return r[0]
+
+    def _targets(self) -> None:
+        day = self.recipe_day()
+        if day == self._phase_day:
+            return
+        self._phase_day = day
+        phase = self.recipe.phase_on(day) if day is not None and day >= 0 else None
+        T: dict = {}
+        if phase:
+            for metric, (lo, hi) in phase.targets.items():
+                T[f"{metric}.min"], T[f"{metric}.max"] = lo, hi
+            T.update(phase.values)
+        self.T = T
+
+    # ---- values the generated code asks for --------------------------------------------------
+    def age(self, metric: str):
+        ts = self.mts.get(metric)
+        return None if ts is None else self.now - ts
+
+    def unchanged_for(self, metric: str):
+        if self.mv.get(metric) is None:
+            return None
+        u = self.st.unchanged.get(metric)
+        return None if u is None else self.now - u[1]
+
+    def current(self, channel: str):
+        return self.reading(channel, "current")
+
+    def flow(self, channel: str):
+        return self.reading(channel, "flow")
+
+    def on_for(self, channel: str) -> float:
+        c = self.st.channels[channel]
+        return self.now - c.since if c.is_on else 0.0
+
+    def off_for(self, channel: str) -> float:
+        c = self.st.channels[channel]
+        return 0.0 if c.is_on else self.now - c.since
+
+    def timeouts(self, channel: str) -> float:
+        return float(self.st.channels[channel].timeouts)
+
+    def is_on(self, channel: str) -> bool:
+        return self.st.channels[channel].is_on
+
+    def locked(self, channel: str) -> bool:
+        for (code, ch), a in self.st.alerts.items():
+            if a.status == ACTIVE and (ch == channel or ch is None) and self.rs.alerts[code].locks:
+                return True
+        return False
+
+    def failures(self, channel: str, window: float) -> float:
+        since = self.now - window
+        return float(sum(1 for t in self.st.channels[channel].failures if t >= since))
+
+    def alert_active(self, code: str) -> bool:
+        return any(a.status == ACTIVE for (c, _), a in self.st.alerts.items() if c == code)
+
+    def solution_age(self):
+        s = self.st.solution_started_at
+        return None if s is None else self.now - s
+
+    def solution_value(self, metric: str):
+        return self.st.solution.get(metric)
+
+    def last_dose_age(self) -> float:
+        t = self.st.last_dose_at
+        return INF if t is None else self.now - t
+
+    def local(self, t: float) -> float:
+        """Seconds of local wall time at epoch `t` (UTC plus the zone's offset)."""
+        if self.tz is None:
+            return t
+        hour = int(t // 3600)
+        if hour != self._offset_hour:
+            self._offset_hour = hour
+            off = datetime.fromtimestamp(t, self.tz).utcoffset()
+            self._offset = off.total_seconds() if off else 0.0
+        return t + self._offset
+
+    def time_of_day(self) -> float:
+        return self.local(self.now) % 86400.0
+
+    def recipe_day(self):
+        start = self.zone.planted
+        now_local = self.local(self.now)
+        if start is None:
+            return int((now_local - self.local(self.st.created_at)) // 86400)
+        epoch = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
+        return int((now_local - epoch) // 86400)
+
+    def change(self, metric: str, window: float):
+        v = self.mv.get(metric)
+        h = self.st.history.get(metric)
+        if v is None or not h:
+            return None
+        at = self.now - window
+        past = None
+        for ts, val in h:
+            if ts > at:
+                break
+            past = val
+        return None if past is None else v - past
+
+    def drift(self, metric: str):
+        v = self.mv.get(metric)
+        base = self.st.solution.get(metric)
+        if v is None or not base:
+            return None
+        return abs(v - base) / base * 100.0
+
+    def due(self, every: float, at: float) -> bool:
+        """Is a schedule `every D at T`, counted from the day the solution was started, due?"""
+        anchor = self.st.solution_started_at
+        if anchor is None:
+            return False
+        key = (anchor, every, at)
+        when = self._due_cache.get(key)
+        if when is None:
+            local_anchor = self.local(anchor)
+            midnight_local = local_anchor - local_anchor % 86400.0
+            due_local = midnight_local + every + at
+            when = due_local - (self.local(due_local) - due_local)
+            if len(self._due_cache) > 64:
+                self._due_cache.clear()
+            self._due_cache[key] = when
+        return self.now >= when
+
+    # ---- holds, alerts, transitions, rules (called by generated code) ----------------------------
+    def hold(self, key, cond, hold_s: float) -> bool:
+        holds = self.st.holds
+        if cond:
+            since = holds.setdefault(key, self.now)
+            return self.now - since >= hold_s
+        holds.pop(key, None)
+        return False
+
+    def alert_true(self, spec, a: AlertState | None) -> None:
+        now = self.now
+        if a is None:
+            a = AlertState(spec.code, spec.channel, PENDING, now)
+            self.st.alerts[spec.key] = a
+        if now - a.since >= spec.hold:
+            self.raise_alert(spec.code, spec.channel, {"condition": spec.when_text}, existing=a)
+
+    def alert_clear(self, spec, a: AlertState) -> None:
+        if a.clear_since is None:
+            a.clear_since = self.now
+        if self.now - a.clear_since >= spec.clear_hold:
+            self.resolve_alert(a, None, f"cleared: {spec.clear_text}")
+
+    def raise_alert(self, code: str, channel: str | None, details: dict, existing: AlertState | None = None):
+        key = (code, channel)
+        a = existing or self.st.alerts.get(key)
+        if a is not None and a.status == ACTIVE:
+            return
+        if a is None:
+            a = AlertState(code, channel, ACTIVE, self.now)
+            self.st.alerts[key] = a
+        a.status, a.raised_at, a.since, a.clear_since, a.details = ACTIVE, self.now, self.now, None, details
+        al = self.rs.alerts[code]
+        self.dec.alerts.append(AlertChange(code, channel, "raised", self.now, al.source, al.severity, al.text, details))
+
+    def resolve_alert(self, a: AlertState, by: str | None, why: str) -> None:
+        del self.st.alerts[(a.code, a.channel)]
+        al = self.rs.alerts[a.code]
+        self.dec.alerts.append(
+            AlertChange(
+                a.code, a.channel, "resolved", self.now, al.source, al.severity, al.text, dict(a.details), by, why
+            )
+        )
+
+    def go(self, tr) -> None:
+        st, now = self.st, self.now
+        machine = tr.machine
+        source = st.machines[machine]
+        m = self.rs.machines[machine]
+        reason = self.compiled.explain_transition(self, tr)
+        self.run_actions(m.states[source].exit, f"state {source} (exit)")
+        self.run_actions(tr.model.actions, f"transition {source} -> {tr.model.target}")
+        st.machines[machine] = tr.model.target
+        st.entered_at[machine] = now
+        prefix = (machine,)
+        for k in [k for k in st.holds if k[:1] == prefix]:
+            del st.holds[k]
+        self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason))
+        self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
+
+    def fire(self, spec) -> None:
+        last = self.st.fired.get(spec.name)
+        if last is not None and (spec.repeat is None or self.now - last < spec.repeat):
+            return
+        self.st.fired[spec.name] = self.now
+        self.run_actions(spec.model.actions, f"rule {spec.name}")
+
+    def rule_idle(self, spec) -> None:
+        self.st.fired.pop(spec.name, None)
+        self.st.holds.pop(spec.hold_key, None)
+
+    # ---- actions --------------------------------------------------------------------------
+    def run_actions(self, actions, cause: str) -> None:
+        recorded: dict = {}
+        for a in actions:
+            where = f"{cause} ({a.span.path}:{a.span.line})"
+            verb = a.verb
+            if verb in ("start", "open", "stop", "close", "recirculate", "release"):
+                if a.target not in self.st.channels:
+                    continue
+                c = self.st.channels[a.target]
+                c.cause = where
+                c.guards = a.guards
+                c.desired_until = None
+                c.denied_by = None
+                if verb in ("start", "open"):
+                    c.desired = ON
+                    if a.amount is not None:
+                        dur = self.compiled.value(self, a.amount)
+                        c.desired_until = self.now + dur if dur is not None else self.now
+                elif verb in ("stop", "close"):
+                    c.desired = OFF
+                elif verb == "recirculate":
+                    c.desired = DUTY
+                else:
+                    c.desired = RELEASED
+            elif verb == "dose":
+                self._dose(a, where)
+            elif verb == "raise":
+                self.raise_alert(a.target, None, {"by": where})
+            elif verb == "resolve":
+                for al in [al for (code, _), al in self.st.alerts.items() if code == a.target]:
+                    self.resolve_alert(al, None, f"resolved by {where}")
+            elif verb == "record":
+                for m in a.names:
+                    recorded[m] = self.mv.get(m) if m in self.mv else self._value_of(m)
+                    self.st.solution[m] = recorded[m]
+            elif verb == "reset_solution":
+                self.st.solution_started_at = self.now
+                recorded["solution_started_at"] = self.now
+            elif verb == "event":
+                self.dec.events.append(
+                    ZoneEvent(a.target, self.now, {**recorded, "cause": where, "ruleset_version": self.version})
+                )
+
+    def _value_of(self, metric: str):
+        node, stale = self.zone.metric_nodes.get(metric), self.stale[metric]
+        r = self.snap.get((node, metric)) if node else self._freshest(metric)
+        return r[0] if r is not None and self.now - r[1] <= stale else None
+
+    def _dose(self, a: M.Action, where: str) -> None:
+        if a.target not in self.st.channels:
+            return
+        amount = self.compiled.value(self, a.amount)
+        verdict = self.guard_verdict(a.target, a.guards)
+        if verdict is not None:
+            self._refuse(a.target, self.st.channels[a.target], verdict)
+            return
+        if amount is None or amount <= 0:
+            return
+        ml = round(amount * 1000.0, 3)
+        self._send(a.target, self.st.channels[a.target], "dose", {"ml": ml}, where, "dose")
+        self.st.last_dose_at = self.now
+
+    # ---- guards -----------------------------------------------------------------------------
+    def guard_verdict(self, channel: str, guards) -> tuple | None:
+        """(guard, deny) of the first deny that holds or cannot be decided, or None when allowed."""
+        for g in guards:
+            i = self.guard_fns[g](self, channel)
+            if i >= 0:
+                return g, self.rs.guards[g].denies[i]
+        return None
+
+    def _refuse(self, name: str, c: ChannelState, verdict) -> None:
+        guard, deny = verdict
+        if deny.raises:
+            self.raise_alert(
+                deny.raises,
+                name if self.rs.alerts[deny.raises].scope else None,
+                {"guard": guard, "reason": deny.reason, "condition": deny.text},
+            )
+        if c.denied_by != guard + deny.reason:
+            c.denied_by = guard + deny.reason
+            self.dec.refusals.append(Refusal(name, guard, deny.reason, self.now))
+
+    # ---- responses and timeouts -----------------------------------------------------------------
+    def apply_response(self, st: ZoneState, r: W.CommandResponse, now: float) -> Decisions:
+        """Fold a node's command_response into the zone state (idempotent under duplicates)."""
+        self.now, self.st = now, st
+        self.dec = dec = Decisions()
+        name = next((n for n, ch in st.channels.items() if r.cmd_id in ch.pending or r.cmd_id in ch.acked), None)
+        if name is None:
+            return dec  # unknown, late or duplicate: nothing to move
+        c = st.channels[name]
+        c.timeouts = 0
+        was_pending = c.pending.pop(r.cmd_id, None) is not None
+        if r.status == W.ACK:
+            if was_pending:
+                c.acked.append(r.cmd_id)
+            return dec
+        if r.cmd_id in c.acked:
+            c.acked.remove(r.cmd_id)
+        c.last_status = r.status
+        if r.status in W.FAILED:
+            c.failures.append(r.ts)
+            if c.last_cmd == "on":  # the node did not start it, or stopped it again
+                self._believe(c, self.channels[name], False, r.ts)
+            for code in self.compiled.alerts_on_error.get(r.error_code or "", ()):
+                scope = self.rs.alerts[code].scope
+                if scope is None or scope.covers(self.channels[name]):
+                    self.raise_alert(
+                        code,
+                        name if scope else None,
+                        {"error_code": r.error_code, "cmd_id": r.cmd_id, **(r.details or {})},
+                    )
+        return dec
+
+    def _sweep_timeouts(self) -> None:
+        limit = self.S["commands.response_timeout"]
+        now = self.now
+        for name, c in self.st.channels.items():
+            if c.failures and now - c.failures[0] > FAILURE_MEMORY_S:
+                c.failures = [t for t in c.failures if now - t <= FAILURE_MEMORY_S]
+            if not c.pending:
+                continue
+            for cmd_id, sent in list(c.pending.items()):
+                if now - sent >= limit:
+                    del c.pending[cmd_id]
+                    c.timeouts += 1
+                    c.failures.append(now)
+                    c.last_status = W.TIMEOUT
+                    ch = self.channels[name]
+                    default_on = ch.fail_safe == "NC"
+                    if c.is_on != default_on:
+                        self._believe(c, ch, default_on, now)
+                    c.commanded_until = None
+
+    # ---- channels ---------------------------------------------------------------------------------
+    def _believe(self, c: ChannelState, ch: M.Channel, on: bool, at: float) -> None:
+        if c.is_on != on:
+            c.is_on = on
+            c.since = at
+        if not on and c.desired != DUTY:
+            c.duty_off_since = None
+
+    def _reconcile(self) -> None:
+        now = self.now
+        for name, c in self.st.channels.items():
+            ch = self.channels.get(name)
+            if ch is None or ch.kind in ("sensor", "doser"):
+                continue
+            if c.commanded_until is not None and now >= c.commanded_until:
+                self._believe(c, ch, ch.fail_safe == "NC", c.commanded_until)
+                c.commanded_until = None
+                c.last_cmd = None
+            desired = c.desired
+            if desired == RELEASED:
+                continue
+            off_until = None
+            if desired == ON:
+                want = True
+                if c.desired_until is not None and now >= c.desired_until:
+                    c.desired, c.desired_until = OFF, None
+                    want = False
+            elif desired == OFF:
+                want = False
+            else:
+                want, off_until = self._duty(c)
+                if want is None:
+                    continue
+            if want and c.guards:
+                verdict = self.guard_verdict(name, c.guards)
+                if verdict is not None:
+                    self._refuse(name, c, verdict)
+                    want, off_until = False, None
+                else:
+                    c.denied_by = None
+            elif want and self.locked(name):
+                want = False
+            if want:
+                self._switch_on(name, c, ch)
+            else:
+                self._switch_off(name, c, ch, off_until)
+
+    def _duty(self, c: ChannelState):
+        """Duty control of an NC pump: (want on?, OFF may last until) or (None, None) to leave it alone."""
+        S, now = self.S, self.now
+        if not S["water_cycle.recirc.enabled"]:
+            return None, None
+        windows = self.profile.windows
+        if not windows:
+            c.duty_off_since = None
+            return True, None
+        max_off = S["water_cycle.recirc.max_recirc_off"]
+        tod = self.time_of_day()
+        want, off_end = True, None
+        for w in windows:
+            if w.contains(tod):
+                phase = ((tod - w.start_s) % 86400.0) % w.period_s
+                if phase >= w.duty * w.period_s:
+                    want, off_end = False, now + (w.period_s - phase)
+                break
+        else:
+            want, off_end = False, now + _until_next_window(windows, tod)
+        if want:
+            c.duty_off_since = None
+            c.forced_on_until = None
+            return True, None
+        if c.forced_on_until is not None:
+            if now < c.forced_on_until:
+                return True, None
+            c.forced_on_until = None
+        if c.duty_off_since is None:
+            c.duty_off_since = now
+        limit = c.duty_off_since + max_off
+        if now >= limit:
+            c.duty_off_since = None
+            c.forced_on_until = min(off_end, now + S["water_cycle.recirc.min_on"])
+            return True, None
+        return False, min(off_end, limit)
+
+    def _switch_on(self, name: str, c: ChannelState, ch: M.Channel) -> None:
+        now = self.now
+        if ch.fail_safe == "NC":
+            if c.is_on:
+                return
+            self._send(name, c, "set_relay", {"state": True}, c.cause, "on")
+            self._believe(c, ch, True, now)
+            c.commanded_until = None
+            return
+        until = c.desired_until
+        if c.is_on and (c.commanded_until is None or c.commanded_until - now > RENEW_S):
+            return
+        if c.is_on and until is not None and c.commanded_until >= until:
+            return
+        run = RUN_CHUNK_S if until is None else min(RUN_CHUNK_S, until - now)
+        if run <= 0:
+            return
+        if ch.kind == "valve":
+            self._send(name, c, "set_relay", {"state": True}, c.cause, "on")
+            self._believe(c, ch, True, now)
+            c.commanded_until = None
+            return
+        self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, c.cause, "on")
+        self._believe(c, ch, True, now)
+        c.commanded_until = now + run
+
+    def _switch_off(self, name: str, c: ChannelState, ch: M.Channel, off_until: float | None) -> None:
+        now = self.now
+        if ch.fail_safe == "NC":
+            if not c.is_on and c.commanded_until is not None and c.commanded_until - now > RENEW_S:
+                return
+            cap = self.S["water_cycle.recirc.max_recirc_off"]
+            end = off_until if off_until is not None else now + cap
+            span = min(end - now, cap)
+            if not c.is_on and c.commanded_until is not None and c.commanded_until >= end - 1e-6:
+                return
+            if span < 1.0:
+                return
+            self._send(name, c, "set_relay", {"state": False, "duration_ms": int(round(span * 1000))}, c.cause, "off")
+            self._believe(c, ch, False, now)
+            c.commanded_until = now + span
+            return
+        if not c.is_on:
+            return
+        self._send(name, c, "set_relay", {"state": False}, c.cause, "off")
+        self._believe(c, ch, False, now)
+        c.commanded_until = None
+
+    def _send(self, name: str, c: ChannelState, cmd: str, params: dict, cause: str, intent: str) -> Command:
+        st = self.st
+        st.seq += 1
+        b = self.bindings[name]
+        cmd_id = f"{self.zone.uid}-{int(self.now)}-{st.seq}"
+        command = Command(
+            cmd_id, self.zone.uid, name, b.node_uid, b.channel_key, cmd, params, self.now, cause or "engine", intent
+        )
+        self.dec.commands.append(command)
+        c.pending[cmd_id] = self.now
+        c.last_cmd = intent if intent != "dose" else c.last_cmd
+        c.last_cmd_at = self.now
+        return command
+
+    # ---- operator reset -------------------------------------------------------------------------
+    def reset(self, st: ZoneState, who: str, why: str, now: float) -> Decisions:
+        """The operator's safety reset (§16.2): resolve every alert that waits for one."""
+        self.now, self.st = now, st
+        self.dec = dec = Decisions()
+        for a in [a for (code, _), a in st.alerts.items() if self.rs.alerts[code].clear_on_reset]:
+            self.resolve_alert(a, who, why)
+        for c in st.channels.values():
+            c.failures.clear()
+            c.timeouts = 0
+            c.denied_by = None
+        return dec
+
+
+def _until_next_window(windows, tod: float) -> float:
+    best = 86400.0
+    for w in windows:
+        d = (w.start_s - tod) % 86400.0
+        if 0 < d < best:
+            best = d
+    return best

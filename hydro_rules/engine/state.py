@@ -1,0 +1,98 @@
+"""The persisted state of one zone: what the engine remembers between ticks.
+
+It is plain data (JSON round-trip with `to_json` / `from_json`) so that the site
+daemon can keep it in PostgreSQL and a dry run can snapshot it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+PENDING, ACTIVE, RESOLVED = "pending", "active", "resolved"
+
+#: what a rule last asked of a channel
+RELEASED, ON, OFF, DUTY = "released", "on", "off", "duty"
+
+
+@dataclass(slots=True)
+class ChannelState:
+    """What the rules want of a channel and what the engine believes its node did."""
+
+    desired: str = RELEASED
+    desired_until: float | None = None  # `start X for D`: on until then
+    guards: tuple = ()  # guards named by the action that set `desired`
+    cause: str = ""  # which rule, state or transition set `desired`
+    is_on: bool = False  # believed output: the load is powered
+    since: float = 0.0  # believed output holds since
+    commanded_until: float | None = None  # the last command's duration ends; the node then falls back
+    last_cmd: str | None = None  # "on" | "off": what the last command asked
+    last_cmd_at: float | None = None
+    pending: dict = field(default_factory=dict)  # cmd_id -> sent at (awaiting a terminal response)
+    acked: list = field(default_factory=list)  # cmd_ids that got ACK but no terminal status yet
+    timeouts: int = 0  # commands in a row that got no response
+    failures: list = field(default_factory=list)  # times of failed or timed-out commands
+    last_status: str | None = None
+    denied_by: str | None = None  # guard that keeps it off now
+    duty_off_since: float | None = None  # start of the current OFF stretch under duty control
+    forced_on_until: float | None = None  # duty control cut an OFF short at max_recirc_off
+
+
+@dataclass(slots=True)
+class AlertState:
+    code: str
+    channel: str | None
+    status: str
+    since: float  # pending since, or raised at
+    raised_at: float | None = None
+    clear_since: float | None = None  # the clear condition holds since
+    count: int = 1  # occurrences
+    details: dict = field(default_factory=dict)
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    resolved_why: str | None = None
+
+
+@dataclass(slots=True)
+class ZoneState:
+    zone_uid: str
+    created_at: float
+    machines: dict = field(default_factory=dict)  # machine -> current state
+    entered_at: dict = field(default_factory=dict)  # machine -> time the state was entered
+    alerts: dict = field(default_factory=dict)  # (code, channel) -> AlertState (active or pending)
+    channels: dict = field(default_factory=dict)  # channel -> ChannelState
+    holds: dict = field(default_factory=dict)  # condition key -> holding since
+    fired: dict = field(default_factory=dict)  # rule -> last time its actions ran
+    solution_started_at: float | None = None
+    solution: dict = field(default_factory=dict)  # metric -> value recorded at the last water change
+    last_dose_at: float | None = None
+    history: dict = field(default_factory=dict)  # metric -> [[ts, value], ...] for change()
+    unchanged: dict = field(default_factory=dict)  # metric -> [value, since]
+    seq: int = 0  # command counter: ids are deterministic
+
+    # ---- JSON ------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["alerts"] = [asdict(a) for a in self.alerts.values()]
+        d["channels"] = {k: _channel_json(c) for k, c in self.channels.items()}
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> ZoneState:
+        d = dict(d)
+        alerts = [AlertState(**a) for a in d.pop("alerts", [])]
+        channels = {
+            k: ChannelState(**{**c, "guards": tuple(c.get("guards", ()))}) for k, c in d.pop("channels", {}).items()
+        }
+        st = cls(**{k: v for k, v in d.items() if k in _ZONE_FIELDS})
+        st.alerts = {(a.code, a.channel): a for a in alerts}
+        st.channels = channels
+        return st
+
+
+def _channel_json(c: ChannelState) -> dict:
+    d = asdict(c)
+    d["guards"] = list(c.guards)
+    return d
+
+
+_ZONE_FIELDS = {f.name for f in fields(ZoneState)}

@@ -53,6 +53,7 @@ class StateChange:
     target: str
     at: float
     reason: str
+    index: int = -1  # which transition of the source state
 
 
 @dataclass(slots=True)

@@ -323,7 +323,7 @@ class ZoneProgram:
         prefix = (machine,)
         for k in [k for k in st.holds if k[:1] == prefix]:
             del st.holds[k]
-        self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason))
+        self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason, tr.index))
         self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
 
     def fire(self, spec) -> None:
@@ -506,19 +506,21 @@ class ZoneProgram:
                 want, off_until = self._duty(c)
                 if want is None:
                     continue
+            cause = c.cause if desired != DUTY else f"recirculation duty, {c.cause}"
             if want and c.guards:
                 verdict = self.guard_verdict(name, c.guards)
                 if verdict is not None:
                     self._refuse(name, c, verdict)
                     want, off_until = False, None
+                    cause = f"guard {verdict[0]}: {verdict[1].reason}"
                 else:
                     c.denied_by = None
             elif want and self.locked(name):
-                want = False
+                want, cause = False, "locked until an operator reset"
             if want:
-                self._switch_on(name, c, ch)
+                self._switch_on(name, c, ch, cause)
             else:
-                self._switch_off(name, c, ch, off_until)
+                self._switch_off(name, c, ch, off_until, cause)
 
     def _duty(self, c: ChannelState):
         """Duty control of an NC pump: (want on?, OFF may last until) or (None, None) to leave it alone."""
@@ -557,12 +559,12 @@ class ZoneProgram:
             return True, None
         return False, min(off_end, limit)
 
-    def _switch_on(self, name: str, c: ChannelState, ch: M.Channel) -> None:
+    def _switch_on(self, name: str, c: ChannelState, ch: M.Channel, cause: str) -> None:
         now = self.now
         if ch.fail_safe == "NC":
             if c.is_on:
                 return
-            self._send(name, c, "set_relay", {"state": True}, c.cause, "on")
+            self._send(name, c, "set_relay", {"state": True}, cause, "on")
             self._believe(c, ch, True, now)
             c.commanded_until = None
             return
@@ -575,15 +577,15 @@ class ZoneProgram:
         if run <= 0:
             return
         if ch.kind == "valve":
-            self._send(name, c, "set_relay", {"state": True}, c.cause, "on")
+            self._send(name, c, "set_relay", {"state": True}, cause, "on")
             self._believe(c, ch, True, now)
             c.commanded_until = None
             return
-        self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, c.cause, "on")
+        self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, cause, "on")
         self._believe(c, ch, True, now)
         c.commanded_until = now + run
 
-    def _switch_off(self, name: str, c: ChannelState, ch: M.Channel, off_until: float | None) -> None:
+    def _switch_off(self, name: str, c: ChannelState, ch: M.Channel, off_until: float | None, cause: str) -> None:
         now = self.now
         if ch.fail_safe == "NC":
             if not c.is_on and c.commanded_until is not None and c.commanded_until - now > RENEW_S:
@@ -595,13 +597,13 @@ class ZoneProgram:
                 return
             if span < 1.0:
                 return
-            self._send(name, c, "set_relay", {"state": False, "duration_ms": int(round(span * 1000))}, c.cause, "off")
+            self._send(name, c, "set_relay", {"state": False, "duration_ms": int(round(span * 1000))}, cause, "off")
             self._believe(c, ch, False, now)
             c.commanded_until = now + span
             return
         if not c.is_on:
             return
-        self._send(name, c, "set_relay", {"state": False}, c.cause, "off")
+        self._send(name, c, "set_relay", {"state": False}, cause, "off")
         self._believe(c, ch, False, now)
         c.commanded_until = None
 

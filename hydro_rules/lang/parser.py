@@ -32,6 +32,8 @@ from .source import Span
 SUPPORTED_VERSIONS = (1,)
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_NESTING = 64
+#: deepest expression tree accepted; checks and the engine walk expressions recursively
+MAX_EXPR_DEPTH = 100
 
 DECL_KEYWORDS = (
     "ruleset",
@@ -60,6 +62,14 @@ def grammar_text(version: int) -> str:
     return (FsPath(__file__).resolve().parents[2] / "grammar" / name).read_text(encoding="utf-8")
 
 
+class ExpressionTooDeep(Exception):
+    """An expression nests deeper than MAX_EXPR_DEPTH (raised while building, caught per declaration)."""
+
+    def __init__(self, span: Span):
+        super().__init__(span)
+        self.span = span
+
+
 class _Builder(Transformer):
     """Builds AST nodes while the parser reduces; `path` and offsets are set per parse."""
 
@@ -68,6 +78,7 @@ class _Builder(Transformer):
         self.file_path = "<text>"
         self.line_offset = 0
         self.comments: list[A.Comment] = []
+        self.depth: dict[int, int] = {}  # id of an expression node -> depth of its tree
 
     def on_comment(self, tok: Token) -> None:
         self.comments.append(A.Comment(str(tok).rstrip(), self.sp(tok)))
@@ -543,8 +554,15 @@ class _Builder(Transformer):
     def given_solution_age(self, c):
         return self._item("solution age", c)
 
+    def given_solution_value(self, c):
+        return self._item("solution", c)
+
     def given_alert(self, c):
         return self._item("alert", c)
+
+    def sample_key(self, c):
+        parts = [self.ident(t) for t in c]
+        return A.Path(tuple(parts), parts[0].span.to(parts[-1].span))
 
     def sample(self, c):
         vals = tuple(self._value(x) for x in c)
@@ -577,10 +595,19 @@ class _Builder(Transformer):
         return A.Item(key.name, (val,), key.span.to(val.span))
 
     # ---- expressions ---------------------------------------------------------------------
+    def _deep(self, node, *children):
+        """Record the depth of `node`'s tree; refuse trees deeper than MAX_EXPR_DEPTH."""
+        depth = self.depth
+        d = 1 + max([depth.get(id(c), 0) for c in children], default=0)
+        if d > MAX_EXPR_DEPTH:
+            raise ExpressionTooDeep(node.span)
+        depth[id(node)] = d
+        return node
+
     def _fold(self, op, c):
         left = c[0]
         for right in c[1:]:
-            left = A.Binary(op, left, right, left.span.to(right.span))
+            left = self._deep(A.Binary(op, left, right, left.span.to(right.span)), left, right)
         return left
 
     def or_expr(self, c):
@@ -590,17 +617,17 @@ class _Builder(Transformer):
         return self._fold("and", c)
 
     def not_(self, c):
-        return A.Unary("not", c[1], self.sp(c[0]).to(c[1].span))
+        return self._deep(A.Unary("not", c[1], self.sp(c[0]).to(c[1].span)), c[1])
 
     def compare(self, c):
-        return A.Binary(str(c[1]), c[0], c[2], c[0].span.to(c[2].span))
+        return self._deep(A.Binary(str(c[1]), c[0], c[2], c[0].span.to(c[2].span)), c[0], c[2])
 
     def is_check(self, c):
         word = self.ident(c[1])
-        return A.IsCheck(c[0], word, c[0].span.to(word.span))
+        return self._deep(A.IsCheck(c[0], word, c[0].span.to(word.span)), c[0])
 
     def _arith(self, c):
-        return A.Binary(str(c[1]), c[0], c[2], c[0].span.to(c[2].span))
+        return self._deep(A.Binary(str(c[1]), c[0], c[2], c[0].span.to(c[2].span)), c[0], c[2])
 
     add = sub = mul = div = _arith
 
@@ -608,12 +635,12 @@ class _Builder(Transformer):
         operand = c[1]
         if isinstance(operand, A.Literal) and isinstance(operand.value, float):
             return A.Literal(-operand.value, operand.dim, "-" + operand.text, self.sp(c[0]).to(operand.span))
-        return A.Unary("-", operand, self.sp(c[0]).to(operand.span))
+        return self._deep(A.Unary("-", operand, self.sp(c[0]).to(operand.span)), operand)
 
     def call(self, c):
         func = self.ident(c[0])
         args = tuple(c[1:])
-        return A.Call(func, args, func.span.to(args[-1].span) if args else func.span)
+        return self._deep(A.Call(func, args, func.span.to(args[-1].span) if args else func.span), *args)
 
     def path(self, c):
         parts = tuple(self.ident(t) for t in c)
@@ -858,16 +885,16 @@ def parse_text(text: str, path: str, diags: Diagnostics) -> A.File | None:
     if version is None or _nesting_error(text, path, diags):
         return None
     lark, builder = _parser(version)
-    builder.file_path, builder.line_offset, builder.comments = path, 0, []
+    builder.file_path, builder.line_offset, builder.comments, builder.depth = path, 0, [], {}
     try:
         result = lark.parse(text, start="start")
         header, decls = result[0], tuple(result[1:])
         broken: tuple[str, ...] = ()
-    except UnexpectedInput:
+    except (UnexpectedInput, ExpressionTooDeep):
         builder.comments = []
         header, decls, broken = _parse_by_declaration(lark, builder, text, path, diags)
     comments = tuple(sorted(builder.comments, key=lambda c: (c.span.line, c.span.column)))
-    builder.comments = []
+    builder.comments, builder.depth = [], {}
     return A.File(path, header, decls, comments, broken)
 
 
@@ -893,13 +920,22 @@ def _parse_by_declaration(lark, builder, text, path, diags):
     lines = text.split("\n")
     header, decls, broken = None, [], []
     for offset, chunk in _chunks(text):
-        builder.line_offset = offset
+        builder.line_offset, builder.depth = offset, {}
         mark = len(builder.comments)
         try:
             res = lark.parse(chunk, start="start" if offset == 0 else "decls")
-        except UnexpectedInput as err:
-            n = (err.line or 1) + offset
-            _syntax_error(lark, err, path, offset, lines[n - 1] if 0 < n <= len(lines) else "", diags)
+        except (UnexpectedInput, ExpressionTooDeep) as err:
+            if isinstance(err, ExpressionTooDeep):
+                s = err.span
+                diags.add(
+                    "HR006",
+                    f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                    Span(path, s.line, s.column, s.line, s.column + 1),
+                    "split the condition into simpler ones",
+                )
+            else:
+                n = (err.line or 1) + offset
+                _syntax_error(lark, err, path, offset, lines[n - 1] if 0 < n <= len(lines) else "", diags)
             del builder.comments[mark:]
             _scan_comments(chunk, path, offset, builder.comments)
             m = _DECL_NAME.match(chunk)

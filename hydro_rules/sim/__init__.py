@@ -1,0 +1,1 @@
+"""Dry runs: the engine against the digital twin in accelerated time."""

@@ -1,0 +1,293 @@
+"""Engine and digital twin together in accelerated time: what a rule set would do.
+
+Each tick the twin's nodes publish readings and answer commands, the engine
+evaluates the zone exactly as the site daemon would, and its commands go back
+to the twin's nodes. Everything that happened is kept as a timeline and
+summed up per zone.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..engine.api import compiled
+from ..engine.state import DUTY
+from ..lang import model as M
+from ..messages import FAILED, TERMINAL, WireCommand
+from ..twin import ZoneTwin, parse_fault
+from .times import DEFAULT_START, iso, parse_time
+
+RECIRC = "pump_recirc"
+
+
+@dataclass
+class Entry:
+    """One line of the timeline."""
+
+    at: float
+    kind: str  # transition | command | alert | resolved | event | refused | response
+    text: str
+    routine: bool = False  # duty cycling: summed up, not listed, in the brief timeline
+
+
+@dataclass
+class ZoneRun:
+    zone: M.Zone
+    timeline: list[Entry] = field(default_factory=list)
+    commands: list[dict] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)
+    transitions: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    outcomes: dict = field(default_factory=dict)  # cmd_id -> final status
+    recirc_off_max_s: float = 0.0  # longest OFF stretch under duty control
+    recirc_off_any_s: float = 0.0  # longest OFF stretch of any cause
+    final_states: dict = field(default_factory=dict)
+    drained_l: float = 0.0
+    filled_l: float = 0.0
+    engine_s: float = 0.0
+    twin_s: float = 0.0
+    ticks: int = 0
+    state: object = None  # the engine's ZoneState at the end
+    program: object = None
+    twin: object = None
+
+    def summary(self) -> dict:
+        kinds = Counter(e["type"] for e in self.events)
+        by_code = Counter(a["code"] for a in self.alerts)
+        by_channel: dict = {}
+        for c in self.commands:
+            outcome = self.outcomes.get(c["cmd_id"], "no response")
+            by_channel.setdefault(c["channel"], Counter())[outcome] += 1
+        return {
+            "water_changes_started": kinds["WATER_CHANGE_STARTED"],
+            "water_changes_completed": kinds["WATER_CHANGE_COMPLETED"],
+            "water_changes_failed": kinds["WATER_CHANGE_FAILED"],
+            "drained_l": round(self.drained_l, 1),
+            "filled_l": round(self.filled_l, 1),
+            "max_recirc_off_minutes": round(self.recirc_off_max_s / 60.0, 1),
+            "max_recirc_off_any_cause_minutes": round(self.recirc_off_any_s / 60.0, 1),
+            "alerts_by_code": dict(sorted(by_code.items())),
+            "commands_by_channel": {ch: dict(sorted(c.items())) for ch, c in sorted(by_channel.items())},
+            "final_state": dict(self.final_states),
+        }
+
+
+@dataclass
+class DryRun:
+    ruleset_version: str
+    start: float
+    end: float
+    tick_s: float
+    seed: int
+    faults: list[str]
+    zones: list[ZoneRun]
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "ruleset_version": self.ruleset_version,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "tick_seconds": self.tick_s,
+            "seed": self.seed,
+            "faults": self.faults,
+            "zones": [
+                {
+                    "zone": z.zone.uid,
+                    "summary": z.summary(),
+                    "alerts": z.alerts,
+                    "transitions": z.transitions,
+                    "events": z.events,
+                    "commands": z.commands,
+                }
+                for z in self.zones
+            ],
+        }
+
+
+def zone_seed(seed: int, zone_uid: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(zone_uid.encode())) & 0x7FFFFFFF
+
+
+def run(
+    ruleset: M.RuleSet,
+    zone_uids: list[str] | None = None,
+    *,
+    days: float,
+    tick_s: float = 60.0,
+    seed: int = 0,
+    start: str | float | None = None,
+    faults: list[str] = (),
+    progress=None,
+    stop_at: float | None = None,
+) -> DryRun:
+    """Run the zones for `days`. `faults` are `KIND@OFFSET[:ARGS]` texts (FaultError when malformed).
+
+    `progress(done_ticks, total_ticks)` is called now and then; `stop_at` ends the run early
+    (explain uses it to stop at the moment it explains).
+    """
+    t0 = (
+        parse_time(start)
+        if isinstance(start, str)
+        else float(start if start is not None else parse_time(DEFAULT_START))
+    )
+    parsed = [parse_fault(f) for f in faults]
+    c = compiled(ruleset)
+    zones = [ruleset.zone(u) for u in zone_uids] if zone_uids else list(ruleset.zones)
+    n_ticks = int(round(days * 86400.0 / tick_s))
+    end = t0 + n_ticks * tick_s if stop_at is None else min(stop_at, t0 + n_ticks * tick_s)
+    result = DryRun(ruleset.ruleset_version, t0, end, tick_s, seed, list(faults), [])
+    wall = time.perf_counter()
+    total = n_ticks * len(zones)
+    for i, zone in enumerate(zones):
+        zr = _run_zone(c, zone, t0, end, tick_s, zone_seed(seed, zone.uid), parsed, progress, i * n_ticks, total)
+        result.zones.append(zr)
+    result.wall_s = time.perf_counter() - wall
+    return result
+
+
+def _run_zone(c, zone: M.Zone, t0: float, end: float, tick_s: float, seed: int, faults, progress, done, total):
+    prog = c.program(zone.uid)
+    twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults)
+    st = prog.new_state(t0)
+    zr = ZoneRun(zone, state=st, program=prog, twin=twin)
+    snap: dict = {}
+    open_alerts: dict = {}
+    sent: dict = {}
+    has_recirc = RECIRC in prog.channels
+    off_since = duty_off_since = None
+    perf = time.perf_counter
+    engine_s = twin_s = 0.0
+    now = t0
+    k = 0
+    while now <= end + 1e-9:
+        a = perf()
+        twin.advance(now)
+        readings = twin.drain_telemetry()
+        responses = twin.drain_responses()
+        b = perf()
+        for r in readings:
+            snap[(r.node_uid, r.metric)] = (r.value, r.ts)
+        for resp in responses:
+            d = prog.apply_response(st, resp, now)
+            if resp.status in TERMINAL or resp.cmd_id not in zr.outcomes:
+                zr.outcomes[resp.cmd_id] = resp.status
+            if resp.status in FAILED:
+                cmd = sent.get(resp.cmd_id)
+                zr.timeline.append(
+                    Entry(
+                        now,
+                        "response",
+                        f"{cmd.channel if cmd else '?'}: {resp.status}"
+                        + (f" {resp.error_code}" if resp.error_code else ""),
+                    )
+                )
+            _record(zr, d, open_alerts, sent)
+        d = prog.evaluate(st, snap, now)
+        engine_s += perf() - b
+        for cmd in d.commands:
+            twin.send(WireCommand(cmd.cmd_id, cmd.node_uid, cmd.channel_key, cmd.cmd, cmd.params, now))
+        _record(zr, d, open_alerts, sent)
+        twin_s += b - a
+        if has_recirc:
+            running = twin.running(RECIRC)
+            duty = st.channels[RECIRC].desired == DUTY
+            if running:
+                if off_since is not None:
+                    zr.recirc_off_any_s = max(zr.recirc_off_any_s, now - off_since)
+                if duty_off_since is not None:
+                    zr.recirc_off_max_s = max(zr.recirc_off_max_s, now - duty_off_since)
+                off_since = duty_off_since = None
+            else:
+                if off_since is None:
+                    off_since = now
+                if duty and duty_off_since is None:
+                    duty_off_since = now
+                elif not duty and duty_off_since is not None:
+                    zr.recirc_off_max_s = max(zr.recirc_off_max_s, now - duty_off_since)
+                    duty_off_since = None
+        k += 1
+        if progress is not None and k % 5000 == 0:
+            progress(done + k, total)
+        now = t0 + k * tick_s
+    last = now - tick_s
+    if off_since is not None:
+        zr.recirc_off_any_s = max(zr.recirc_off_any_s, last - off_since)
+    if duty_off_since is not None:
+        zr.recirc_off_max_s = max(zr.recirc_off_max_s, last - duty_off_since)
+    zr.final_states = dict(st.machines)
+    zr.drained_l, zr.filled_l = twin.drained_l, twin.filled_l
+    zr.engine_s, zr.twin_s, zr.ticks = engine_s, twin_s, k
+    return zr
+
+
+def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
+    if not d:
+        return
+    for t in d.transitions:
+        zr.transitions.append(
+            {"at": iso(t.at), "machine": t.machine, "from": t.source, "to": t.target, "reason": t.reason}
+        )
+        zr.timeline.append(Entry(t.at, "transition", f"{t.source} → {t.target}: {t.reason}"))
+    for cmd in d.commands:
+        sent[cmd.cmd_id] = cmd
+        zr.commands.append(
+            {
+                "at": iso(cmd.at),
+                "cmd_id": cmd.cmd_id,
+                "channel": cmd.channel,
+                "node": cmd.node_uid,
+                "cmd": cmd.cmd,
+                "params": cmd.params,
+                "rule": cmd.rule,
+            }
+        )
+        routine = cmd.rule.startswith("recirculation duty")
+        zr.timeline.append(
+            Entry(cmd.at, "command", f"{cmd.channel} {cmd.cmd} {_params(cmd.params)}  ← {cmd.rule}", routine)
+        )
+    for a in d.alerts:
+        key = (a.code, a.channel)
+        where = f" on {a.channel}" if a.channel else ""
+        if a.change == "raised":
+            rec = {
+                "code": a.code,
+                "channel": a.channel,
+                "severity": a.severity,
+                "raised_at": iso(a.at),
+                "resolved_at": None,
+                "details": a.details,
+            }
+            open_alerts[key] = rec
+            zr.alerts.append(rec)
+            zr.timeline.append(Entry(a.at, "alert", f"{a.code}{where} raised ({a.severity}): {a.text}"))
+        else:
+            rec = open_alerts.pop(key, None)
+            if rec is not None:
+                rec["resolved_at"] = iso(a.at)
+            by = f" by {a.by}" if a.by else ""
+            zr.timeline.append(Entry(a.at, "resolved", f"{a.code}{where} resolved{by}: {a.why}"))
+    for e in d.events:
+        zr.events.append({"at": iso(e.at), "type": e.type, "details": _jsonable(e.details)})
+        zr.timeline.append(Entry(e.at, "event", e.type + _event_details(e.details)))
+    for r in d.refusals:
+        zr.timeline.append(Entry(r.at, "refused", f"{r.channel} kept off by {r.guard}: {r.reason}"))
+
+
+def _params(p: dict) -> str:
+    return " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in p.items())
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        out[k] = iso(v) if k.endswith("_at") and isinstance(v, float) else (round(v, 3) if isinstance(v, float) else v)
+    return out
+
+
+def _event_details(d: dict) -> str:
+    shown = [f"{k} {v:.2f}" for k, v in d.items() if isinstance(v, float) and not k.endswith("_at")]
+    return f" ({', '.join(shown)})" if shown else ""

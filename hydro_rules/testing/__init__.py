@@ -1,0 +1,1 @@
+"""`hydro-rules test`: rule unit tests agronomists can read."""

@@ -75,9 +75,7 @@ def check_start(
     else:
         st = prog.new_state(now)
     guards = protecting_guards(ruleset, prog.channels[channel])
-    prog.now, prog.st, prog.snap = now, st, telemetry_of(readings)
-    prog._read_metrics()
-    prog._targets()
+    prog.prepare(st, telemetry_of(readings), now)
     verdict = prog.guard_verdict(channel, guards)
     if verdict is None:
         return GuardVerdict(True, guards=guards)

@@ -72,12 +72,16 @@ class ZoneProgram:
             st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
         return st
 
-    def evaluate(self, st: ZoneState, telemetry: dict, now: float) -> Decisions:
-        """One tick. `telemetry` maps (node uid, metric) to (value, ts); `st` is updated in place."""
+    def prepare(self, st: ZoneState, telemetry: dict, now: float) -> None:
+        """Read the telemetry as of `now` (stale values become unknown) and the recipe targets."""
         self.now, self.st, self.snap = now, st, telemetry
-        self.dec = dec = Decisions()
         self._read_metrics()
         self._targets()
+
+    def evaluate(self, st: ZoneState, telemetry: dict, now: float) -> Decisions:
+        """One tick. `telemetry` maps (node uid, metric) to (value, ts); `st` is updated in place."""
+        self.prepare(st, telemetry, now)
+        self.dec = dec = Decisions()
         self._sweep_timeouts()
         for name, ch in self.channels.items():
             if name not in st.channels:

@@ -51,6 +51,7 @@ class ZoneRun:
     twin_s: float = 0.0
     ticks: int = 0
     state: object = None  # the engine's ZoneState at the end
+    snapshot: dict = field(default_factory=dict)  # latest readings: (node, metric) -> (value, ts)
     program: object = None
     twin: object = None
 
@@ -123,11 +124,13 @@ def run(
     faults: list[str] = (),
     progress=None,
     stop_at: float | None = None,
+    before_tick=None,
 ) -> DryRun:
     """Run the zones for `days`. `faults` are `KIND@OFFSET[:ARGS]` texts (FaultError when malformed).
 
     `progress(done_ticks, total_ticks)` is called now and then; `stop_at` ends the run early
-    (explain uses it to stop at the moment it explains).
+    (explain uses it to stop at the moment it explains); `before_tick(zone_run, now)` is called
+    each tick after the telemetry and responses are in and before the engine evaluates.
     """
     t0 = (
         parse_time(start)
@@ -143,13 +146,17 @@ def run(
     wall = time.perf_counter()
     total = n_ticks * len(zones)
     for i, zone in enumerate(zones):
-        zr = _run_zone(c, zone, t0, end, tick_s, zone_seed(seed, zone.uid), parsed, progress, i * n_ticks, total)
+        zr = _run_zone(
+            c, zone, t0, end, tick_s, zone_seed(seed, zone.uid), parsed, progress, i * n_ticks, total, before_tick
+        )
         result.zones.append(zr)
     result.wall_s = time.perf_counter() - wall
     return result
 
 
-def _run_zone(c, zone: M.Zone, t0: float, end: float, tick_s: float, seed: int, faults, progress, done, total):
+def _run_zone(
+    c, zone: M.Zone, t0: float, end: float, tick_s: float, seed: int, faults, progress, done, total, before_tick=None
+):
     prog = c.program(zone.uid)
     twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults)
     st = prog.new_state(t0)
@@ -186,6 +193,9 @@ def _run_zone(c, zone: M.Zone, t0: float, end: float, tick_s: float, seed: int, 
                     )
                 )
             _record(zr, d, open_alerts, sent)
+        if before_tick is not None:
+            zr.snapshot = snap
+            before_tick(zr, now)
         d = prog.evaluate(st, snap, now)
         engine_s += perf() - b
         for cmd in d.commands:

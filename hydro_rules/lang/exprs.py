@@ -520,7 +520,9 @@ def render(e, parent: int = 0) -> str:
             s, p = "-" + render(e.operand, _PREC["neg"]), _PREC["neg"]
     elif isinstance(e, A.Binary):
         p = _PREC[e.op]
-        right_p = p + 1 if e.op in ("-", "/", "<", "<=", ">", ">=", "==", "!=") else p
+        # the parser folds to the left, so a right operand of the same precedence keeps its
+        # parentheses (`a + (b + c)`); only and/or chains may drop them (the model flattens those)
+        right_p = p if e.op in ("and", "or") else p + 1
         if e.op in ("<", "<=", ">", ">=", "==", "!="):
             left_p = p + 1
         else:

@@ -98,8 +98,8 @@ def _read_file(p: Path, out: Loaded, digest) -> A.File | None:
     if f is not None:
         out.files.append(f)
         out.sources[shown] = data.decode("utf-8", "replace")
-    else:
-        out.sources[shown] = data[:1_000_000].decode("utf-8", "replace")
+    else:  # no excerpt of binary data; the start of a mis-encoded text file helps
+        out.sources[shown] = "" if b"\0" in data[:1_000_000] else data[:1_000_000].decode("utf-8", "replace")
     return f
 
 

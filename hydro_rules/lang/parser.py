@@ -19,14 +19,13 @@ from lark import (
     Token,
     Transformer,
     UnexpectedCharacters,
-    UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
 )
 
 from . import ast as A
 from . import units as U
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, did_you_mean
 from .source import Span
 
 SUPPORTED_VERSIONS = (1,)
@@ -679,57 +678,147 @@ def _parser(version: int) -> tuple[Lark, _Builder]:
 
 
 # ---- friendly syntax errors ------------------------------------------------------------
-_TERMINAL_WORDS = {
+# The parser's error states are turned into plain words: what was found, what could
+# come there instead (the tokens the parser really accepts there, few and grouped), and
+# a hint for the mistakes people make most (typos of keywords, units without their
+# number, `=` for `==`, quotes pasted from a word processor, a missing `}`).
+
+_VALUE_WORDS = {
     "NAME": "a name",
-    "UID": "a uid like zn-1",
+    "UID": "a uid such as zn-1",
     "NUMBER": "a number",
     "STRING": 'a "text"',
-    "DURATION": "a duration like 10m",
-    "PERCENT": "a percentage like 50%",
-    "QUANTITY": "a quantity like 1.5 mS/cm",
-    "TIME": "a time of day like 09:00",
-    "DATE": "a date like 2026-01-31",
-    "DATETIME": "a date and time like 2026-01-31T09:00Z",
-    "UNIT": "a unit",
-    "COMPARE": "a comparison (<, <=, >, >=, ==, !=)",
-    "LBRACE": "`{`",
-    "RBRACE": "`}`",
-    "LPAR": "`(`",
-    "RPAR": "`)`",
-    "COMMA": "`,`",
-    "MINUS": "`-`",
-    "PLUS": "`+`",
-    "STAR": "`*`",
-    "SLASH": "`/`",
-    "SEMICOLON": "`;`",
-    "DOT": "`.`",
+    "DURATION": "a duration such as 10m",
+    "PERCENT": "a percentage such as 50%",
+    "QUANTITY": "a quantity such as 1.5 mS/cm",
+    "TIME": "a time of day such as 09:00",
+    "DATE": "a date such as 2026-01-31",
+    "DATETIME": "a date and time such as 2026-01-31T09:00Z",
+    "UNIT": "a unit such as mS/cm",
     "PERCENT_SIGN": "`%`",
-    "__ANON_0": "`..`",
-    "NOT": "`not`",
-    "YES": "`yes`",
-    "NO": "`no`",
-    "$END": "the end of the file",
 }
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "COMPARE"}
+#: tokens that may start an expression; when most are accepted, they read as "a value"
+_EXPR_START = {"NAME", "NUMBER", "QUANTITY", "PERCENT", "DURATION", "TIME", "YES", "NO", "LPAR", "MINUS", "NOT"}
+#: keywords that begin a line of a block (or a declaration); many of them read as "the next item"
+_ITEM_KEYWORDS = frozenset(
+    (
+        "source severity text when clear on lock unit range stale alias kind fail_safe current flow measures "
+        "moves_level timezone greenhouse zone profile recipe planted reservoir phase window deny initial state "
+        "enter exit go fail start stop recirculate release open close dose raise resolve event record reset in "
+        "repeat " + " ".join(DECL_KEYWORDS)
+    ).split()
+)
+_DURATION_WORDS = {
+    "ms": "ms",
+    "msec": "ms",
+    "s": "s",
+    "sec": "s",
+    "secs": "s",
+    "second": "s",
+    "seconds": "s",
+    "m": "m",
+    "min": "m",
+    "mins": "m",
+    "minute": "m",
+    "minutes": "m",
+    "h": "h",
+    "hr": "h",
+    "hrs": "h",
+    "hour": "h",
+    "hours": "h",
+    "d": "d",
+    "day": "d",
+    "days": "d",
+    "w": "w",
+    "week": "w",
+    "weeks": "w",
+}
+#: characters that are not part of the language, with what to write instead
+_CHAR_HINTS = {
+    "'": 'text is written in double quotes: "like this"',
+    "‘": 'text is written in straight double quotes: "like this" (an editor turned them into curly quotes)',
+    "’": 'text is written in straight double quotes: "like this" (an editor turned them into curly quotes)',
+    "“": 'text is written in straight double quotes: "like this" (an editor turned them into curly quotes)',
+    "”": 'text is written in straight double quotes: "like this" (an editor turned them into curly quotes)',
+    "„": 'text is written in straight double quotes: "like this"',
+    "«": 'text is written in straight double quotes: "like this"',
+    "»": 'text is written in straight double quotes: "like this"',
+    "&": "write `and`",
+    "|": "write `or`",
+    "!": "write `not` (or `!=` for not equal)",
+    "≥": "write `>=`",
+    "≤": "write `<=`",
+    "≠": "write `!=`",
+    "–": "write `..` for a range (5.8 .. 6.2) or `-` for minus",
+    "—": "write `..` for a range (5.8 .. 6.2) or `-` for minus",
+    "×": "write `*`",
+    "÷": "write `/`",
+}
+_INVISIBLE = {"\u00a0", "\u2007", "\u202f", "\u200b", "\u2060", "\ufeff", "\u3000"}
 
 
-def _describe_expected(lark: Lark, expected: set[str]) -> str:
-    words = []
-    for name in sorted(expected):
-        if name in _TERMINAL_WORDS:
-            words.append(_TERMINAL_WORDS[name])
+def _terminal_word(lark: Lark, name: str) -> str | None:
+    if name in _VALUE_WORDS:
+        return _VALUE_WORDS[name]
+    if name == "$END":
+        return "the end of the file"
+    if name == "COMPARE":
+        return "a comparison"
+    try:
+        pattern = lark.get_terminal(name).pattern
+    except KeyError:
+        return None
+    return f"`{pattern.value}`" if pattern.type == "str" else None
+
+
+def _keyword(lark: Lark, name: str) -> str | None:
+    """The keyword a terminal stands for (`for`, `clear`), or None for other terminals."""
+    try:
+        pattern = lark.get_terminal(name).pattern
+    except KeyError:
+        return None
+    if pattern.type == "str" and pattern.value.isidentifier():
+        return pattern.value
+    return None
+
+
+def _expected(lark: Lark, acc: set[str]) -> str:
+    """Plain words for what the parser accepts, few and grouped: values, keywords that
+    continue the line, operators, the block's items, closing brackets."""
+    acc = set(acc)
+    words: list[str] = []
+    if len(acc & _EXPR_START) >= 5:
+        words.append("a value such as `6.5`, `20%` or `ph`")
+        acc -= _EXPR_START
+    cont, items, closers = [], [], []
+    for name in sorted(acc):
+        kw = _keyword(lark, name)
+        if kw is not None:
+            (items if kw in _ITEM_KEYWORDS else cont).append(f"`{kw}`")
+        elif name in ("RBRACE", "RPAR"):
+            closers.append(_terminal_word(lark, name))
+    declarations = {f"`{k}`" for k in DECL_KEYWORDS}
+    for name in sorted(acc):
+        if name in _OPERATORS or name in ("RBRACE", "RPAR", "$END") or _keyword(lark, name):
             continue
-        try:
-            pattern = lark.get_terminal(name).pattern
-        except KeyError:
-            continue
-        if pattern.type == "str":
-            words.append(f"`{pattern.value}`")
-    words = sorted(set(words), key=lambda w: (not w.startswith("`"), w))
+        w = _terminal_word(lark, name)
+        if w:
+            words.append(w)
+    words = cont + words
+    if acc & _OPERATORS:
+        words.append("an operator" if acc & {"PLUS", "STAR"} else "a comparison")
+    if len(items) > 4 and set(items) <= declarations:
+        words.append("a declaration such as `alert`, `machine` or `profile`")
+    elif len(items) > 4 and (words or closers):
+        words.append("the next item of the block")
+    else:
+        words.extend(items)
+    words.extend(closers)
+    if not words and "$END" in acc:
+        words.append("the end of the file")
     if not words:
         return ""
-    if len(words) > 8:
-        kw = [w for w in words if w.startswith("`")][:6]
-        return "expected one of " + ", ".join(kw) + ", ..."
     if len(words) == 1:
         return "expected " + words[0]
     return "expected " + ", ".join(words[:-1]) + " or " + words[-1]
@@ -743,52 +832,181 @@ def _token_words(tok: Token) -> str:
         return f"name `{text}`"
     if tok.type == "STRING":
         return f"text {text}"
-    if tok.type in _TERMINAL_WORDS and tok.type not in ("NAME",):
-        return f"`{text}`"
     return f"`{text}`"
 
 
-def _syntax_error(
-    lark: Lark, err: UnexpectedInput, path: str, line_offset: int, source_line: str, diags: Diagnostics
-) -> None:
-    line = err.line + line_offset if err.line and err.line > 0 else 1 + line_offset
-    col = err.column if err.column and err.column > 0 else 1
+def _unclosed(chunk: str) -> tuple[str, int, int] | None:
+    """The bracket of a declaration that is never closed, as (char, line, column) in the
+    chunk; when indentation shows which block lost its `}`, that block's `{`."""
+    stack: list[tuple[str, int, int, int]] = []
+    suspect = None
+    for lineno, line in enumerate(chunk.split("\n"), start=1):
+        indent = len(line) - len(line.lstrip())
+        for m in _BRACKETS.finditer(line):
+            ch = m.group()
+            if ch in "({":
+                stack.append((ch, lineno, m.start() + 1, indent))
+            elif ch in ")}" and stack:
+                opener, oline, ocol, oindent = stack.pop()
+                if suspect is None and ch == "}" and oline != lineno and indent != oindent:
+                    suspect = (opener, oline, ocol)
+    if not stack:
+        return None
+    return suspect or stack[-1][:3]
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#.*|[(){}]')
+
+
+def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int, chunk: str, diags: Diagnostics):
+    """Report one syntax error of a declaration (`chunk`, starting after `line_offset` lines)."""
+    lines = chunk.split("\n")
+    rel = err.line if isinstance(err.line, int) and err.line > 0 else 1
+    col = err.column if isinstance(err.column, int) and err.column > 0 else 1
+    line = rel + line_offset
+    text = lines[rel - 1] if rel <= len(lines) else ""
+    at = Span(path, line, col, line, col + 1)
     if isinstance(err, UnexpectedCharacters):
-        ch = source_line[col - 1 : col] if source_line else "?"
-        shown = repr(ch)[1:-1] if ch.isprintable() and ch.strip() else f"U+{ord(ch or '?'):04X}"
-        hint = None
-        if ch == "'":
-            hint = 'text is written in double quotes: "like this"'
-        elif ch == "=":
-            hint = "compare with `==`, `<=` or `>=`"
-        diags.add("HR003", f"unexpected character `{shown}`", Span(path, line, col, line, col + 1), hint)
+        _char_error(text, col, set(err.allowed or ()), at, diags)
         return
-    if isinstance(err, UnexpectedToken):
-        tok = err.token
-        if tok.type == "$END":
-            what = "the declaration ends too early"
-            span = Span(path, line, col, line, col + 1)
-        else:
-            what = f"unexpected {_token_words(tok)}"
-            span = Span(
-                path,
-                line,
-                col,
-                tok.end_line + line_offset if tok.end_line else line,
-                tok.end_column if tok.end_column else col + 1,
+    if not isinstance(err, UnexpectedToken):
+        diags.add("HR003", "the text cannot be read here", at)
+        return
+    tok = err.token
+    try:
+        acc = set(err.accepts)
+    except Exception:  # the interactive parser is missing: fall back on the state's terminals
+        acc = set(err.expected or ())
+    if tok.type == "$END":
+        _end_error(lark, tok, acc, path, line_offset, chunk, diags)
+        return
+    end_line = (tok.end_line or rel) + line_offset
+    end_col = tok.end_column or col + 1
+    span = Span(path, line, col, end_line, end_col)
+    found = f"unexpected {_token_words(tok)}"
+    before = text[: col - 1]
+    after = text[tok.end_column - 1 :] if tok.end_line == tok.line and tok.end_column else ""
+    number_before = re.search(r"(\d+(?:\.\d+)?)[ \t]*$", before)
+    hint = None
+    if tok.type == "NUMBER" and "NUMBER" not in acc and acc & {"DURATION", "PERCENT"}:
+        if "DURATION" in acc:
+            diags.add(
+                "HR003",
+                f"`{tok}` needs a unit here: expected a duration such as 10m",
+                span,
+                f"write `{tok}m` for minutes ({tok}s seconds, {tok}h hours, {tok}d days)",
             )
-        expected = _describe_expected(lark, set(err.expected) if err.expected else set())
-        diags.add("HR003", what + (f": {expected}" if expected else ""), span)
+        else:
+            v = float(tok)
+            hint = f"write `{v * 100:g}%`" if 0 < v <= 1 else f"write `{tok}%`"
+            diags.add("HR003", f"`{tok}` needs a unit here: expected a percentage such as 50%", span, hint)
         return
-    if isinstance(err, UnexpectedEOF):
-        expected = _describe_expected(lark, set(err.expected or ()))
+    if str(tok).isidentifier() and number_before:
+        word = (str(tok) + re.match(r"[\w/°µ]*", after).group()) if after else str(tok)
+        num = number_before.group(1)
+        unit_span = Span(path, line, col, line, col + len(word))
+        if word.lower() in _DURATION_WORDS and "DURATION" not in acc:
+            short = _DURATION_WORDS[word.lower()]
+            diags.add(
+                "HR003",
+                f"unexpected `{word}` after the number {num}",
+                unit_span,
+                f"a duration is one word: write `{num}{short}` (s, m, h, d or w)",
+            )
+            return
+        unit_hint = did_you_mean(word, U.UNITS) or next(
+            (f"did you mean `{u}`?" for u in U.UNITS if u.lower() == word.lower()), None
+        )
+        if unit_hint:
+            diags.add("HR108", f"unknown unit `{word}`", unit_span, unit_hint)
+            return
+    if tok.type == "NAME":
+        keywords = {k for k in (_keyword(lark, n) for n in acc) if k}
+        hint = did_you_mean(str(tok), keywords)
+        if hint:
+            diags.add("HR003", found, span, hint)
+            return
+    if tok.type == "STRING" and "NAME" in acc and re.fullmatch(r'"[A-Za-z_]\w*"', str(tok)):
+        hint = f"names are written without quotes: `{str(tok)[1:-1]}`"
+    elif tok.type == "COMMA" and number_before and after[:1].isdigit():
+        found = "unexpected `,` in a number"
+        hint = f"decimals are written with a point: `{number_before.group(1)}.{re.match(r'[0-9]+', after).group()}`"
+    elif tok.type == "MINUS" and any(_terminal_word(lark, n) == "`..`" for n in acc):
+        hint = "a range is written with `..`, e.g. `5.8 .. 6.2`"
+    elif tok.type == "PERCENT_SIGN" and number_before:
+        hint = f"write the percentage without a space: `{number_before.group(1)}%`"
+    elif tok.type in ("RBRACE", "RPAR") and not acc & {"RBRACE", "RPAR"}:
+        opener = "{" if tok.type == "RBRACE" else "("
+        if acc <= {f"{k.upper()}" for k in DECL_KEYWORDS} | {"$END"}:
+            diags.add("HR003", f"unexpected `{tok}`: there is no open `{opener}` for it to close", span)
+            return
+    elif (
+        _keyword(lark, tok.type) in _ITEM_KEYWORDS
+        and "RBRACE" in acc
+        and not before.strip()
+        and _unclosed(chunk[: sum(len(x) + 1 for x in lines[: rel - 1])])
+    ):
+        hint = "is a `}` missing on the line before?"
+    elif "LBRACE" in acc and "RBRACE" not in acc and tok.type != "LBRACE" and not before.strip():
+        hint = "is a `{` missing at the end of the line before?"
+    expected = "" if hint and not hint.startswith("is a") else _expected(lark, acc)
+    diags.add("HR003", found + (f": {expected}" if expected else ""), span, hint)
+
+
+def _end_error(lark, tok, acc, path, line_offset, chunk, diags) -> None:
+    """The declaration (or file) ends before it is complete: most often a missing `}`."""
+    open_ = _unclosed(chunk)
+    if open_:
+        ch, oline, ocol = open_
+        closer = "}" if ch == "{" else ")"
+        nlines = chunk.rstrip("\n").count("\n") + 1
         diags.add(
             "HR003",
-            "the file ends too early" + (f": {expected}" if expected else ""),
-            Span(path, line, col, line, col + 1),
+            f"`{ch}` is never closed: a `{closer}` is missing",
+            Span(path, oline + line_offset, ocol, oline + line_offset, ocol + 1),
+            f"add `{closer}` where this block ends (at the latest on line {nlines + line_offset})"
+            if ch == "{"
+            else f"add `{closer}` where the expression ends",
         )
         return
-    diags.add("HR003", str(err).splitlines()[0], Span(path, line, col, line, col + 1))
+    line = (tok.end_line or tok.line or 1) + line_offset
+    col = tok.end_column or 1
+    expected = _expected(lark, acc)
+    diags.add(
+        "HR003",
+        "the declaration ends too early" + (f": {expected}" if expected else ""),
+        Span(path, line, col, line, col + 1),
+    )
+
+
+def _char_error(text: str, col: int, allowed: set[str], at: Span, diags: Diagnostics) -> None:
+    ch = text[col - 1 : col] or "?"
+    if ch in _INVISIBLE or not ch.isprintable():
+        name = "non-breaking space" if ch in ("\u00a0", "\u202f", "\u2007") else "invisible character"
+        diags.add(
+            "HR003",
+            f"unexpected {name} (U+{ord(ch):04X})",
+            at,
+            "replace it with an ordinary space (it often comes from copying text out of a document)",
+        )
+        return
+    hint = _CHAR_HINTS.get(ch)
+    if ch == "=":
+        if "COMPARE" in allowed:
+            hint = "to compare, write `==` (or `<=`, `>=`)"
+        else:
+            word = re.search(r"(\w+)\s*$", text[: col - 1])
+            value = re.match(r"\s*([^\s{]+)", text[col:])
+            hint = f"no `=` is needed: write `{word.group(1) if word else 'name'} {value.group(1) if value else '...'}`"
+    elif ch == ":":
+        word = re.search(r"(\w+)\s*$", text[: col - 1])
+        value = re.match(r"\s*([^\s{]+)", text[col:])
+        if word:
+            hint = f"no `:` is needed: write `{word.group(1)} {value.group(1) if value else 'value'}`"
+    elif ch == '"':
+        diags.add("HR003", "the text is not closed", at, 'end it with `"` on the same line')
+        return
+    diags.add("HR003", f"unexpected character `{ch}`", at, hint)
 
 
 # ---- entry points ------------------------------------------------------------------------
@@ -802,19 +1020,35 @@ def decode(data: bytes, path: str, diags: Diagnostics) -> str | None:
             at,
         )
         return None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        diags.add(
+            "HR004",
+            "file is saved as UTF-16, not UTF-8",
+            at,
+            "save it again with the encoding UTF-8 (in Notepad: Save as, Encoding: UTF-8)",
+        )
+        return None
     if b"\x00" in data:
-        diags.add("HR004", "file holds binary data, not rule text", at)
+        diags.add(
+            "HR004",
+            "file holds binary data, not rule text",
+            at,
+            "rule files are plain text saved as UTF-8; is this the right file?",
+        )
         return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        col = len(data[data.rfind(b"\n", 0, e.start) + 1 : e.start].decode("utf-8", "replace")) + 1
+        byte = data[e.start : e.start + 1]
+        legacy = byte.decode("cp1252", "replace")
+        seen = f", which is `{legacy}` in Windows-1252/Latin-1" if legacy.isprintable() and legacy != "\ufffd" else ""
         diags.add(
             "HR004",
-            f"file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+            f"file is not valid UTF-8: byte 0x{byte[0]:02x} on line {line}{seen}",
             Span(path, line, col, line, col + 1),
-            "save the file as UTF-8",
+            "save the file with the encoding UTF-8",
         )
         return None
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
@@ -825,21 +1059,57 @@ def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
     first = text.split("\n", 1)[0]
     m = _HEADER.match(first)
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
-    if not m:
+    latest = SUPPORTED_VERSIONS[-1]
+    if not text.strip():
         diags.add(
             "HR001",
-            "the first line must state the language version, e.g. `hydro 1`",
+            "the file is empty",
+            Span(path, 1, 1, 1, 1),
+            f"a rule file starts with `hydro {latest}`; delete the file if it is not needed",
+        )
+        return None
+    if not m:
+        later = re.search(r"^[ \t]*hydro[ \t]+\S+", text, re.M)
+        if later and not first.strip().lower().startswith("hydro"):
+            n = text.count("\n", 0, later.start()) + 1
+            diags.add(
+                "HR001",
+                f"the language version must be on the first line, not on line {n}",
+                Span(path, n, 1, n, len(later.group()) + 1),
+                f"move `{later.group().strip()}` to the top of the file; comments go below it",
+            )
+            return None
+        if re.match(r"[ \t]*hydro\b|[ \t]*hydro\d", first, re.I):
+            diags.add(
+                "HR001",
+                f"the first line must read `hydro {latest}`",
+                Span(path, 1, 1, 1, max(2, len(first) + 1)),
+                f"write it in lower case, with a space before the version: `hydro {latest}`",
+            )
+            return None
+        diags.add(
+            "HR001",
+            f"the first line must state the language version, e.g. `hydro {latest}`",
             Span(path, 1, 1, 1, max(2, len(first) + 1)),
-            f"supported versions: {supported}",
+            f"add the line `hydro {latest}` at the top of the file (supported versions: {supported})",
         )
         return None
     raw = m.group(1)
     col = first.index(raw) + 1
     if not raw.isdigit() or int(raw) not in SUPPORTED_VERSIONS:
+        spelled = re.fullmatch(r"[vV]?(\d+)(?:\.0+)*", raw)
+        hint = (
+            f"write `hydro {int(spelled.group(1))}`"
+            if spelled and int(spelled.group(1)) in SUPPORTED_VERSIONS
+            else f"this hydro-rules reads version {supported}; a newer file needs a newer hydro-rules"
+            if raw.isdigit() and int(raw) > latest
+            else f"write `hydro {latest}`"
+        )
         diags.add(
             "HR002",
             f"language version `{raw}` is not supported; supported versions: {supported}",
             Span(path, 1, col, 1, col + len(raw)),
+            hint,
         )
         return None
     return int(raw)
@@ -917,7 +1187,6 @@ _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|(#[^\n]*)')
 
 
 def _parse_by_declaration(lark, builder, text, path, diags):
-    lines = text.split("\n")
     header, decls, broken = None, [], []
     for offset, chunk in _chunks(text):
         builder.line_offset, builder.depth = offset, {}
@@ -934,8 +1203,7 @@ def _parse_by_declaration(lark, builder, text, path, diags):
                     "split the condition into simpler ones",
                 )
             else:
-                n = (err.line or 1) + offset
-                _syntax_error(lark, err, path, offset, lines[n - 1] if 0 < n <= len(lines) else "", diags)
+                _syntax_error(lark, err, path, offset, chunk, diags)
             del builder.comments[mark:]
             _scan_comments(chunk, path, offset, builder.comments)
             m = _DECL_NAME.match(chunk)

@@ -21,6 +21,8 @@ def excerpt(d: Diagnostic, source: str | None) -> list[str]:
     if s.line > len(lines):
         return []
     text = lines[s.line - 1].replace("\t", " ")
+    if not text.strip():  # an empty file or line: nothing worth showing
+        return []
     if len(text) > 200:
         start = max(0, s.column - 80)
         text = ("…" if start else "") + text[start : start + 160] + "…"

@@ -31,6 +31,7 @@ class Checker:
         self.d = diags
         self.broken = broken or set()  # names of declarations that did not parse
         self.decls: dict[str, dict] = defaultdict(dict)  # kind -> name -> decl
+        self.untyped: set[str] = set()  # alerts with a condition already reported as wrong
 
     # ---- helpers --------------------------------------------------------------------
     def _define(self, kind: str, ident: A.Ident, decl) -> bool:
@@ -510,6 +511,7 @@ class Checker:
                 if isinstance(it, A.AlertCond):
                     c = typer.condition(it.cond)
                     if c is None:
+                        self.untyped.add(code)
                         continue
                     if it.clear:
                         if clear is not None:
@@ -519,8 +521,12 @@ class Checker:
                         when.append(c)
             typer.scope = None
             if len(when) > 1:
-                self.d.add("HR107", f"alert `{code}` has more than one `when`", when[1].span,
-                           "combine the conditions with `or`")
+                self.d.add(
+                    "HR107",
+                    f"alert `{code}` has more than one `when`",
+                    when[1].span,
+                    "combine the conditions with `or`",
+                )
             locks = "lock until reset" in items
             on_error = tuple(
                 v.name for it in d.items if isinstance(it, A.Item) and it.keyword == "on error" for v in it.values
@@ -716,6 +722,8 @@ class Checker:
                 self.d.add("HR502", f"guard `{name}` is never used by a `guarded by`", g.span)
         raised = usage.raised | {d.raises for g in rs.guards.values() for d in g.denies if d.raises}
         for code, a in rs.alerts.items():
+            if code in self.untyped:
+                continue  # its condition has an error; what it lacks is not yet known
             if not a.when and not a.on_error and code not in raised:
                 self.d.add(
                     "HR503",

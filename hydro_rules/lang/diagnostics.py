@@ -129,9 +129,15 @@ class Diagnostics:
         return sorted(self.items, key=Diagnostic.sort_key)
 
 
-def did_you_mean(name: str, candidates) -> str | None:
-    """A "did you mean X?" hint when a known name is close to `name`."""
+def closest(name: str, candidates) -> str | None:
+    """The known name `name` is most likely a misspelling of, if any."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
     if not close and name.lower() != name:
         close = [c for c in candidates if c.lower() == name.lower()][:1]
-    return f"did you mean `{close[0]}`?" if close else None
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    """A "did you mean X?" hint when a known name is close to `name`."""
+    close = closest(name, candidates)
+    return f"did you mean `{close}`?" if close else None

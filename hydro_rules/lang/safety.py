@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import ast as A
 from . import model as M
 from . import units as U
-from .diagnostics import Diagnostics, did_you_mean
+from .diagnostics import Diagnostics, closest, did_you_mean
 from .exprs import Typer
 
 #: verb -> channel kinds it applies to
@@ -102,7 +102,7 @@ def _machine(d: Diagnostics, mdecl: A.MachineDecl, all_states, typer, actions) -
         _check_runs_pump(d, state, s, typer.n.channels)
     if initial is None:
         return None
-    _reachability(d, mdecl, initial, states)
+    _reachability(d, initial, own, states)
     return M.Machine(mdecl.name.name, initial, states, mdecl.name.span)
 
 
@@ -155,7 +155,7 @@ def _check_runs_pump(d, state: M.State, decl: A.StateDecl, channels) -> None:
         and a.target in channels
         and channels[a.target].kind in ("pump", "valve")
     ]
-    if running and not state.transitions:
+    if running and not decl.transitions:  # as written: a transition with an error still leaves
         a = running[0]
         d.add(
             "HR302",
@@ -165,16 +165,20 @@ def _check_runs_pump(d, state: M.State, decl: A.StateDecl, channels) -> None:
         )
 
 
-def _reachability(d, mdecl, initial, states) -> None:
+def _reachability(d, initial, own: dict[str, A.StateDecl], states) -> None:
+    """States no transition leads to. The transitions are taken as written, so one with an
+    error of its own (reported already) still counts, and a misspelled target counts as
+    the state it most likely means: one mistake is reported once."""
     seen, todo = {initial}, [initial]
     while todo:
-        s = states.get(todo.pop())
-        if s is None:
+        decl = own.get(todo.pop())
+        if decl is None:
             continue
-        for t in s.transitions:
-            if t.target not in seen:
-                seen.add(t.target)
-                todo.append(t.target)
+        for t in decl.transitions:
+            target = t.target.name if t.target.name in own else closest(t.target.name, own)
+            if target is not None and target not in seen:
+                seen.add(target)
+                todo.append(target)
     for name, s in states.items():
         if name not in seen:
             d.add("HR301", f"state `{name}` cannot be reached from `{initial}`", s.span, "no transition leads to it")
@@ -295,19 +299,20 @@ class _Actions:
                     a.amount.span,
                 )
                 return None
-        guards = []
+        guards, unresolved = [], False
         for g in a.guards:
             guard = self.rs.guards.get(g.name)
             if guard is None:
                 if g.name not in self.c.decls["guard"]:
                     self.c._unknown("HR105", "guard", g, self.c.decls["guard"])
+                unresolved = True
                 continue
             self.usage.guards.add(g.name)
             if not guard.scope.covers(ch):
                 self.d.add("HR113", f"guard `{g.name}` does not protect `{name}`", g.span)
                 continue
             guards.append(g.name)
-        if verb in STARTING_VERBS:
+        if verb in STARTING_VERBS and not unresolved:  # a misspelled guard is reported once, as HR105
             self._guard_coverage(a, ch, guards)
         if verb == "recirculate":
             self.usage.recirculated.setdefault(name, a.target.span)

@@ -117,7 +117,12 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool):
         return None, None
     visiting.append(real)
     name = version = None
+    start = len(out.files)
     files = [_read_file(p, out, digest) for p in rule_files(root)]
+    # The files of used rule sets go before this set's own: a name defined in both is then
+    # reported as a duplicate where this set repeats it, not inside the library.
+    own = out.files[start:]
+    del out.files[start:]
     for f in files:
         if f is None:
             continue
@@ -143,6 +148,7 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool):
                     out.diags.add("HR005", f'`use "{decl.path.value}"` makes a cycle', decl.path.span)
                     continue
                 _read_set(target, out, digest, visiting, top=False)
+    out.files.extend(own)
     if (
         name is None
         and (root / MANIFEST).is_file()

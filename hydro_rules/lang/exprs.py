@@ -273,13 +273,14 @@ class Typer:
     def _Binary(self, e: A.Binary):
         op = e.op
         if op in ("and", "or"):
-            items = []
-            for side in (e.left, e.right):
+            items, ok = [], True
+            for side in (e.left, e.right):  # both sides, so that every mistake is reported
                 t = self.boolean(side)
                 if t is None:
-                    return None
+                    ok = False
+                    continue
                 items.extend(t.items if isinstance(t, M.Logic) and t.op == op else [t])
-            return M.Logic(op, tuple(items), e.span)
+            return M.Logic(op, tuple(items), e.span) if ok else None
         left, right = self.expr(e.left), self.expr(e.right)
         if left is None or right is None:
             return None
@@ -290,7 +291,10 @@ class Typer:
     def _compare(self, op, left, right, e):
         if not U.compatible(left.dim, right.dim) or left.dim in (U.TEXT,):
             self.d.add(
-                "HR201", f"compares {_dim_words(left)} with {_dim_words(right)}", e.span, _unit_hint(left, right)
+                "HR201",
+                f"cannot compare {_what(e.left, left)} with {_what(e.right, right)}",
+                e.span,
+                _unit_hint(left, right),
             )
             return None
         if left.dim == U.BOOL and op not in ("==", "!="):
@@ -337,8 +341,8 @@ class Typer:
             if not ok or ld == U.BOOL:
                 self.d.add(
                     "HR201",
-                    f"cannot {'add' if op == '+' else 'subtract'} {_dim_words(right)} "
-                    f"{'to' if op == '+' else 'from'} {_dim_words(left)}",
+                    f"cannot {'add' if op == '+' else 'subtract'} {_what(e.right, right)} "
+                    f"{'to' if op == '+' else 'from'} {_what(e.left, left)}",
                     e.span,
                     _unit_hint(left, right),
                 )
@@ -352,7 +356,7 @@ class Typer:
             else:
                 self.d.add(
                     "HR201",
-                    f"cannot multiply {_dim_words(left)} by {_dim_words(right)}",
+                    f"cannot multiply {_what(e.left, left)} by {_what(e.right, right)}",
                     e.span,
                     "multiply by a plain number, e.g. `target.ec.max * 1.1`",
                 )
@@ -363,7 +367,7 @@ class Typer:
             elif ld == rd and ld in U.NUMERIC | {U.DURATION}:
                 dim = U.NUMBER
             else:
-                self.d.add("HR201", f"cannot divide {_dim_words(left)} by {_dim_words(right)}", e.span)
+                self.d.add("HR201", f"cannot divide {_what(e.left, left)} by {_what(e.right, right)}", e.span)
                 return None
         if isinstance(left, M.Const) and isinstance(right, M.Const):
             a, b = float(left.value), float(right.value)
@@ -436,7 +440,12 @@ class Typer:
             return M.Func(name, tuple(args), args[0].dim, e.span)
         a, b = args
         if not U.compatible(a.dim, b.dim):
-            self.d.add("HR201", f"`{name}` of {_dim_words(a)} and {_dim_words(b)}", e.span)
+            self.d.add(
+                "HR201",
+                f"cannot take the {name} of {_what(e.args[0], a)} and {_what(e.args[1], b)}",
+                e.span,
+                "both values need the same unit",
+            )
             return None
         return M.Func(name, tuple(args), U.join(a.dim, b.dim), e.span)
 
@@ -461,13 +470,28 @@ _SIGNATURES = {
 
 
 def _dim_words(t) -> str:
+    """What kind of value `t` is, in words: `a pH value`, `a conductivity in mS/cm`."""
     dim = t.dim
     unit = U.BASE_UNIT.get(dim)
-    if dim == U.NUMBER:
-        return "a plain number"
-    if unit:
-        return f"{dim} ({unit})"
-    return {U.DURATION: "a duration", U.TIME_OF_DAY: "a time of day", U.BOOL: "a yes/no value"}.get(dim, dim)
+    special = {
+        U.NUMBER: "a plain number",
+        U.PH: "a pH value",
+        U.PERCENT: "a percentage",
+        U.DURATION: "a duration",
+        U.TIME_OF_DAY: "a time of day",
+        U.BOOL: "a yes/no value",
+        U.TEXT: "a text",
+    }
+    if dim in special:
+        return special[dim]
+    article = "an" if dim[:1] in "aeiou" else "a"
+    return f"{article} {dim} in {unit}" if unit else f"{article} {dim}"
+
+
+def _what(e, t) -> str:
+    """An operand for a message: its text and what kind of value it is."""
+    text = render(e)
+    return f"`{text}` ({_dim_words(t)})" if len(text) <= 40 else _dim_words(t)
 
 
 def _unit_hint(a, b) -> str | None:

@@ -1,0 +1,66 @@
+"""Digital twin of one zone: reservoir, loop, pumps, dosers and the nodes that drive and watch them.
+
+Pure and deterministic: no I/O, no wall clock; noise comes from `random.Random(seed)`,
+so the same zone, seed, start, faults, config and command stream give the same
+readings and responses. The dry-run loop calls::
+
+    twin = ZoneTwin(zone, ruleset, seed=1, start=t0, faults=[parse_fault("leak@36h")])
+    twin.advance(t); twin.drain_telemetry(); twin.drain_responses(); twin.send(wire_command)
+
+Physics (TwinConfig holds every constant): the reservoir (`zone.reservoir_l` = 100 %)
+starts at the profile's `levels.target` with solution at the recipe phase's target
+midpoints; plants and air take 2 %/day of the reservoir (diurnal swing), plants take
+3 %/day of the salts (EC drifts about -1 %/day) and push pH up 0.07/day; a dose mixes
+in with a 3-minute time constant while the solution circulates (2 h when still); the
+loop holds 3 % of the reservoir while the recirculation pump moves water and drains
+back when it stops; the water temperature follows a daily cycle around 21 °C; the
+fill line delivers fresh solution at the day's recipe midpoints. Pumps: recirc
+20 L/min, drain 30 L/min, fill 30 L/min; a pump whose intake is dry moves nothing and
+draws less current. Nodes: see `nodes`; readings: see `sensors`.
+
+Faults, `KIND@OFFSET[:ARGS]`: OFFSET is a duration from the run start (`6d`, `36h`,
+`90m`, `1h30m`, `45s`, `0`); ARGS are comma-separated, a bare word is the target,
+`key=value` a parameter. Every kind takes `for=DURATION` (the fault then clears);
+otherwise it lasts to the end of the run. Offsets beyond the run never fire.
+
+- `dry_reservoir[:rate=L/h]` - a burst line: the reservoir loses 600 L/h (default)
+  until it is empty; water the loop returns and any fill are lost the same way.
+- `leak[:rate=L/h]` - a slow loss, 12 L/h by default (10 %/h of 120 L).
+- `stuck_relay[:CHANNEL]` - the contacts stay closed: the load runs whatever is
+  commanded; the node answers as if it switched. Default pump_recirc.
+- `overcurrent[:CHANNEL][,current=mA]` - the pump draws `current` (default 2300 mA)
+  whenever powered. A start (run_pump, set_relay state=true) is answered ACK then
+  ERROR `overcurrent` with details {channel, current_ma, threshold_ma} and the node
+  opens the contacts; an NC pump at its fail-safe default still runs and draws it.
+  Default pump_recirc.
+- `no_flow[:CHANNEL]` - a blocked line: the pump is powered and draws its normal
+  current, but flow is 0 and no water moves. Default pump_recirc.
+- `sensor_frozen[:METRIC][,node=UID]` - the sensor repeats the reading it had when
+  it froze, with fresh timestamps. Default ph.
+- `sensor_dead[:METRIC][,node=UID]` - the sensor stops reporting. Default water_level.
+- `node_offline[:NODE|CHANNEL]` - the node publishes nothing, answers nothing and
+  loses the commands sent to it; its timers still run (an OFF with duration_ms
+  still expires). Default: the node of pump_recirc.
+- `controller_crash[:for=D]` - every node's outputs drop to their fail-safe default
+  (the NC pump runs, NO pumps stop, pending runs and timers die); nodes are silent
+  for D (default 30m) and lose commands; then they reboot and report again.
+
+A malformed spec raises FaultError from parse_fault; a target the zone does not have
+raises FaultError from check_fault and from ZoneTwin().
+"""
+
+from .config import DEFAULT_ROLES, TwinConfig
+from .faults import KINDS, Fault, FaultError, check_fault, parse_duration, parse_fault
+from .twin import ZoneTwin
+
+__all__ = [
+    "DEFAULT_ROLES",
+    "KINDS",
+    "Fault",
+    "FaultError",
+    "TwinConfig",
+    "ZoneTwin",
+    "check_fault",
+    "parse_duration",
+    "parse_fault",
+]

@@ -1,0 +1,105 @@
+"""Physical constants of the twin. Defaults fit the example zones (120-150 L NFT/DWC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: what a channel does to the water, by standard channel name
+DEFAULT_ROLES = {
+    "pump_recirc": "recirc",
+    "pump_drain": "drain",
+    "pump_fill": "fill",
+    "dose_ph_down": "acid",
+    "dose_nutrient": "nutrient",
+}
+ROLES = frozenset({"recirc", "drain", "fill", "acid", "nutrient", "none"})
+
+#: Gaussian sensor noise (one standard deviation) per metric, in the metric's base unit
+DEFAULT_NOISE = {
+    "ph": 0.01,
+    "ec": 0.01,
+    "temp_water": 0.05,
+    "water_level": 0.2,
+    "pump_current": 10.0,
+    "flow_rate": 0.2,
+    "temp_air": 0.1,
+    "humidity": 0.5,
+    "co2": 5.0,
+    "lux": 50.0,
+    "soil_moisture": 0.2,
+    "soil_temp": 0.05,
+    "wind_speed": 0.05,
+    "outside_temp": 0.1,
+}
+
+#: metrics the twin does not model: a constant (plus noise) for nodes that report them
+DEFAULT_AMBIENT = {
+    "temp_air": 23.0,
+    "humidity": 65.0,
+    "co2": 600.0,
+    "lux": 20000.0,
+    "soil_moisture": 40.0,
+    "soil_temp": 20.0,
+    "wind_speed": 0.0,
+    "outside_temp": 10.0,
+}
+
+
+@dataclass
+class TwinConfig:
+    # pumps: nominal flow by role (L/min) and the current each draws as the node's INA209 sees it (mA)
+    recirc_flow_l_min: float = 20.0
+    drain_flow_l_min: float = 30.0
+    fill_flow_l_min: float = 30.0
+    running_ma: float = 1050.0
+    idle_ma: float = 15.0
+    dry_ma: float = 600.0  # a pump sucking air draws less than its working current
+    fault_ma: float = 2300.0  # a pump with the overcurrent fault (seized bearing, shorted winding)
+    threshold_ma: float = 1500.0  # the node's overcurrent threshold
+    max_run_ms: int = 900_000  # node safe_limits.max_duration_ms: run_pump is clamped to this
+    max_clock_skew_s: float | None = 10.0  # nodes reject commands whose ts is this far off (None: never)
+
+    # loop: water held in pipes and gullies while the recirculation pump moves it; it drains back when it stops
+    loop_holdup_frac: float = 0.03  # of reservoir_l
+    loop_tau_s: float = 45.0
+    recirc_intake_pct: float = 2.0  # the recirculation pump sucks air below this level...
+    recirc_reprime_pct: float = 4.0  # ...and picks up again above this one
+    probe_level_pct: float = 1.0  # below this the EC probe is out of the water and reads 0
+
+    # plants and air: water use (uptake + evaporation) and what it does to the solution, per day
+    water_use_frac_day: float = 0.02  # of reservoir_l: 2.4 L/day for 120 L
+    water_use_swing: float = 0.5  # diurnal swing of water use around its mean (0..1)
+    nutrient_uptake_frac_day: float = 0.03  # of the dissolved salts; with water use, EC drifts ~ -1 %/day
+    ph_drift_day: float = 0.07  # plants push pH up
+
+    # dosing: effect of 1 ml in 1 L once mixed; mixing time constant with and without circulation
+    acid_ph_per_ml_l: float = 10.0  # 2 ml in 120 L lowers pH by ~0.17
+    nutrient_ec_per_ml_l: float = 1.0  # 5 ml in 120 L raises EC by ~0.04 mS/cm
+    mix_tau_s: float = 180.0
+    mix_tau_still_s: float = 7200.0
+
+    # temperature: the water follows a daily cycle of the room (peak at peak_hour_utc) with a lag
+    temp_mean_c: float = 21.0
+    temp_swing_c: float = 1.5
+    temp_peak_hour_utc: float = 15.0
+    temp_tau_s: float = 10800.0
+    fill_temp_c: float = 17.0
+
+    # the fill line delivers ready solution at the recipe phase's midpoints; these when a target is missing
+    default_ph: float = 6.0
+    default_ec: float = 1.5
+    initial_level_pct: float | None = None  # None: the profile's levels.target (else 90 %)
+    level_switch_pct: float = 10.0  # water_level_switch reads 1 at or above this level
+
+    roles: dict = field(default_factory=dict)  # channel name -> role, over DEFAULT_ROLES
+    noise: dict = field(default_factory=dict)  # metric -> sigma, over DEFAULT_NOISE
+    ambient: dict = field(default_factory=dict)  # metric -> value, over DEFAULT_AMBIENT
+
+    def role(self, channel: str) -> str:
+        return self.roles.get(channel) or DEFAULT_ROLES.get(channel, "none")
+
+    def sigma(self, metric: str) -> float:
+        return self.noise.get(metric, DEFAULT_NOISE.get(metric, 0.0))
+
+    def ambient_value(self, metric: str) -> float | None:
+        return self.ambient.get(metric, DEFAULT_AMBIENT.get(metric))

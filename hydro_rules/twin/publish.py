@@ -1,0 +1,72 @@
+"""Compile the readings a zone's nodes publish each tick into one straight-line Python function.
+
+The set of publishers changes only when a fault starts or ends, so the function is
+regenerated then; per tick it costs one noise draw and one Reading per (node, metric).
+"""
+
+from __future__ import annotations
+
+from ..messages import Reading
+
+# what a reading shows: the solution, a constant, or a sum over loads
+S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW = range(8)
+
+# Reading is a frozen slotted dataclass; filling its slots directly skips the frozen __setattr__ detour.
+try:
+    _SETTERS = tuple(Reading.__dict__[f].__set__ for f in ("node_uid", "metric", "value", "ts"))
+except (KeyError, AttributeError):  # pragma: no cover - only if messages.Reading changes shape
+    _SETTERS = None
+
+
+def _true_expr(p, loads: dict) -> str:
+    src = p.source
+    if src == S_PH:
+        return "w.ph"
+    if src == S_EC:
+        return "(w.ec if level >= PROBE else 0.0)"
+    if src == S_TEMP:
+        return "w.temp"
+    if src == S_LEVEL:
+        return "level"
+    if src == S_SWITCH:
+        return "(1.0 if level >= SWITCH else 0.0)"
+    if src == S_CONST:
+        return repr(float(p.const))
+    attr = "cur" if src == S_CURRENT else "flow"
+    return " + ".join(f"{loads[id(ld)]}.{attr}" for ld in p.loads) or "0.0"
+
+
+def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: float, switch: float, measure):
+    """A function publish(now, out) appending one Reading per publisher to the list `out`."""
+    ns = {"w": water, "gb": rng.getrandbits, "T": table, "measure": measure, "R": Reading, "new": object.__new__}
+    ns.update(PCT=pct, PROBE=probe, SWITCH=switch, inf=float("inf"))
+    if _SETTERS is not None:
+        ns.update(zip(("sn", "sm", "sv", "st"), _SETTERS, strict=True))
+    loads: dict[int, str] = {}
+    for p in pubs:
+        for ld in p.loads:
+            if id(ld) not in loads:
+                loads[id(ld)] = f"L{len(loads)}"
+                ns[loads[id(ld)]] = ld
+    lines = ["def publish(now, out):", "    add = out.append", "    level = w.volume * PCT"]
+    if loads:
+        lines.append("    measure()")
+    for i, p in enumerate(pubs):
+        ns[f"F{i}"] = p.value
+        if p.frozen:
+            lines.append(f"    v = F{i}")
+        else:
+            lines.append(f"    v = {_true_expr(p, loads)}")
+            if p.sigma:
+                guard = "    " if p.source != S_FLOW else "    if v != 0.0:\n        "
+                ind = guard.rsplit("\n", 1)[-1]
+                lines.append(f"{guard}v += {p.sigma!r} * T[gb({bits})]")
+                lo, hi = float(p.lo), float(p.hi)
+                lines.append(f"{ind}if v < {lo!r}: v = {lo!r}")
+                lines.append(f"{ind}elif v > {hi!r}: v = {hi!r}")
+        if _SETTERS is None:  # pragma: no cover
+            lines.append(f"    add(R({p.uid!r}, {p.metric!r}, v, now))")
+        else:
+            lines.append(f"    r = new(R); sn(r, {p.uid!r}); sm(r, {p.metric!r}); sv(r, v); st(r, now); add(r)")
+    exec(compile("\n".join(lines), "<twin publish>", "exec"), ns)  # noqa: S102 - our own generated source
+    return ns["publish"]

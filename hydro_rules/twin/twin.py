@@ -1,0 +1,328 @@
+"""ZoneTwin: one zone's water, pumps and nodes, driven by wire commands, publishing readings."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Sequence
+
+from ..lang.model import RuleSet, Zone
+from ..messages import CommandResponse, Reading, WireCommand
+from .config import ROLES, TwinConfig
+from .faults import Fault, FaultError, check_fault, fault_node
+from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
+from .publish import S_CONST, S_CURRENT, S_EC, S_FLOW, S_LEVEL, S_PH, S_SWITCH, S_TEMP, compile_publisher
+from .recipe import FreshSolution, day_zero
+from .sensors import NOISE_BITS, gaussian_table, reporters
+from .water import Water
+
+_SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, "water_level_switch": S_SWITCH}
+_INF = float("inf")
+
+
+class Pub:
+    """One (node, metric) a node reports each tick."""
+
+    __slots__ = ("node", "uid", "metric", "source", "loads", "const", "sigma", "lo", "hi", "dead", "frozen", "value")
+
+    def __init__(self, node: Node, metric: str, source: int, loads: tuple, const: float, sigma: float, lo, hi) -> None:
+        self.node, self.uid, self.metric, self.source = node, node.uid, metric, source
+        self.loads, self.const, self.sigma, self.lo, self.hi = loads, const, sigma, lo, hi
+        self.dead = self.frozen = 0
+        self.value = 0.0  # the frozen reading
+
+
+class ZoneTwin(NodeLogic):
+    __slots__ = (
+        "zone", "ruleset", "faults", "_cfg", "_rng", "_bits", "_table", "_water", "_nodes", "_loads", "_by_name",
+        "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
+        "_readings", "_responses", "_pct", "_probe_pct", "_switch_pct", "_run_ma", "_idle_ma", "_dry_ma",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        zone: Zone,
+        ruleset: RuleSet,
+        *,
+        seed: int,
+        start: float,
+        faults: Sequence[Fault] = (),
+        config: TwinConfig | None = None,
+    ) -> None:
+        cfg = self._cfg = config or TwinConfig()
+        self.zone, self.ruleset, self.faults = zone, ruleset, tuple(faults)
+        self._rng = random.Random(seed)
+        self._bits = NOISE_BITS
+        self._table = gaussian_table()
+        for name, role in cfg.roles.items():
+            if role not in ROLES:
+                raise ValueError(f"TwinConfig.roles[{name!r}] = {role!r}: roles are {', '.join(sorted(ROLES))}")
+        for f in self.faults:
+            check_fault(f, zone, ruleset, cfg)
+        self._events: list = []
+        self._seq = 0
+        self._t = float(start)
+        self._pub_t = -_INF
+        self._crashed = 0
+        self._readings: list[Reading] = []
+        self._responses: list[CommandResponse] = []
+        self._build_nodes()
+        settings = ruleset.profiles[zone.profile].settings if zone.profile in ruleset.profiles else {}
+        level = cfg.initial_level_pct if cfg.initial_level_pct is not None else settings.get("levels.target", 90.0)
+        fresh = FreshSolution(ruleset.recipes.get(zone.recipe), day_zero(zone, start), cfg.default_ph, cfg.default_ec)
+        self._water = Water(cfg, zone.reservoir_l, fresh, self._t, level)
+        self._pct = 100.0 / zone.reservoir_l
+        self._probe_pct, self._switch_pct = cfg.probe_level_pct, cfg.level_switch_pct
+        self._run_ma, self._idle_ma, self._dry_ma = cfg.running_ma, cfg.idle_ma, cfg.dry_ma
+        self._refresh()
+        if self._water.flowing:
+            self._water.fill_loop()  # the NC pump has been running: the loop is full on top of the target level
+        self._build_pubs()
+        for f in self.faults:
+            at = self._t + f.offset_s
+            self._push(at, EV_FAULT_ON, f)
+            if f.for_s is not None:
+                self._push(at + f.for_s, EV_FAULT_OFF, f)
+
+    # ---- construction -----------------------------------------------------------------------
+    def _build_nodes(self) -> None:
+        cfg, zone, rs = self._cfg, self.zone, self.ruleset
+        self._nodes: dict[str, Node] = {uid: Node(uid) for uid in zone.nodes}
+        self._loads: list[Load] = []
+        self._by_name: dict[str, Load | None] = {}
+        lpm = {"recirc": cfg.recirc_flow_l_min, "drain": cfg.drain_flow_l_min, "fill": cfg.fill_flow_l_min}
+        for name, b in zone.channels.items():
+            node = self._nodes[b.node_uid]
+            ch = rs.channels.get(name)
+            ld = None
+            if ch is not None and ch.kind in ("pump", "valve", "doser"):
+                role = cfg.role(name)
+                ld = Load(name, role, ch.kind, node, b.channel_key, ch.fail_safe == "NC", lpm.get(role, 0.0))
+                self._loads.append(ld)
+            node.channels[b.channel_key] = ld
+            self._by_name[name] = ld
+
+    def _build_pubs(self) -> None:
+        cfg, rs = self._cfg, self.ruleset
+        self._pubs: list[Pub] = []
+        metered: dict[int, Load] = {}
+        for metric, nodes in reporters(self.zone, rs, cfg).items():
+            m = rs.metrics.get(metric)
+            lo, hi = (m.low, m.high) if m is not None else (-_INF, _INF)
+            for uid, src in nodes:
+                kind, loads, const = _SOURCE.get(src[0], S_CONST), (), 0.0
+                if src[0] in ("current", "flow"):
+                    kind = S_CURRENT if src[0] == "current" else S_FLOW
+                    loads = tuple(self._by_name[n] for n in src[1] if self._by_name.get(n) is not None)
+                    metered.update((id(ld), ld) for ld in loads)
+                elif src[0] == "ambient":
+                    const = src[1]
+                self._pubs.append(Pub(self._nodes[uid], metric, kind, loads, const, cfg.sigma(metric), lo, hi))
+        self._metered = tuple(metered.values())
+        self._activate()
+
+    def _compile(self, pubs) -> object:
+        w = self._water
+        return compile_publisher(
+            pubs, w, self._rng, self._table, self._bits, self._pct, self._probe_pct, self._switch_pct,
+            self._measure_loads,
+        )  # fmt: skip
+
+    def _activate(self) -> None:
+        """Recompile what is published: sensors not dead on nodes not silent."""
+        self._publish = self._compile([p for p in self._pubs if not p.dead and not self._silent(p.node)])
+
+    def _refresh(self) -> None:
+        """Flows and the powered set after any change of contacts or faults."""
+        w = self._water
+        rates = {"recirc": 0.0, "drain": 0.0, "fill": 0.0}
+        powered = []
+        for ld in self._loads:
+            if ld.contact or ld.stuck:
+                powered.append(ld)
+                if ld.role in rates and not ld.blocked:
+                    rates[ld.role] += ld.lpm / 60.0
+        self._powered = tuple(powered)
+        w.recirc_lps, w.drain_lps, w.fill_lps = rates["recirc"], rates["drain"], rates["fill"]
+
+    # ---- the API of the dry-run loop ------------------------------------------------------------
+    def send(self, cmd: WireCommand) -> None:
+        """The command reaches its node at cmd.ts (now, if that is already past)."""
+        if cmd.ts > self._t:
+            self._push(cmd.ts, EV_CMD, cmd)
+        else:
+            self._execute(cmd, self._t)
+
+    def advance(self, now: float) -> None:
+        """Run physics and node logic up to `now`, then let every online node publish its readings."""
+        t = self._t
+        if now < t:
+            raise ValueError(f"time goes backwards: {now} < {t}")
+        events = self._events
+        while events and events[0][0] <= now:
+            et, _, kind, a, b, c = heapq.heappop(events)
+            if et > t:
+                self._step(t, et)
+                t = self._t = et
+            if kind == EV_TIMER:
+                self._timer(a, b, c, t)
+            elif kind == EV_CMD:
+                self._execute(a, t)
+            else:
+                self._fault(a, kind == EV_FAULT_ON, t)
+        if now > t:
+            self._step(t, now)
+            self._t = now
+        if now > self._pub_t:
+            self._pub_t = now
+            self._publish(now, self._readings)
+
+    def drain_telemetry(self) -> list[Reading]:
+        out, self._readings = self._readings, []
+        return out
+
+    def drain_responses(self) -> list[CommandResponse]:
+        out, self._responses = self._responses, []
+        return out
+
+    # ---- observables (true state, not readings) ------------------------------------------------
+    def running(self, channel: str) -> bool:
+        """Is the load of this zone channel powered?"""
+        if channel not in self._by_name:
+            raise KeyError(f"zone {self.zone.uid} has no channel {channel!r}")
+        ld = self._by_name[channel]
+        return ld is not None and ld.powered
+
+    def contact(self, channel: str) -> bool:
+        """The contact state the node believes it set (differs from running() under stuck_relay)."""
+        ld = self._by_name[channel]
+        return ld is not None and ld.contact
+
+    @property
+    def now(self) -> float:
+        return self._t
+
+    @property
+    def run_seconds(self) -> dict[str, float]:
+        """Seconds each relay channel's load has been powered."""
+        return {ld.name: ld.run_s for ld in self._loads}
+
+    @property
+    def volume_l(self) -> float:
+        """Water in the reservoir (the loop's hold-up excluded)."""
+        return self._water.volume
+
+    @property
+    def loop_l(self) -> float:
+        return self._water.loop
+
+    @property
+    def level_pct(self) -> float:
+        return self._water.volume * self._pct
+
+    @property
+    def ph(self) -> float:
+        return self._water.ph
+
+    @property
+    def ec(self) -> float:
+        return self._water.ec
+
+    @property
+    def temp_water(self) -> float:
+        return self._water.temp
+
+    @property
+    def drained_l(self) -> float:
+        return self._water.drained
+
+    @property
+    def filled_l(self) -> float:
+        return self._water.filled
+
+    @property
+    def leaked_l(self) -> float:
+        """Lost through leak and dry_reservoir faults."""
+        return self._water.leaked
+
+    @property
+    def consumed_l(self) -> float:
+        """Taken up by plants and evaporated."""
+        return self._water.consumed
+
+    @property
+    def overflow_l(self) -> float:
+        return self._water.overflow
+
+    @property
+    def dosed_l(self) -> float:
+        return self._water.dosed
+
+    @property
+    def lost_l(self) -> float:
+        """Every loss but the drain: leaks, plants and air, overflow."""
+        w = self._water
+        return w.leaked + w.consumed + w.overflow
+
+    @property
+    def water_balance_l(self) -> float:
+        """reservoir + loop + drained + lost - filled - dosed: constant over a run (the water at the start)."""
+        return self._water.total
+
+    # ---- internals ------------------------------------------------------------------------------------
+    def _step(self, t0: float, t1: float) -> None:
+        dt = t1 - t0
+        self._water.step(t0, dt)
+        for ld in self._powered:
+            ld.run_s += dt
+
+    def _fault(self, f: Fault, on: bool, t: float) -> None:
+        d = 1 if on else -1
+        kind = f.kind
+        if kind in ("dry_reservoir", "leak"):
+            self._water.loss_lps = max(0.0, self._water.loss_lps + d * f.rate_l_h / 3600.0)
+        elif kind in ("stuck_relay", "no_flow", "overcurrent"):
+            ld = self._by_name[f.target]
+            if kind == "stuck_relay":
+                ld.stuck += d
+            elif kind == "no_flow":
+                ld.blocked += d
+            else:
+                ld.over += d
+                ld.fault_ma = f.current_ma or self._cfg.fault_ma
+            self._refresh()
+        elif kind in ("sensor_frozen", "sensor_dead"):
+            for p in self._pubs:
+                if p.metric == f.target and (f.node is None or p.uid == f.node):
+                    if kind == "sensor_dead":
+                        p.dead += d
+                    else:
+                        if on and not p.frozen:
+                            sample: list[Reading] = []
+                            self._compile([p])(t, sample)
+                            p.value = sample[0].value
+                        p.frozen += d
+        elif kind == "node_offline":
+            self._nodes[fault_node(f, self.zone)].offline += d
+        elif kind == "controller_crash":
+            self._crashed += d
+            if on:
+                self._reset_outputs(self._nodes.values())
+        else:  # pragma: no cover - parse_fault admits only known kinds
+            raise FaultError(f"unknown fault kind {kind!r}")
+        self._activate()
+
+    def _measure_loads(self) -> None:
+        """Current and flow of each metered load as its node's INA209 and flow meter see them now."""
+        w = self._water
+        for ld in self._metered:
+            if not (ld.contact or ld.stuck):
+                ld.cur, ld.flow = self._idle_ma, 0.0
+                continue
+            role = ld.role
+            dry = (role == "recirc" and not w.primed) or (role == "drain" and w.volume <= 0.0)
+            if ld.over:
+                ld.cur = ld.fault_ma
+            else:
+                ld.cur = self._dry_ma if dry else self._run_ma
+            ld.flow = 0.0 if dry or ld.blocked or role == "none" else ld.lpm

@@ -42,7 +42,7 @@ class RuleSpec:
     name: str
     model: M.Rule
     repeat: float | None
-    hold_key: tuple
+    hold_key: str
 
 
 class CompiledRuleSet:
@@ -205,7 +205,7 @@ class CompiledRuleSet:
                     if t.cond is not None:
                         c = xc.compile(t.cond.expr)
                         if t.cond.hold_s > 0:
-                            hk = const((mname, sname, i))
+                            hk = const(f"{mname}/{sname}/{i}")
                             conds.append(f"x.hold({hk}, {c}, {t.cond.hold_s!r})")
                         else:
                             conds.append(c)
@@ -215,7 +215,7 @@ class CompiledRuleSet:
                     out.append(f"            x.go({spec})")
         # reactive rules
         for rname, r in rs.rules.items():
-            spec = RuleSpec(rname, r, r.repeat_s, ("rule", rname))
+            spec = RuleSpec(rname, r, r.repeat_s, f"rule/{rname}")
             s = const(spec)
             hk = const(spec.hold_key)
             xc = ExprCompiler("ch")

@@ -22,6 +22,8 @@ from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, Channel
 RENEW_S = 90.0
 #: longest run a single command asks of a normally-open pump; renewed while wanted
 RUN_CHUNK_S = 600.0
+#: longest wait before a command is sent again to a node that does not answer
+RETRY_MAX_S = 600.0
 #: failure times older than this are forgotten
 FAILURE_MEMORY_S = 7 * 86400.0
 INF = math.inf
@@ -324,8 +326,8 @@ class ZoneProgram:
         self.run_actions(tr.model.actions, f"transition {source} -> {tr.model.target}")
         st.machines[machine] = tr.model.target
         st.entered_at[machine] = now
-        prefix = (machine,)
-        for k in [k for k in st.holds if k[:1] == prefix]:
+        prefix = machine + "/"
+        for k in [k for k in st.holds if k.startswith(prefix)]:
             del st.holds[k]
         self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason, tr.index))
         self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
@@ -435,6 +437,7 @@ class ZoneProgram:
             return dec  # unknown, late or duplicate: nothing to move
         c = st.channels[name]
         c.timeouts = 0
+        c.retry_at = None
         was_pending = c.pending.pop(r.cmd_id, None) is not None
         if r.status == W.ACK:
             if was_pending:
@@ -469,6 +472,7 @@ class ZoneProgram:
                 if now - sent >= limit:
                     del c.pending[cmd_id]
                     c.timeouts += 1
+                    c.retry_at = now + min(RETRY_MAX_S, limit * 2 ** (c.timeouts - 1))
                     c.failures.append(now)
                     c.last_status = W.TIMEOUT
                     ch = self.channels[name]
@@ -565,6 +569,8 @@ class ZoneProgram:
 
     def _switch_on(self, name: str, c: ChannelState, ch: M.Channel, cause: str) -> None:
         now = self.now
+        if c.retry_at is not None and now < c.retry_at:
+            return  # the node does not answer: back off
         if ch.fail_safe == "NC":
             if c.is_on:
                 return
@@ -592,6 +598,8 @@ class ZoneProgram:
     def _switch_off(self, name: str, c: ChannelState, ch: M.Channel, off_until: float | None, cause: str) -> None:
         now = self.now
         if ch.fail_safe == "NC":
+            if c.retry_at is not None and now < c.retry_at:
+                return  # the node does not answer: it falls back to ON by itself anyway
             if not c.is_on and c.commanded_until is not None and c.commanded_until - now > RENEW_S:
                 return
             cap = self.S["water_cycle.recirc.max_recirc_off"]
@@ -635,6 +643,7 @@ class ZoneProgram:
         for c in st.channels.values():
             c.failures.clear()
             c.timeouts = 0
+            c.retry_at = None
             c.denied_by = None
         return dec
 

@@ -30,6 +30,7 @@ class ChannelState:
     pending: dict = field(default_factory=dict)  # cmd_id -> sent at (awaiting a terminal response)
     acked: list = field(default_factory=list)  # cmd_ids that got ACK but no terminal status yet
     timeouts: int = 0  # commands in a row that got no response
+    retry_at: float | None = None  # after timeouts, wait before asking the node again
     failures: list = field(default_factory=list)  # times of failed or timed-out commands
     last_status: str | None = None
     denied_by: str | None = None  # guard that keeps it off now
@@ -60,7 +61,7 @@ class ZoneState:
     entered_at: dict = field(default_factory=dict)  # machine -> time the state was entered
     alerts: dict = field(default_factory=dict)  # (code, channel) -> AlertState (active or pending)
     channels: dict = field(default_factory=dict)  # channel -> ChannelState
-    holds: dict = field(default_factory=dict)  # condition key -> holding since
+    holds: dict = field(default_factory=dict)  # "machine/state/i" or "rule/name" -> condition holds since
     fired: dict = field(default_factory=dict)  # rule -> last time its actions ran
     solution_started_at: float | None = None
     solution: dict = field(default_factory=dict)  # metric -> value recorded at the last water change

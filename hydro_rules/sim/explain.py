@@ -128,7 +128,7 @@ def _transitions(prog, st) -> Section:
                 v, vals = _cond(t.cond.expr, prog)
                 hold = ""
                 if t.cond.hold_s:
-                    since = st.holds.get((mname, sname, state.transitions.index(t)))
+                    since = st.holds.get(f"{mname}/{sname}/{state.transitions.index(t)}")
                     held = U.format_duration(prog.now - since) if since is not None else "0s"
                     hold = f"; must hold {U.format_duration(t.cond.hold_s)}, has held {held}"
                     if v and (since is None or prog.now - since < t.cond.hold_s):

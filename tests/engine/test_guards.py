@@ -1,0 +1,70 @@
+"""can_run_pump and the other guards (§16): asked before every start and while a pump runs."""
+
+from hydro_rules.engine.api import check_start
+from hydro_rules.messages import Reading
+
+from .harness import T0, Zone, healthy
+
+
+def test_stale_reading_is_unknown_and_a_guard_that_needs_it_denies():
+    z = healthy(Zone())
+    z.tick(2)
+    assert z.is_on("pump_recirc")
+    z.set(water_level=None)  # the level sensor goes silent
+    z.tick(3)  # exactly 3 minutes old: still within `stale after 3m`
+    assert z.prog.mv["water_level"] == 90.0
+    z.tick(1)  # older than its staleness limit: unknown
+    assert z.prog.mv["water_level"] is None
+    assert not z.is_on("pump_recirc"), "a guard that cannot decide keeps the pump off"
+    guards = [r.guard for r in z.refusals if r.channel == "pump_recirc"]
+    assert guards[0] == "reservoir_has_water"
+    assert ("biz_dry_run", "pump_recirc") in z.active()
+
+
+def test_fresh_reading_within_staleness_limit_is_used():
+    z = healthy(Zone())
+    z.tick()
+    z.set(water_level=None)
+    z.tick(2)
+    assert z.prog.mv["water_level"] == 90.0
+
+
+def test_low_level_refuses_recirculation_and_raises_dry_run_which_locks():
+    z = healthy(Zone(), level=10.0)
+    z.tick()
+    assert not z.is_on("pump_recirc")
+    assert ("biz_dry_run", "pump_recirc") in z.active()
+    off = z.cmds("pump_recirc")[-1]
+    assert off.params["state"] is False and off.params["duration_ms"] <= 600_000
+    assert "guard reservoir_has_water" in off.rule
+    z.set(water_level=80.0).tick(30)
+    assert not z.is_on("pump_recirc"), "the lock holds until an operator reset"
+    z.reset("anna", "refilled the reservoir")
+    assert z.tick_until_on("pump_recirc")
+
+
+def test_check_start_asks_every_guard_protecting_the_channel():
+    z = Zone()
+    rs = z.loaded.ruleset
+    level = [Reading("nd-level", "water_level", 50.0, T0)]
+    assert check_start(rs, "zn-t", "pump_drain", None, level, T0 + 30).allowed
+    v = check_start(rs, "zn-t", "pump_fill", None, [Reading("nd-level", "water_level", 99.0, T0)], T0 + 30)
+    assert not v.allowed and v.guard == "no_overflow" and v.raises == "biz_overflow"
+    v = check_start(rs, "zn-t", "pump_drain", None, level, T0 + 3600)  # reading an hour old
+    assert not v.allowed and v.guard == "drain_has_water"
+
+
+def test_too_many_failures_refuse_a_start():
+    z = healthy(Zone(answer="current_not_detected"))
+    z.state.solution_started_at = T0 - 8 * 86400
+    for _ in range(600):
+        z.tick()
+        if z.machine_state == "WATER_CHANGE_DRAIN":
+            break
+    z.tick(45)
+    starts = [c for c in z.cmds("pump_drain") if c.cmd == "run_pump"]
+    fails = z.state.channels["pump_drain"].failures
+    assert len(fails) >= 3
+    refused = [r for r in z.refusals if r.channel == "pump_drain" and r.guard == "can_run_pump"]
+    assert refused and "failed commands" in refused[0].reason
+    assert len(starts) <= 3

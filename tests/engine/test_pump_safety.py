@@ -1,0 +1,67 @@
+"""Pump safety (§14): no_flow, pump_stuck_on, overcurrent; locks until the operator resets (§16.2)."""
+
+from .harness import T0, Zone, healthy
+
+
+def test_no_flow_raises_and_locks_the_pump_until_reset():
+    z = healthy(Zone()).set(pump_recirc__flow=0.0)
+    z.tick(8)
+    assert ("biz_no_flow", "pump_recirc") in z.active()
+    assert not z.is_on("pump_recirc")
+    z.set(pump_recirc__flow=20.0).tick(60)
+    assert ("biz_no_flow", "pump_recirc") in z.active(), "it does not clear by itself"
+    assert not z.is_on("pump_recirc")
+    d = z.reset("boris", "unblocked the line")
+    resolved = [a for a in d.alerts if a.change == "resolved"]
+    assert resolved and resolved[0].by == "boris" and resolved[0].why == "unblocked the line"
+    assert z.tick_until_on("pump_recirc")
+
+
+def test_no_flow_waits_for_the_grace_period():
+    z = healthy(Zone()).set(pump_recirc__flow=0.0)
+    z.tick(3)
+    assert not z.active()
+
+
+def test_pump_stuck_on_when_current_flows_while_off():
+    z = healthy(Zone())
+    z.tick(11)
+    assert not z.is_on("pump_recirc")
+    z.set(pump_recirc__current=1100.0)  # relay welded: the pump keeps drawing current
+    z.tick(5)
+    assert ("biz_pump_stuck_on", "pump_recirc") in z.active()
+
+
+def test_overcurrent_error_response_raises_and_locks():
+    z = healthy(Zone(answer="overcurrent"))
+    z.state.solution_started_at = T0 - 8 * 86400
+    for _ in range(600):
+        z.tick()
+        if z.machine_state == "WATER_CHANGE_DRAIN":
+            break
+    z.tick()
+    assert ("biz_overcurrent", "pump_drain") in z.active()
+    a = z.state.alerts[("biz_overcurrent", "pump_drain")]
+    assert a.details["current_ma"] == 2300 and a.details["error_code"] == "overcurrent"
+    assert not z.is_on("pump_drain")
+    starts = len([c for c in z.cmds("pump_drain") if c.cmd == "run_pump"])
+    z.tick(20)
+    assert len([c for c in z.cmds("pump_drain") if c.cmd == "run_pump"]) == starts, "locked: no new start"
+
+
+def test_silent_node_times_out_with_backoff_and_late_answers_change_nothing():
+    from hydro_rules.messages import CommandResponse
+
+    z = healthy(Zone(answer=None))
+    z.tick(11)
+    first = z.cmds("pump_recirc")[0]
+    z.tick(60)
+    c = z.state.channels["pump_recirc"]
+    assert c.timeouts >= 2
+    sent = z.cmds("pump_recirc")
+    assert len(sent) < 10, "a node that does not answer is asked again with growing pauses"
+    assert ("infra_node_offline", "pump_recirc") in z.active()
+    fails, timeouts = list(c.failures), c.timeouts
+    for _ in range(2):  # a late answer, twice
+        z.prog.apply_response(z.state, CommandResponse(first.cmd_id, "DONE", z.now), z.now)
+    assert c.failures == fails and c.timeouts == timeouts

@@ -56,8 +56,8 @@ class Checker:
         return out
 
     def _unknown(self, code: str, what: str, ident: A.Ident, candidates) -> None:
-        if ident.name in self.broken:
-            return  # its declaration has a syntax error, already reported
+        if ident.name in self.broken or ident.name in self.decls.get(what, ()):
+            return  # declared, with an error reported at the declaration
         self.d.add(code, f"unknown {what} `{ident.name}`", ident.span, did_you_mean(ident.name, candidates))
 
     # ---- entry point ------------------------------------------------------------------
@@ -69,6 +69,9 @@ class Checker:
         rs.aliases = self._aliases(rs.metrics)
         rs.channels = self._channels(rs.metrics)
         names = Names(rs.metrics, rs.channels, self.decls["alert"])
+        # declared, but with an error reported at the declaration
+        names.broken = set(self.broken) | (set(self.decls["metric"]) - set(rs.metrics))
+        names.broken |= set(self.decls["channel"]) - set(rs.channels)
         typer = Typer(names, self.d)
         rs.profiles = self._profiles()
         rs.recipes = self._recipes(rs.metrics)

@@ -50,6 +50,8 @@ class Names:
     channels: dict  # name -> Channel
     alerts: dict  # code -> AlertDecl (AST)
     used: dict = field(default_factory=dict)  # ("alert"|"channel"|"metric", name) -> first span
+    #: names declared with an error already reported: a use of one is not "unknown"
+    broken: set = field(default_factory=set)
 
     def use(self, kind: str, name: str, span) -> None:
         self.used.setdefault((kind, name), span)
@@ -110,6 +112,8 @@ class Typer:
         return None
 
     def _unknown(self, name: str, ident: A.Ident, allow_scope: bool = False):
+        if name in self.n.broken:
+            return
         metric_hint = did_you_mean(name, self.n.metrics)
         channel_hint = did_you_mean(name, self.n.channels)
         if metric_hint:
@@ -239,13 +243,15 @@ class Typer:
             if name in self.n.channels:
                 self.n.use("channel", name, e.span)
                 return M.ChannelIs(name, word, e.span)
-            self.d.add("HR102", f"unknown channel `{name}`", subj.span, did_you_mean(name, self.n.channels))
+            if name not in self.n.broken:
+                self.d.add("HR102", f"unknown channel `{name}`", subj.span, did_you_mean(name, self.n.channels))
             return None
         if word in ALERT_WORDS:
             if name in self.n.alerts:
                 self.n.use("alert", name, e.span)
                 return M.AlertIs(name, word, e.span)
-            self.d.add("HR104", f"unknown alert `{name}`", subj.span, did_you_mean(name, self.n.alerts))
+            if name not in self.n.broken:
+                self.d.add("HR104", f"unknown alert `{name}`", subj.span, did_you_mean(name, self.n.alerts))
             return None
         self.d.add(
             "HR106",
@@ -406,7 +412,10 @@ class Typer:
                 target = ch_name
                 self.n.use("channel", ch_name, e.span)
             else:
-                self.d.add("HR102", f"unknown channel `{ch_name}`", chan.span, did_you_mean(ch_name, self.n.channels))
+                if ch_name not in self.n.broken:
+                    self.d.add(
+                        "HR102", f"unknown channel `{ch_name}`", chan.span, did_you_mean(ch_name, self.n.channels)
+                    )
                 return None
             if window is None or not self._window(window, e.args[1]):
                 return None
@@ -415,6 +424,8 @@ class Typer:
             m = e.args[0]
             if not (isinstance(m, A.Path) and len(m.parts) == 1 and m.parts[0].name in self.n.metrics):
                 mname = m.parts[0].name if isinstance(m, A.Path) else render(m)
+                if mname in self.n.broken:
+                    return None
                 self.d.add(
                     "HR101",
                     f"`{name}` needs a metric, `{mname}` is not one",

@@ -1,0 +1,248 @@
+"""Files and syntax: HR001-HR006, and syntax errors worded for people who do not program."""
+
+from __future__ import annotations
+
+import pytest
+
+from hydro_rules.lang.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
+
+
+def test_valid_inputs_are_clean(sets):
+    assert sets.found({"alerts.hydro": sets.ALERT, "top_up.hydro": sets.MACHINE}) == []
+
+
+# ---- HR001 header ---------------------------------------------------------------------
+def test_hr001_missing_header(sets):
+    text = sets.ALERT.removeprefix("hydro 1\n\n")
+    assert sets.found({"a.hydro": text}) == [("HR001", "a.hydro", 1, 1)]
+
+
+def test_hr001_empty_file_says_it_is_empty(sets):
+    (d,) = sets.check({"a.hydro": ""})
+    assert (d.code, d.span.line, d.span.column) == ("HR001", 1, 1)
+    assert "empty" in d.message
+
+
+def test_hr001_header_below_a_comment_points_at_it(sets):
+    (d,) = sets.check({"a.hydro": "# basil zone\n" + sets.ALERT})
+    assert (d.code, d.span.line, d.span.column) == ("HR001", 2, 1)
+    assert "first line" in d.message and "hydro 1" in d.hint
+
+
+def test_hr001_capitalised_header(sets):
+    (d,) = sets.check({"a.hydro": "Hydro 1\n" + sets.ALERT.removeprefix("hydro 1\n")})
+    assert (d.code, d.span.line) == ("HR001", 1)
+    assert "`hydro 1`" in d.message
+
+
+# ---- HR002 version --------------------------------------------------------------------
+def test_hr002_unsupported_version_names_the_supported_ones(sets):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "hydro 1", "hydro 2")})
+    assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("HR002", 1, 7, 8)
+    assert "supported versions: 1" in d.message
+
+
+def test_hr002_version_written_as_decimal_gets_the_right_spelling(sets):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "hydro 1", "hydro 1.0")})
+    assert d.code == "HR002" and d.hint == "write `hydro 1`"
+
+
+# ---- HR003 syntax ---------------------------------------------------------------------
+def test_hr003_keyword_typo_says_did_you_mean_and_nothing_about_tokens(sets):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "26 °C for 15m", "26 °C fo 15m")})
+    assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("HR003", 7, 27, 29)
+    assert d.message == "unexpected name `fo`"
+    assert d.hint == "did you mean `for`?"
+
+
+def test_hr003_upper_case_keyword(sets):
+    text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when temp_water > 26 °C AND ph > 6")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 7, 27)
+    assert d.hint == "did you mean `and`?"
+
+
+def test_hr003_expected_list_is_short_and_only_what_can_come_there(sets):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "26 °C for 15m", "26 °C xyz 15m")})
+    assert d.code == "HR003" and d.span.line == 7
+    # after a complete comparison: more of the condition, its hold, or the alert's next item
+    assert d.message == (
+        "unexpected name `xyz`: expected `and`, `for`, `or`, an operator, the next item of the block or `}`"
+    )
+    assert "`)`" not in d.message and "`,`" not in d.message  # LALR lookaheads that cannot occur here
+
+
+def test_hr003_hold_without_unit(sets):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "26 °C for 15m", "26 °C for 15")})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 7, 31)
+    assert "needs a unit" in d.message and "`15m`" in d.hint
+
+
+@pytest.mark.parametrize(
+    "old, new, line, col, hint",
+    [
+        ('text "Nutrient solution too warm"', "text 'Nutrient solution too warm'", 6, 8, "double quotes"),
+        ('text "Nutrient solution too warm"', "text “Nutrient solution too warm”", 6, 8, "straight double quotes"),
+        ("when temp_water > 26", "when temp_water = 26", 7, 19, "`==`"),
+        ("when temp_water > 26", "when temp_water ≥ 26", 7, 19, "`>=`"),
+        ("source biz", "source: biz", 4, 9, "write `source biz`"),
+        ("26 °C for 15m", "26 °C && ph > 6 for 15m", 7, 27, "write `and`"),
+    ],
+)
+def test_hr003_characters_from_other_languages_get_a_hint(sets, old, new, line, col, hint):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, old, new)})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", line, col)
+    assert d.message.startswith("unexpected character")
+    assert hint in d.hint
+
+
+def test_hr003_decimal_comma(sets):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "> 26 °C", "> 26,5 °C")})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 7, 23)
+    assert d.hint == "decimals are written with a point: `26.5`"
+
+
+def test_hr003_unclosed_block_points_at_its_opening_brace(sets):
+    text = (
+        sets.replace(sets.ALERT, "for 15m\n}\n", "for 15m\n")
+        + "\n"
+        + sets.ALERT.removeprefix("hydro 1\n").replace("warm", "hot")
+    )
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 3, 25)
+    assert "never closed" in d.message
+
+
+def test_hr003_extra_closing_brace(sets):
+    (d,) = sets.check({"a.hydro": sets.ALERT + "}\n"})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 10, 1)
+    assert "no open `{`" in d.message
+
+
+def test_hr003_unterminated_text(sets):
+    (d,) = sets.check(
+        {"a.hydro": sets.replace(sets.ALERT, '"Nutrient solution too warm"', '"Nutrient solution too warm')}
+    )
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 6, 8)
+    assert "not closed" in d.message
+
+
+def test_hr003_every_broken_declaration_is_reported(sets):
+    second = sets.ALERT.removeprefix("hydro 1\n").replace("warm", "hot")
+    third = second.replace("hot", "cold")
+    text = (
+        sets.replace(sets.ALERT, "26 °C for 15m", "26 °C fo 15m")
+        + sets.replace(second, "26 °C for 15m", "26 °C for 15")
+        + sets.replace(third, "source biz", "source: biz")
+    )
+    found = sets.found({"a.hydro": text})
+    assert found == [("HR003", "a.hydro", 7, 27), ("HR003", "a.hydro", 15, 31), ("HR003", "a.hydro", 20, 9)]
+
+
+def test_hr003_a_broken_declaration_does_not_hide_errors_in_the_others(sets):
+    good_but_wrong = (
+        sets.ALERT.removeprefix("hydro 1\n").replace("warm", "hot").replace("temp_water < 24", "temp_watr < 24")
+    )
+    text = sets.replace(sets.ALERT, "26 °C for 15m", "26 °C fo 15m") + good_but_wrong
+    assert [c for c, *_ in sets.found({"a.hydro": text})] == ["HR003", "HR101"]
+
+
+def test_hr003_names_of_broken_declarations_are_not_reported_unknown(sets):
+    broken_alert = sets.replace(sets.ALERT, "26 °C for 15m", "26 °C fo 15m")
+    uses_it = sets.replace(
+        sets.MACHINE,
+        "go TOP_UP_FILL when water_level < levels.min",
+        "go TOP_UP_FILL when biz_warm_solution is resolved",
+    )
+    found = sets.found({"a.hydro": broken_alert, "b.hydro": uses_it})
+    assert found == [("HR003", "a.hydro", 7, 27)]
+
+
+# ---- HR004 unreadable files -----------------------------------------------------------
+def test_hr004_binary_data(sets):
+    (d,) = sets.check({"a.hydro": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"})
+    assert (d.code, d.span.line, d.span.column) == ("HR004", 1, 1)
+    assert "binary" in d.message
+
+
+def test_hr004_invalid_utf8_points_at_the_byte(sets):
+    (d,) = sets.check({"a.hydro": sets.ALERT.encode("latin-1", "replace").replace(b"?", b"\xb0")})
+    assert (d.code, d.span.line, d.span.column) == ("HR004", 7, 24)
+    assert "UTF-8" in d.message and "°" in d.message
+
+
+def test_hr004_utf16(sets):
+    (d,) = sets.check({"a.hydro": sets.ALERT.encode("utf-16")})
+    assert d.code == "HR004" and "UTF-16" in d.message
+
+
+def test_hr004_file_too_large(sets):
+    big = sets.ALERT + "#" * (MAX_FILE_BYTES + 1)
+    (d,) = sets.check({"a.hydro": big})
+    assert (d.code, d.span.line) == ("HR004", 1)
+    assert "MB" in d.message
+
+
+def test_valid_utf8_with_bom_and_crlf_is_clean(sets):
+    assert sets.found({"a.hydro": b"\xef\xbb\xbf" + sets.ALERT.replace("\n", "\r\n").encode()}) == []
+
+
+# ---- HR005 manifest -------------------------------------------------------------------
+def test_hr005_use_of_a_missing_rule_set(sets):
+    man = 'hydro 1\nruleset site version "2026.11.1"\nuse "../nowhere"\n'
+    assert sets.found({"ruleset.hydro": man}) == [("HR005", "ruleset.hydro", 3, 5)]
+
+
+def test_hr005_manifest_without_ruleset_line(sets):
+    assert sets.found({"ruleset.hydro": "hydro 1\n"}) == [("HR005", "ruleset.hydro", 1, 1)]
+
+
+def test_hr005_bad_version_string(sets):
+    man = 'hydro 1\nruleset site version "next week"\n'
+    assert sets.found({"ruleset.hydro": man}) == [("HR005", "ruleset.hydro", 2, 22)]
+
+
+def test_hr005_ruleset_outside_the_manifest(sets):
+    text = sets.ALERT + 'ruleset other version "1.0"\n'
+    assert sets.found({"a.hydro": text}) == [("HR005", "a.hydro", 10, 9)]
+
+
+def test_hr005_use_cycle(sets, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "ruleset.hydro").write_text('hydro 1\nruleset a version "1"\nuse "../b"\n')
+    (b / "ruleset.hydro").write_text('hydro 1\nruleset b version "1"\nuse "../a"\n')
+    found = sets.found(a)
+    assert ("HR005", "ruleset.hydro", 3, 5) in found and all(c == "HR005" for c, *_ in found)
+
+
+# ---- HR006 nesting --------------------------------------------------------------------
+def test_hr006_brackets_nested_too_deep(sets):
+    deep = "(" * (MAX_NESTING + 1) + "temp_water > 26 °C" + ")" * (MAX_NESTING + 1)
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "temp_water > 26 °C", deep)})
+    # the alert's `{` counts too: the 64th `(` is the 65th bracket
+    assert (d.code, d.span.line, d.span.column) == ("HR006", 7, 8 + MAX_NESTING - 1)
+
+
+def test_hr006_brackets_at_the_limit_are_fine(sets):
+    deep = "(" * (MAX_NESTING - 1) + "temp_water > 26 °C" + ")" * (MAX_NESTING - 1)
+    assert sets.found({"a.hydro": sets.replace(sets.ALERT, "temp_water > 26 °C", deep)}) == []
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "not " * (MAX_EXPR_DEPTH + 1) + "temp_water > 26 °C",
+        "temp_water" + " + 1 °C" * (MAX_EXPR_DEPTH + 1) + " > 26 °C",
+        " and ".join(["temp_water > 26 °C"] * (MAX_EXPR_DEPTH + 2)),
+    ],
+    ids=["not-chain", "sum-chain", "and-chain"],
+)
+def test_hr006_expression_too_deep_is_an_error_not_a_crash(sets, expr):
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "temp_water > 26 °C", expr)})
+    assert (d.code, d.span.line) == ("HR006", 7)
+
+
+def test_hr006_long_but_allowed_expression(sets):
+    expr = " and ".join(["temp_water > 26 °C"] * (MAX_EXPR_DEPTH // 2))
+    assert sets.found({"a.hydro": sets.replace(sets.ALERT, "temp_water > 26 °C", expr)}) == []

@@ -53,6 +53,3 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())

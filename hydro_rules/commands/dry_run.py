@@ -27,6 +27,14 @@ def add_run_options(p) -> None:
         metavar="KIND@OFFSET[:ARGS]",
         help="inject a fault, e.g. overcurrent@6d:pump_recirc (repeatable)",
     )
+    p.add_argument(
+        "--reset",
+        action="append",
+        default=[],
+        metavar="OFFSET[:WHY]",
+        type=reset_spec,
+        help="an operator safety reset at OFFSET into the run, e.g. 4d:pump replaced (repeatable)",
+    )
 
 
 def register(sub) -> None:
@@ -43,10 +51,15 @@ def register(sub) -> None:
         "--timeline",
         choices=("brief", "full", "none"),
         default="brief",
-        help="brief leaves out routine recirculation duty commands (default)",
+        help="brief counts routine commands (recirculation duty, renewals of a held OFF) per day (default)",
     )
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any alert was raised")
     p.set_defaults(run=execute)
+
+
+def reset_spec(text: str) -> tuple[float, str]:
+    offset, _, why = text.partition(":")
+    return duration(offset), why.strip() or "operator reset"
 
 
 def start_of(args) -> float | None:
@@ -93,6 +106,7 @@ def execute(args) -> int:
             start=start_of(args),
             faults=args.fault,
             progress=progress,
+            resets=args.reset,
         )
     except FaultError as e:
         raise UsageError(str(e)) from None

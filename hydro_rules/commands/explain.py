@@ -78,6 +78,7 @@ def execute(args) -> int:
             faults=args.fault,
             stop_at=at,
             before_tick=capture,
+            resets=args.reset,
         )
     except FaultError as e:
         raise UsageError(str(e)) from None

@@ -515,7 +515,7 @@ class ZoneProgram:
                 if want is None:
                     continue
             cause = c.cause if desired != DUTY else f"recirculation duty, {c.cause}"
-            if want and c.guards:
+            if c.guards and (want or c.denied_by is not None):  # while refused, keep asking until allowed
                 verdict = self.guard_verdict(name, c.guards)
                 if verdict is not None:
                     self._refuse(name, c, verdict)

@@ -125,12 +125,14 @@ def run(
     progress=None,
     stop_at: float | None = None,
     before_tick=None,
+    resets: list[tuple[float, str]] = (),
 ) -> DryRun:
     """Run the zones for `days`. `faults` are `KIND@OFFSET[:ARGS]` texts (FaultError when malformed).
 
     `progress(done_ticks, total_ticks)` is called now and then; `stop_at` ends the run early
     (explain uses it to stop at the moment it explains); `before_tick(zone_run, now)` is called
     each tick after the telemetry and responses are in and before the engine evaluates.
+    `resets` are operator safety resets: (offset from the start in seconds, reason).
     """
     t0 = (
         parse_time(start)
@@ -147,7 +149,18 @@ def run(
     total = n_ticks * len(zones)
     for i, zone in enumerate(zones):
         zr = _run_zone(
-            c, zone, t0, end, tick_s, zone_seed(seed, zone.uid), parsed, progress, i * n_ticks, total, before_tick
+            c,
+            zone,
+            t0,
+            end,
+            tick_s,
+            zone_seed(seed, zone.uid),
+            parsed,
+            progress,
+            i * n_ticks,
+            total,
+            before_tick,
+            sorted(resets),
         )
         result.zones.append(zr)
     result.wall_s = time.perf_counter() - wall
@@ -155,7 +168,18 @@ def run(
 
 
 def _run_zone(
-    c, zone: M.Zone, t0: float, end: float, tick_s: float, seed: int, faults, progress, done, total, before_tick=None
+    c,
+    zone: M.Zone,
+    t0: float,
+    end: float,
+    tick_s: float,
+    seed: int,
+    faults,
+    progress,
+    done,
+    total,
+    before_tick=None,
+    resets=(),
 ):
     prog = c.program(zone.uid)
     twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults)
@@ -193,6 +217,10 @@ def _run_zone(
                     )
                 )
             _record(zr, d, open_alerts, sent)
+        while resets and t0 + resets[0][0] <= now + 1e-9:
+            _record(zr, prog.reset(st, "operator", resets[0][1], now), open_alerts, sent)
+            zr.timeline.append(Entry(now, "event", f"operator safety reset: {resets[0][1]}"))
+            resets = resets[1:]
         if before_tick is not None:
             zr.snapshot = snap
             before_tick(zr, now)
@@ -204,7 +232,8 @@ def _run_zone(
         twin_s += b - a
         if has_recirc:
             running = twin.running(RECIRC)
-            duty = st.channels[RECIRC].desired == DUTY
+            rc = st.channels[RECIRC]
+            duty = rc.desired == DUTY and rc.denied_by is None  # off by the schedule, not held off by a guard
             if running:
                 if off_since is not None:
                     zr.recirc_off_any_s = max(zr.recirc_off_any_s, now - off_since)
@@ -237,28 +266,6 @@ def _run_zone(
 def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
     if not d:
         return
-    for t in d.transitions:
-        zr.transitions.append(
-            {"at": iso(t.at), "machine": t.machine, "from": t.source, "to": t.target, "reason": t.reason}
-        )
-        zr.timeline.append(Entry(t.at, "transition", f"{t.source} → {t.target}: {t.reason}"))
-    for cmd in d.commands:
-        sent[cmd.cmd_id] = cmd
-        zr.commands.append(
-            {
-                "at": iso(cmd.at),
-                "cmd_id": cmd.cmd_id,
-                "channel": cmd.channel,
-                "node": cmd.node_uid,
-                "cmd": cmd.cmd,
-                "params": cmd.params,
-                "rule": cmd.rule,
-            }
-        )
-        routine = cmd.rule.startswith("recirculation duty")
-        zr.timeline.append(
-            Entry(cmd.at, "command", f"{cmd.channel} {cmd.cmd} {_params(cmd.params)}  ← {cmd.rule}", routine)
-        )
     for a in d.alerts:
         key = (a.code, a.channel)
         where = f" on {a.channel}" if a.channel else ""
@@ -280,11 +287,36 @@ def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
                 rec["resolved_at"] = iso(a.at)
             by = f" by {a.by}" if a.by else ""
             zr.timeline.append(Entry(a.at, "resolved", f"{a.code}{where} resolved{by}: {a.why}"))
+    for t in d.transitions:
+        zr.transitions.append(
+            {"at": iso(t.at), "machine": t.machine, "from": t.source, "to": t.target, "reason": t.reason}
+        )
+        zr.timeline.append(Entry(t.at, "transition", f"{t.source} → {t.target}: {t.reason}"))
     for e in d.events:
         zr.events.append({"at": iso(e.at), "type": e.type, "details": _jsonable(e.details)})
         zr.timeline.append(Entry(e.at, "event", e.type + _event_details(e.details)))
     for r in d.refusals:
         zr.timeline.append(Entry(r.at, "refused", f"{r.channel} kept off by {r.guard}: {r.reason}"))
+
+    for cmd in d.commands:
+        sent[cmd.cmd_id] = cmd
+        zr.commands.append(
+            {
+                "at": iso(cmd.at),
+                "cmd_id": cmd.cmd_id,
+                "channel": cmd.channel,
+                "node": cmd.node_uid,
+                "cmd": cmd.cmd,
+                "params": cmd.params,
+                "rule": cmd.rule,
+            }
+        )
+        routine = cmd.rule.startswith("recirculation duty") or (
+            cmd.rule.startswith(("guard ", "locked")) and cmd.params.get("state") is False
+        )  # duty cycling, and renewals of an OFF a guard holds
+        zr.timeline.append(
+            Entry(cmd.at, "command", f"{cmd.channel} {cmd.cmd} {_params(cmd.params)}  ← {cmd.rule}", routine)
+        )
 
 
 def _params(p: dict) -> str:

@@ -32,7 +32,8 @@ def timeline_lines(z: ZoneRun, mode: str = "brief") -> list[tuple[str, str, str]
     def flush():
         nonlocal routine_count
         if routine_count:
-            out.append((routine_day + "      ", "command", f"… {routine_count} recirculation duty command(s) that day"))
+            what = "routine command(s) that day: recirculation duty, pumps held off"
+            out.append((routine_day + "      ", "command", f"… {routine_count} {what}"))
             routine_count = 0
 
     for e in z.timeline:

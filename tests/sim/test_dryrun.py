@@ -1,0 +1,179 @@
+"""Dry runs of the demo site: a clean month, and each fault with its alert and its safe reaction."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hydro_rules.lang.loader import load
+from hydro_rules.sim.dryrun import run
+from hydro_rules.sim.report import summary_lines, timeline_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+RS = load(ROOT / "examples").ruleset
+DAY = 86400.0
+
+
+def starts(zr, channel: str, after: float = 0.0) -> list[dict]:
+    """Commands that would power a load: a run, or closing an NC/NO relay."""
+    return [
+        c
+        for c in zr.commands
+        if c["channel"] == channel
+        and _t(c["at"]) >= after
+        and (c["cmd"] == "run_pump" or c["params"].get("state") is True)
+    ]
+
+
+def _t(iso: str) -> float:
+    from hydro_rules.sim.times import parse_time
+
+    return parse_time(iso)
+
+
+def raised(zr, code: str) -> list[dict]:
+    return [a for a in zr.alerts if a["code"] == code]
+
+
+def test_a_clean_month_completes_every_scheduled_water_change_without_alerts():
+    out = subprocess.run(
+        [sys.executable, "-m", "hydro_rules", "dry-run", str(ROOT / "examples"), "--days", "30", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(out.stdout)
+    assert doc["ruleset_version"].startswith("demo_site@2026.11.1+")
+    assert len(doc["zones"]) == 2
+    for z in doc["zones"]:
+        s = z["summary"]
+        assert s["water_changes_completed"] == 4, z["zone"]
+        assert s["water_changes_failed"] == 0
+        assert z["alerts"] == []
+        assert 0 < s["max_recirc_off_minutes"] <= 10
+        assert s["drained_l"] > 0 and s["filled_l"] > 0
+        reasons = [t["reason"] for t in z["transitions"] if t["to"] == "WATER_CHANGE_DRAIN"]
+        assert len(reasons) == 4 and all(r.startswith("schedule") for r in reasons)
+        assert all(set(c) >= {"at", "channel", "cmd", "params", "rule"} for c in z["commands"])
+
+
+def test_no_off_command_outlasts_max_recirc_off():
+    r = run(RS, ["zn-1"], days=10)
+    offs = [c for c in r.zones[0].commands if c["channel"] == "pump_recirc" and c["params"].get("state") is False]
+    assert offs and all(0 < c["params"]["duration_ms"] <= 600_000 for c in offs)
+
+
+def test_dry_reservoir_raises_dry_run_and_no_pump_starts_while_dry():
+    r = run(RS, ["zn-1"], days=6, faults=["dry_reservoir@3d"])
+    zr = r.zones[0]
+    a = raised(zr, "biz_dry_run")
+    assert a and a[0]["channel"] == "pump_recirc"
+    at = _t(a[0]["raised_at"])
+    assert starts(zr, "pump_recirc", after=at) == []
+    assert not zr.twin.running("pump_recirc")
+    assert raised(zr, "biz_water_level_falling")
+
+
+def test_leak_is_noticed_before_the_reservoir_runs_dry():
+    r = run(RS, ["zn-1"], days=4, faults=["leak@2d"])
+    zr = r.zones[0]
+    falling = raised(zr, "biz_water_level_falling")
+    dry = raised(zr, "biz_dry_run")
+    assert falling
+    assert not dry or falling[0]["raised_at"] < dry[0]["raised_at"]
+
+
+def test_stuck_relay_raises_pump_stuck_on():
+    r = run(RS, ["zn-1"], days=4, faults=["stuck_relay@3d"])
+    a = raised(r.zones[0], "biz_pump_stuck_on")
+    assert a and a[0]["channel"] == "pump_recirc"
+
+
+def test_locked_channel_stays_locked_until_the_operator_resets_it():
+    r = run(RS, ["zn-1"], days=8, faults=["overcurrent@3d:for=1d"], resets=[(5 * DAY, "pump replaced")])
+    zr = r.zones[0]
+    a = raised(zr, "biz_overcurrent")
+    assert a and a[0]["channel"] == "pump_recirc"
+    locked_at, reset_at = _t(a[0]["raised_at"]), r.start + 5 * DAY
+    assert a[0]["resolved_at"] is not None and _t(a[0]["resolved_at"]) == reset_at
+    # while locked the NC pump is held off with bounded OFF commands only, renewed
+    held = [c for c in zr.commands if c["channel"] == "pump_recirc" and locked_at <= _t(c["at"]) < reset_at]
+    assert held and all(c["params"] == {"state": False, "duration_ms": 600000} for c in held)
+    assert all("locked" in c["rule"] for c in held)
+    # the fault was gone after a day, but nothing ran again before the reset
+    assert len(held) > 24 * 60 / 10
+    assert zr.summary()["max_recirc_off_any_cause_minutes"] >= (reset_at - locked_at) / 60 - 1
+
+
+def test_no_flow_locks_the_pump():
+    r = run(RS, ["zn-1"], days=4, faults=["no_flow@3d"])
+    zr = r.zones[0]
+    a = raised(zr, "biz_no_flow")
+    assert a and a[0]["channel"] == "pump_recirc" and a[0]["resolved_at"] is None
+    assert not zr.twin.running("pump_recirc")
+
+
+def test_frozen_sensor_raises_an_alert():
+    r = run(RS, ["zn-1"], days=4, faults=["sensor_frozen@3d:ph"])
+    assert raised(r.zones[0], "infra_sensor_frozen")
+
+
+def test_dead_level_sensor_means_unknown_level_and_no_pump_start():
+    r = run(RS, ["zn-1"], days=5, faults=["sensor_dead@3d:water_level"])
+    zr = r.zones[0]
+    stale = raised(zr, "infra_sensor_stale")
+    assert stale
+    assert starts(zr, "pump_recirc", after=_t(stale[0]["raised_at"])) == []
+    assert not zr.twin.running("pump_recirc")
+
+
+def test_offline_node_is_reported():
+    r = run(RS, ["zn-1"], days=4, faults=["node_offline@3d:pump_recirc"])
+    a = raised(r.zones[0], "infra_node_offline")
+    assert a and a[0]["channel"] == "pump_recirc"
+
+
+def test_controller_crash_leaves_the_nc_pump_running_and_a_failed_change_restores_circulation():
+    crash = 7 * DAY + 9 * 3600 + 120  # two minutes into the scheduled water change
+    running_during_crash, no_pump_running = [], []
+
+    def watch(zr, now):
+        if crash + 60 <= now - zr.program.st.created_at < crash + 30 * 60:
+            running_during_crash.append(zr.twin.running("pump_recirc"))
+            no_pump_running.append(not zr.twin.running("pump_drain") and not zr.twin.running("pump_fill"))
+
+    r = run(RS, ["zn-1"], days=8, faults=["controller_crash@7d9h2m:for=30m"], before_tick=watch)
+    zr = r.zones[0]
+    assert running_during_crash and all(running_during_crash), "the NC recirculation pump runs by itself"
+    assert all(no_pump_running), "normally-open pumps stop when outputs drop"
+    failed = [t for t in zr.transitions if t["to"] == "FAILED"]
+    assert failed and failed[0]["from"] in ("WATER_CHANGE_DRAIN", "WATER_CHANGE_FILL")
+    assert raised(zr, "biz_water_change_failed")
+    on = [
+        c
+        for c in zr.commands
+        if c["channel"] == "pump_recirc" and c["params"].get("state") is True and c["at"] >= failed[0]["at"]
+    ]
+    assert on, "recirculation is switched back on after FAILED"
+    assert zr.twin.running("pump_recirc")
+
+
+def test_timeline_and_summary_golden(snapshot):
+    r = run(RS, ["zn-1"], days=9, faults=["overcurrent@8d:for=2h"], resets=[(8.5 * DAY, "bearing replaced")])
+    zr = r.zones[0]
+    lines = [f"{t}  {kind:<10} {text}" for t, kind, text in timeline_lines(zr, "brief")]
+    lines += [f"{label}: {value}" for label, value in summary_lines(zr)]
+    assert "\n".join(lines) == snapshot
+
+
+@pytest.mark.parametrize("bad", ["melt@1d", "leak@soon", "overcurrent@1d:pump_nope"])
+def test_bad_fault_is_a_usage_error(bad):
+    out = subprocess.run(
+        [sys.executable, "-m", "hydro_rules", "dry-run", str(ROOT / "examples"), "--days", "1", "--fault", bad],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stderr.strip()

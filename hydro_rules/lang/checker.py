@@ -16,7 +16,7 @@ from . import ast as A
 from . import model as M
 from . import settings as S
 from . import units as U
-from .diagnostics import Diagnostics, did_you_mean
+from .diagnostics import Diagnostics, closest, did_you_mean
 from .exprs import Names, Typer, render
 from .safety import check_machines, check_schedules
 
@@ -742,13 +742,17 @@ class Checker:
                 )
         if not rs.sites and not self.decls["site"]:
             return
-        zones = [z for s in rs.sites for z in s.zones]
+        # zones as written, so that a zone with an error does not make its recipe look unused
+        zones = [
+            z for s in self.decls["site"].values() for g in s.items if isinstance(g, A.GreenhouseDecl) for z in g.zones
+        ]
         for kind, table in (("profile", rs.profiles), ("recipe", rs.recipes)):
-            used = {getattr(z, kind) for z in zones}
+            used = {it.values[0].name for z in zones for it in z.items if isinstance(it, A.Item) and it.keyword == kind}
+            used |= {closest(n, table) for n in used if n not in table}  # a misspelling is reported as HR112
             for name, obj in table.items():
                 if name not in used:
                     self.d.add("HR502", f"{kind} `{name}` is not used by any zone", obj.span)
-        bound = {c for z in zones for c in z.channels}
+        bound = {b.name.name for z in zones for b in z.items if isinstance(b, A.Binding) and not b.is_metric}
         for name, ch in rs.channels.items():
             if name not in bound and ("channel", name) not in names.used and name not in usage.channels:
                 self.d.add("HR502", f"channel `{name}` is neither bound by a zone nor used by a rule", ch.span)

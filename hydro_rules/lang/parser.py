@@ -914,11 +914,22 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
                 f"a duration is one word: write `{num}{short}` (s, m, h, d or w)",
             )
             return
-        unit_hint = did_you_mean(word, U.UNITS) or next(
-            (f"did you mean `{u}`?" for u in U.UNITS if u.lower() == word.lower()), None
-        )
+        unit_hint = _unit_hint(word)
         if unit_hint:
             diags.add("HR108", f"unknown unit `{word}`", unit_span, unit_hint)
+            return
+    if tok.type == "SLASH":  # `unit mg/L`: the part before `/` was read as a name
+        head = re.search(r"(?:\bunit[ \t]+|\d[ \t]*)([\w°µ]+)$", before)
+        tail = re.match(r"[\w°µ]+", after)
+        if head and tail:
+            word = f"{head.group(1)}/{tail.group()}"
+            start = col - len(head.group(1))
+            diags.add(
+                "HR108",
+                f"unknown unit `{word}`",
+                Span(path, line, start, line, start + len(word)),
+                _unit_hint(word) or "units: " + ", ".join(U.UNITS),
+            )
             return
     if tok.type == "NAME":
         keywords = {k for k in (_keyword(lark, n) for n in acc) if k}
@@ -951,6 +962,12 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
         hint = "is a `{` missing at the end of the line before?"
     expected = "" if hint and not hint.startswith("is a") else _expected(lark, acc)
     diags.add("HR003", found + (f": {expected}" if expected else ""), span, hint)
+
+
+def _unit_hint(word: str) -> str | None:
+    return did_you_mean(word, U.UNITS) or next(
+        (f"did you mean `{u}`?" for u in U.UNITS if u.lower() == word.lower()), None
+    )
 
 
 def _end_error(lark, tok, acc, path, line_offset, chunk, diags) -> None:

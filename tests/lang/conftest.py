@@ -55,6 +55,13 @@ def replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+def pos(text: str, needle: str) -> tuple[int, int]:
+    """(line, column) of the one occurrence of `needle` in `text`, counted from 1."""
+    assert text.count(needle) == 1, f"{needle!r} occurs {text.count(needle)} times"
+    i = text.index(needle)
+    return text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1
+
+
 def manifest(use_rules: bool = True, name: str = "site") -> str:
     use = f'use "{RULES}"\n' if use_rules else ""
     return f'hydro 1\nruleset {name} version "2026.11.1"\n{use}'
@@ -66,6 +73,7 @@ class RuleSets:
     ALERT = ALERT
     MACHINE = MACHINE
     replace = staticmethod(replace)
+    pos = staticmethod(pos)
 
     def __init__(self, root: Path):
         self.root = root
@@ -82,13 +90,17 @@ class RuleSets:
             (d / name).write_bytes(data)
         return d
 
-    def site(self, replacements: dict[str, tuple[str, str]] | None = None, extra: dict | None = None) -> Path:
-        """The demo site of examples/ on the standard rules, with `file: (old, new)` edits."""
+    @staticmethod
+    def site_files(replacements: dict[str, tuple[str, str]] | None = None) -> dict[str, str]:
+        """The files of the demo site in examples/, with `file: (old, new)` edits."""
         files = {p.name: p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.hydro") if p.name != "ruleset.hydro"}
         for name, (old, new) in (replacements or {}).items():
             files[name] = replace(files[name], old, new)
-        files.update(extra or {})
-        return self.make(files)
+        return files
+
+    def site(self, replacements: dict[str, tuple[str, str]] | None = None, extra: dict | None = None) -> Path:
+        """The demo site of examples/ on the standard rules, with `file: (old, new)` edits."""
+        return self.make(self.site_files(replacements) | (extra or {}))
 
     def check(self, files: dict[str, str | bytes] | Path, **kw) -> list[Diagnostic]:
         d = files if isinstance(files, Path) else self.make(files, **kw)

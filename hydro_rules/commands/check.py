@@ -10,9 +10,10 @@ from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 from ..lang import render
 from ..lang.checker import Checker
 from ..lang.diagnostics import Diagnostics
-from ..lang.loader import MANIFEST, display_path, find_root, load
+from ..lang.loader import MANIFEST, TEST_SUFFIX, display_path, find_root, load, test_files
 from ..lang.model import RuleSet
 from ..lang.parser import parse_file
+from ..testing.cases import load_file
 
 
 def register(sub) -> None:
@@ -40,12 +41,31 @@ def collect(paths: list[str]) -> tuple[list, dict[str, str]]:
             if target is None:  # a lone file outside any rule set
                 _check_lone_file(only, diags, sources)
                 continue
+            if only is not None and only.name.endswith(TEST_SUFFIX):
+                _check_test_file(only, diags, sources)
+                continue
             loaded = load(target)
             sources.update(loaded.sources)
             for d in loaded.diags.items:
                 if only is None or d.span.path == display_path(only):
                     diags.add(d.code, d.message, d.span, d.hint)
+            if only is None:
+                for test_file in test_files(target):
+                    _check_test_file(test_file, diags, sources)
     return diags.sorted(), sources
+
+
+def _check_test_file(path: Path, diags: Diagnostics, sources: dict[str, str]) -> None:
+    """A rule test file, checked with its rule set and the fixtures of its folder."""
+    tf = load_file(path)
+    sources.update(tf.loaded.sources)
+    folder = display_path(path.parent)
+    own = display_path(path)
+    root = find_root(path.parent)
+    for d in tf.loaded.diags.items:
+        in_fixture = root is not None and path.parent.resolve() != root and d.span.path.startswith(folder + "/")
+        if d.span.path == own or in_fixture:
+            diags.add(d.code, d.message, d.span, d.hint)
 
 
 def _targets(path: Path):

@@ -588,6 +588,9 @@ class _Builder(Transformer):
     def expect_event(self, c):
         return self._expect("event", c)
 
+    def expect_refused(self, c):
+        return self._expect("refused", c)
+
     def expect_field(self, c):
         key = self.ident(c[0])
         val = self._value(c[1])

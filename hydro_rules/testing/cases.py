@@ -346,9 +346,14 @@ def _expect(e: A.Expectation, rs: M.RuleSet, zone: M.Zone, d: Diagnostics) -> Ex
         if "status" in fields and fields["status"] not in ALERT_STATUSES:
             d.add("HR204", f"alert status is one of {', '.join(sorted(ALERT_STATUSES))}", e.span)
             return None
-    elif e.kind == "command" and name not in zone.channels:
+    elif e.kind in ("command", "refused") and name not in zone.channels:
         d.add("HR102", f"zone {zone.uid} has no channel `{name}`", e.name.span, did_you_mean(name, zone.channels))
         return None
+    if e.kind == "refused":
+        for f in e.fields:
+            if f.keyword not in ("guard", "reason"):
+                d.add("HR106", f"refusals have no field `{f.keyword}`", f.span, "fields: guard, reason")
+                return None
     text = f"{'no ' if e.negated else ''}{e.kind} {name}" + "".join(f" {k} {_show(v)}" for k, v in fields.items())
     return Expect(float(e.at.value), e.kind, e.negated, name, fields, text, e.span)
 

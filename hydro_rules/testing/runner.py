@@ -1,7 +1,7 @@
 """Running rule tests: scripted telemetry (or the twin) through the engine, tick by tick.
 
 Without a twin, a reading written in the test holds (it is reported every tick)
-until the test changes it or writes `none`; every command is answered DONE
+until the test changes it, or writes `none` to silence the sensor; every command is answered DONE
 unless a `respond` line says otherwise. Expectations are checked after the
 tick at their time.
 """
@@ -38,6 +38,7 @@ class Result:
 class _Log:
     commands: list = field(default_factory=list)  # Command
     events: list = field(default_factory=list)  # ZoneEvent
+    refusals: list = field(default_factory=list)  # Refusal
     resolved: dict = field(default_factory=dict)  # (code, channel) -> resolved at
     raised: dict = field(default_factory=dict)
 
@@ -99,11 +100,8 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
             responses = [r for due, r in awaiting if due <= now]
             awaiting = [(due, r) for due, r in awaiting if due > now]
         for key, value in script.items():
-            node, metric = _source(prog, key)
-            if value is None:
-                snap.pop((node, metric), None)
-            else:
-                snap[(node, metric)] = (value, now)
+            if value is not None:  # `none`: the sensor falls silent and its last reading ages
+                snap[_source(prog, key)] = (value, now)
         for r in responses:
             _log(log, prog.apply_response(st, r, now), res)
         while ri < len(resets) and resets[ri][0] <= offset + 1e-9:
@@ -150,6 +148,7 @@ def _scripted(case: Case, cmd, offset: float):
 def _log(log: _Log, d, res: Result) -> None:
     log.commands.extend(d.commands)
     log.events.extend(d.events)
+    log.refusals.extend(d.refusals)
     for a in d.alerts:
         key = (a.code, a.channel)
         if a.change == "raised":
@@ -207,6 +206,18 @@ def _check(e: Expect, st, log: _Log, prog, now: float, t0: float) -> str | None:
                     f"{_describe_cmd(last, t0)}"
                 )
         return None
+    if e.kind == "refused":
+        got = [r for r in log.refusals if r.channel == e.name]
+        match = [r for r in got if _fields_match(e.fields, {"guard": r.guard, "reason": r.reason})]
+        if bool(match) != e.negated:
+            return None
+        if e.negated:
+            return (
+                f"at {at}: expected {e.text}, but {match[0].guard} refused it at {_fmt_t(match[0].at, t0)}: "
+                f"{match[0].reason}"
+            )
+        have = "; ".join(f"{r.guard}: {r.reason}" for r in got) or "no refusal"
+        return f"at {at}: expected {e.text}, got {have}"
     seen = [ev for ev in log.events if ev.type == e.name]
     if bool(seen) != e.negated:
         return None

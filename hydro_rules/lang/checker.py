@@ -325,7 +325,10 @@ class Checker:
         order = ["levels.empty", "levels.min", "levels.target", "levels.max"]
         vals = [settings[p] for p in order]
         if not (vals[0] < vals[1] < vals[2] <= vals[3]):
-            where = next((seen[p] for p in order if p in seen), None)
+            # at the first pair out of order, the level this profile wrote (the later one if both)
+            i = next(i for i in range(3) if not (vals[i] < vals[i + 1] or (i == 2 and vals[i] == vals[i + 1])))
+            pair = [p for p in (order[i + 1], order[i]) if p in seen]
+            where = seen[pair[0]] if pair else next((seen[p] for p in order if p in seen), None)
             self.d.add(
                 "HR203",
                 "levels must rise: empty < min < target <= max (now "
@@ -374,7 +377,8 @@ class Checker:
                 if phase:
                     phases.append(phase)
             phases.sort(key=lambda p: p.day_from)
-            self._phase_coverage(name, phases, d)
+            if len(phases) == len(d.phases):  # a phase with an error would show as a gap
+                self._phase_coverage(name, phases, d)
             title = d.title.value if d.title else name
             out[name] = M.Recipe(name, title, tuple(phases), d.name.span)
         return out

@@ -16,7 +16,11 @@ loop holds 3 % of the reservoir while the recirculation pump moves water and dra
 back when it stops; the water temperature follows a daily cycle around 21 °C; the
 fill line delivers fresh solution at the day's recipe midpoints. Pumps: recirc
 20 L/min, drain 30 L/min, fill 30 L/min; a pump whose intake is dry moves nothing and
-draws less current. Nodes: see `nodes`; readings: see `sensors`.
+draws less current. Nodes: see `nodes`. Readings: every online node publishes one
+Reading per metric per `advance` (ts = that time) with Gaussian noise (pH 0.01, EC
+0.01 mS/cm, level 0.2 %, current 10 mA, flow 0.2 L/min; a stopped flow and a dry EC
+probe read exactly 0), drawn by inverse transform from a 16-bit quantile table; see
+`sensors` for which node reports what.
 
 Faults, `KIND@OFFSET[:ARGS]`: OFFSET is a duration from the run start (`6d`, `36h`,
 `90m`, `1h30m`, `45s`, `0`); ARGS are comma-separated, a bare word is the target,

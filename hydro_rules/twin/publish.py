@@ -10,6 +10,7 @@ from ..messages import Reading
 
 # what a reading shows: the solution, a constant, or a sum over loads
 S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW = range(8)
+EXACT_ZERO = frozenset({S_EC, S_FLOW})  # no flow, or an EC probe in air, reads exactly 0
 
 # Reading is a frozen slotted dataclass; filling its slots directly skips the frozen __setattr__ detour.
 try:
@@ -58,7 +59,7 @@ def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: flo
         else:
             lines.append(f"    v = {_true_expr(p, loads)}")
             if p.sigma:
-                guard = "    " if p.source != S_FLOW else "    if v != 0.0:\n        "
+                guard = "    if v != 0.0:\n        " if p.source in EXACT_ZERO else "    "
                 ind = guard.rsplit("\n", 1)[-1]
                 lines.append(f"{guard}v += {p.sigma!r} * T[gb({bits})]")
                 lo, hi = float(p.lo), float(p.hi)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 import pytest
@@ -106,3 +107,16 @@ def test_a_year_of_untouched_recirculation_stays_finite():
     assert twin.volume_l == 0.0  # nobody refilled: plants and air took it all
     assert twin.water_balance_l == pytest.approx(111.6)
     assert all(0.0 <= r.value <= 20000.0 for r in twin.drain_telemetry())
+
+
+def test_other_metrics_a_zone_declares_are_reported():
+    extra = {**zone().metric_nodes, "water_level_switch": "nd-level-1", "temp_air": "nd-clim-1", "lux": "nd-clim-1"}
+    twin = make(zone_=dataclasses.replace(zone(), metric_nodes=extra))
+    readings = run(twin, MIN)
+    assert values(readings, "nd-level-1", "water_level_switch") == [1.0]
+    assert values(readings, "nd-clim-1", "temp_air")[0] == pytest.approx(23.0, abs=0.5)
+    assert len(values(readings, "nd-clim-1", "lux")) == 1
+    send(twin, "pump_drain", "run_pump", duration_ms=600_000)
+    readings = run(twin, 6 * MIN)
+    assert values(readings, "nd-level-1", "water_level_switch")[-1] == 0.0
+    assert values(readings, "nd-ec-1", "ec")[-1] == 0.0  # the probe is out of the water

@@ -11,12 +11,25 @@ from ..messages import Reading
 # what a reading shows: the solution, a constant, or a sum over loads
 S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW = range(8)
 EXACT_ZERO = frozenset({S_EC, S_FLOW})  # no flow, or an EC probe in air, reads exactly 0
+SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, "water_level_switch": S_SWITCH}
 
 # Reading is a frozen slotted dataclass; filling its slots directly skips the frozen __setattr__ detour.
 try:
     _SETTERS = tuple(Reading.__dict__[f].__set__ for f in ("node_uid", "metric", "value", "ts"))
 except (KeyError, AttributeError):  # pragma: no cover - only if messages.Reading changes shape
     _SETTERS = None
+
+
+class Pub:
+    """One (node, metric) a node reports each tick."""
+
+    __slots__ = ("node", "uid", "metric", "source", "loads", "const", "sigma", "lo", "hi", "dead", "frozen", "value")
+
+    def __init__(self, node, metric: str, source: int, loads: tuple, const: float, sigma: float, lo, hi) -> None:
+        self.node, self.uid, self.metric, self.source = node, node.uid, metric, source
+        self.loads, self.const, self.sigma, self.lo, self.hi = loads, const, sigma, lo, hi
+        self.dead = self.frozen = 0
+        self.value = 0.0  # the frozen reading
 
 
 def _true_expr(p, loads: dict) -> str:

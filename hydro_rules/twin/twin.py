@@ -11,30 +11,17 @@ from ..messages import CommandResponse, Reading, WireCommand
 from .config import ROLES, TwinConfig
 from .faults import Fault, FaultError, check_fault, fault_node
 from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
-from .publish import S_CONST, S_CURRENT, S_EC, S_FLOW, S_LEVEL, S_PH, S_SWITCH, S_TEMP, compile_publisher
+from .publish import S_CONST, S_CURRENT, S_FLOW, SOURCE, Pub, compile_publisher
 from .recipe import FreshSolution, day_zero
 from .sensors import NOISE_BITS, gaussian_table, reporters
 from .water import Water
 
-_SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, "water_level_switch": S_SWITCH}
 _INF = float("inf")
-
-
-class Pub:
-    """One (node, metric) a node reports each tick."""
-
-    __slots__ = ("node", "uid", "metric", "source", "loads", "const", "sigma", "lo", "hi", "dead", "frozen", "value")
-
-    def __init__(self, node: Node, metric: str, source: int, loads: tuple, const: float, sigma: float, lo, hi) -> None:
-        self.node, self.uid, self.metric, self.source = node, node.uid, metric, source
-        self.loads, self.const, self.sigma, self.lo, self.hi = loads, const, sigma, lo, hi
-        self.dead = self.frozen = 0
-        self.value = 0.0  # the frozen reading
 
 
 class ZoneTwin(NodeLogic):
     __slots__ = (
-        "zone", "ruleset", "faults", "_cfg", "_rng", "_bits", "_table", "_water", "_nodes", "_loads", "_by_name",
+        "zone", "ruleset", "faults", "_cfg", "_rng", "_table", "_water", "_nodes", "_loads", "_by_name",
         "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
         "_readings", "_responses", "_pct", "_probe_pct", "_switch_pct", "_run_ma", "_idle_ma", "_dry_ma",
     )  # fmt: skip
@@ -50,9 +37,10 @@ class ZoneTwin(NodeLogic):
         config: TwinConfig | None = None,
     ) -> None:
         cfg = self._cfg = config or TwinConfig()
+        if zone.reservoir_l <= 0:
+            raise ValueError(f"zone {zone.uid}: reservoir must hold more than 0 L")
         self.zone, self.ruleset, self.faults = zone, ruleset, tuple(faults)
         self._rng = random.Random(seed)
-        self._bits = NOISE_BITS
         self._table = gaussian_table()
         for name, role in cfg.roles.items():
             if role not in ROLES:
@@ -110,7 +98,7 @@ class ZoneTwin(NodeLogic):
             m = rs.metrics.get(metric)
             lo, hi = (m.low, m.high) if m is not None else (-_INF, _INF)
             for uid, src in nodes:
-                kind, loads, const = _SOURCE.get(src[0], S_CONST), (), 0.0
+                kind, loads, const = SOURCE.get(src[0], S_CONST), (), 0.0
                 if src[0] in ("current", "flow"):
                     kind = S_CURRENT if src[0] == "current" else S_FLOW
                     loads = tuple(self._by_name[n] for n in src[1] if self._by_name.get(n) is not None)
@@ -124,7 +112,7 @@ class ZoneTwin(NodeLogic):
     def _compile(self, pubs) -> object:
         w = self._water
         return compile_publisher(
-            pubs, w, self._rng, self._table, self._bits, self._pct, self._probe_pct, self._switch_pct,
+            pubs, w, self._rng, self._table, NOISE_BITS, self._pct, self._probe_pct, self._switch_pct,
             self._measure_loads,
         )  # fmt: skip
 

@@ -940,7 +940,9 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
         if hint:
             diags.add("HR003", found, span, hint)
             return
-    if tok.type == "STRING" and "NAME" in acc and re.fullmatch(r'"[A-Za-z_]\w*"', str(tok)):
+    if str(tok) == "hydro" and not before.strip():
+        hint = "a file states its version once, on its first line; remove this line (were two files joined?)"
+    elif tok.type == "STRING" and "NAME" in acc and re.fullmatch(r'"[A-Za-z_]\w*"', str(tok)):
         hint = f"names are written without quotes: `{str(tok)[1:-1]}`"
     elif tok.type == "COMMA" and number_before and after[:1].isdigit():
         found = "unexpected `,` in a number"

@@ -246,3 +246,10 @@ def test_hr006_expression_too_deep_is_an_error_not_a_crash(sets, expr):
 def test_hr006_long_but_allowed_expression(sets):
     expr = " and ".join(["temp_water > 26 °C"] * (MAX_EXPR_DEPTH // 2))
     assert sets.found({"a.hydro": sets.replace(sets.ALERT, "temp_water > 26 °C", expr)}) == []
+
+
+def test_hr003_second_header_in_a_file(sets):
+    text = sets.ALERT + sets.ALERT.replace("warm", "hot")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 10, 1)
+    assert "first line" in d.hint

@@ -1040,6 +1040,7 @@ def decode(data: bytes, path: str, diags: Diagnostics) -> str | None:
             "HR004",
             f"file is {len(data) / 1e6:.1f} MB; rule files are limited to {MAX_FILE_BYTES // (1024 * 1024)} MB",
             at,
+            "split it into several files of the rule set (is this the right file?)",
         )
         return None
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):

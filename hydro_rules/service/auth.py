@@ -1,0 +1,74 @@
+"""Bearer tokens with scopes: 401 (with WWW-Authenticate) without a valid token, 403 without the scope.
+
+Scopes: `ingest` (telemetry in), `read` (GETs, dry runs), `operator` (reads,
+commands, safety resets, node registration), `override` (operator, plus
+bypassing a guard). A verified token is remembered for a few seconds so a
+busy ingest does not look it up for every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from starlette.requests import Request
+
+from ..store import Database
+from ..store import tokens as token_store
+from ..store.tokens import TokenInfo
+from .web import ApiError
+
+REALM = 'Bearer realm="hydro-rules"'
+
+#: which scopes satisfy a route's need
+SATISFIES = {
+    "ingest": {"ingest"},
+    "read": {"read", "operator", "override"},
+    "operator": {"operator", "override"},
+    "override": {"override"},
+}
+
+
+class Authenticator:
+    def __init__(self, db: Database, cache_s: float = 10.0) -> None:
+        self.db = db
+        self.cache_s = cache_s
+        self._cache: dict[bytes, tuple[TokenInfo, float]] = {}
+
+    async def identify(self, request: Request) -> TokenInfo:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "a bearer token is required", headers={"WWW-Authenticate": REALM})
+        token = token.strip()
+        key = hashlib.sha256(token.encode()).digest()
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.cache_s:
+            return hit[0]
+        async with self.db.acquire() as conn:
+            info = await token_store.verify(conn, token)
+        if info is None:
+            raise ApiError(
+                401,
+                "invalid_token",
+                "the token is unknown, revoked or malformed",
+                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+            )
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[key] = (info, now)
+        return info
+
+    async def require(self, request: Request, scope: str) -> TokenInfo:
+        info = await self.identify(request)
+        if not info.scopes & SATISFIES[scope]:
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"this needs a token with scope `{scope}`",
+                headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
+                needed=scope,
+                token_scopes=sorted(info.scopes),
+            )
+        return info

@@ -1,0 +1,77 @@
+"""Service configuration: typed, read once, passed down.
+
+Sources, later ones winning: defaults, a TOML file (`--config`, table
+`[service]`), environment variables `HYDRO_<FIELD>` (e.g. HYDRO_DATABASE_URL,
+HYDRO_MQTT_URL, HYDRO_HTTP_PORT), then command-line options. This module and
+the CLI are the only readers of os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(Exception):
+    pass
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/hydro"
+    db_pool_size: int = Field(10, ge=1, le=100)
+
+    mqtt_url: str | None = "mqtt://127.0.0.1:1883"  # None: no MQTT door (HTTP only)
+    mqtt_client_id: str = "hydro-ingest"
+    #: how many unacknowledged messages the broker may send us at once (MQTT 5 receive maximum)
+    mqtt_receive_maximum: int = Field(1000, ge=1, le=65535)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_samples_per_request: int = Field(10_000, ge=1)
+
+    batch_max: int = Field(1000, ge=1)  # MQTT samples written per transaction, at most
+    batch_linger_s: float = Field(0.005, ge=0)  # wait this long for a batch to fill
+    batch_workers: int = Field(2, ge=1, le=16)
+
+    max_sample_age_s: float = Field(30 * 86400, gt=0)  # older samples are refused
+    max_clock_skew_s: float = Field(300, ge=0)  # samples further in the future are refused
+    partition_ahead_days: int = Field(7, ge=1)
+
+    aggregate_every_s: float = Field(60, ge=0)  # 0: the service does not aggregate
+    water_grace_s: float = Field(30, ge=0)  # a pump run is logged this long after it ended
+
+    command_publish_timeout_s: float = Field(2.0, gt=0)
+    simulate_max_days: float = Field(400, gt=0)
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides,
+) -> Settings:
+    """Settings from a TOML file, HYDRO_* variables and explicit overrides (None values are ignored)."""
+    environ = os.environ if environ is None else environ
+    values: dict = {}
+    if config_file:
+        try:
+            data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read {config_file}: {e}") from e
+        values.update(data.get("service", data))
+    for name in Settings.model_fields:
+        key = f"HYDRO_{name.upper()}"
+        if key in environ:
+            values[name] = environ[key] if environ[key] != "" else None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"bad configuration: {problems}") from e

@@ -1,0 +1,562 @@
+"""The HTTP routes. One table drives both the router and /openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..store import DatabaseUnavailable
+from ..store import aggregate as aggregate_store
+from ..store import alerts as alert_store
+from ..store import commands as command_store
+from ..store import events as event_store
+from ..store import nodes as node_store
+from ..store import telemetry as telemetry_store
+from ..store import water as water_store
+from ..store import zones as zone_store
+from ..store.tokens import TokenInfo
+from . import schemas
+from .app import Service
+from .commands import CommandRefused, CommandRequest
+from .ingest import Sample
+from .openapi import build_spec
+from .web import ApiError, json_response, parse_body
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Service, Request, TokenInfo | None, BaseModel | None], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Spec:
+    method: str
+    path: str
+    fn: Handler
+    summary: str
+    scope: str | None  # None: no token needed
+    body: type[BaseModel] | None = None
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    responses: tuple[int, ...] = ()
+
+
+# ---- helpers --------------------------------------------------------------------------
+def _time(request: Request, name: str, default: datetime | None = None) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = (
+            datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if not raw.replace(".", "").isdigit()
+            else (datetime.fromtimestamp(float(raw), UTC))
+        )
+    except ValueError:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"query parameter {name} is not a time",
+            detail=[{"loc": ["query", name], "msg": "ISO 8601 time or epoch seconds", "type": "value_error"}],
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _int(request: Request, name: str, default: int, lo: int = 1, hi: int = 1000) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"query parameter {name} must be an integer {lo} .. {hi}",
+            detail=[{"loc": ["query", name], "msg": f"integer {lo} .. {hi}", "type": "value_error"}],
+        )
+    return value
+
+
+def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is not None and raw not in choices:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"query parameter {name} must be one of {', '.join(choices)}",
+            detail=[{"loc": ["query", name], "msg": f"one of {', '.join(choices)}", "type": "enum"}],
+        )
+    return raw
+
+
+async def _zone(svc: Service, conn, uid: str) -> dict:
+    zone = await zone_store.get(conn, uid)
+    if zone is None:
+        raise ApiError(404, "unknown_zone", f"no zone {uid!r}")
+    return zone
+
+
+def _ready(svc: Service) -> None:
+    if not svc.ready.is_set():
+        raise ApiError(
+            503, "not_ready", f"the service is not ready: {svc.problem or 'starting'}", headers={"Retry-After": "5"}
+        )
+
+
+# ---- handlers -------------------------------------------------------------------------
+async def health(svc: Service, request, token, body) -> Response:
+    h = await svc.health()
+    return json_response(h, 200 if h["status"] == "ok" else 503)
+
+
+async def openapi(svc: Service, request, token, body) -> Response:
+    return json_response(build_spec(SPECS))
+
+
+async def ingest_telemetry(svc: Service, request, token, body: schemas.IngestRequest) -> Response:
+    _ready(svc)
+    if len(body.samples) > svc.settings.max_samples_per_request:
+        raise ApiError(
+            413,
+            "too_many_samples",
+            f"at most {svc.settings.max_samples_per_request} samples per request",
+            limit=svc.settings.max_samples_per_request,
+        )
+    samples = [
+        Sample(s.node_uid, s.metric_type, s.value, s.epoch(), s.zone_uid, s.channel, s.raw) for s in body.samples
+    ]
+    result = await svc.core.ingest(samples)
+    return json_response(
+        {
+            "status": "ok",
+            "count": len(samples),
+            "stored": result.stored,
+            "counts": result.counts,
+            "rejected": [{"index": r.index, "outcome": r.outcome, "reason": r.reason} for r in result.rejections],
+        }
+    )
+
+
+async def register_node(svc: Service, request, token, body: schemas.RegisterRequest) -> Response:
+    _ready(svc)
+    async with svc.db.acquire() as conn:
+        try:
+            node, secret = await node_store.register(
+                conn,
+                body.node_uid,
+                zone_uid=body.zone_uid,
+                firmware_version=body.firmware_version,
+                hardware_revision=body.hardware_revision,
+                hardware_id=body.hardware_id,
+                node_type=body.node_type,
+                secret=body.secret,
+            )
+        except node_store.UnknownZone:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"no zone {body.zone_uid!r}",
+                detail=[{"loc": ["zone_uid"], "msg": "unknown zone", "type": "value_error"}],
+            ) from None
+    svc.core.forget_node(body.node_uid)
+    out = _node_resource(node)
+    if secret is not None:
+        out["secret"] = secret  # shown once: flash it into the node
+    log.info("node %s registered and validated by %s", body.node_uid, token.name)
+    return json_response(out, 200)
+
+
+def _node_resource(node: dict) -> dict:
+    keep = (
+        "uid",
+        "zone_uid",
+        "greenhouse_uid",
+        "node_type",
+        "hardware_id",
+        "validated",
+        "first_seen_at",
+        "firmware_version",
+        "hardware_revision",
+        "status",
+        "last_seen_at",
+        "last_heartbeat_at",
+        "uptime_s",
+    )
+    return {k: node.get(k) for k in keep}
+
+
+async def list_zones(svc: Service, request, token, body) -> Response:
+    async with svc.db.acquire() as conn:
+        return json_response({"zones": await zone_store.list_zones(conn)})
+
+
+async def get_zone(svc: Service, request, token, body) -> Response:
+    async with svc.db.acquire() as conn:
+        zone = await _zone(svc, conn, request.path_params["uid"])
+        zone["channels"] = await zone_store.channels(conn, zone["id"])
+        zone["nodes"] = await node_store.list_nodes(conn, zone["id"])
+    zone.pop("id")
+    return json_response(zone)
+
+
+async def latest_telemetry(svc: Service, request, token, body) -> Response:
+    async with svc.db.acquire() as conn:
+        zone = await _zone(svc, conn, request.path_params["uid"])
+        rows = await telemetry_store.latest(conn, zone["id"])
+    stale = {name: m.stale_s for name, m in svc.rs.metrics.items()}
+    now = datetime.now(UTC)
+    for r in rows:
+        r["age_s"] = (now - r["ts"]).total_seconds()
+        r["stale"] = r["age_s"] > stale.get(r["metric_type"], float("inf"))
+    return json_response({"zone_uid": zone["uid"], "telemetry": rows})
+
+
+async def telemetry_series(svc: Service, request, token, body) -> Response:
+    metric = request.query_params.get("metric")
+    if not metric:
+        raise ApiError(
+            422,
+            "validation_error",
+            "query parameter metric is required",
+            detail=[{"loc": ["query", "metric"], "msg": "field required", "type": "missing"}],
+        )
+    level = _choice(request, "level", ("raw", "1m", "1h", "daily")) or "1m"
+    until = _time(request, "until", datetime.now(UTC))
+    since = _time(request, "since", until - timedelta(hours=24))
+    async with svc.db.acquire() as conn:
+        zone = await _zone(svc, conn, request.path_params["uid"])
+        if level == "raw":
+            rows = await telemetry_store.samples(conn, zone["id"], metric, since, until)
+        else:
+            rows = await aggregate_store.series(conn, level, zone["id"], metric, since, until)
+    return json_response({"zone_uid": zone["uid"], "metric": metric, "level": level, "points": rows})
+
+
+async def list_alerts(svc: Service, request, token, body) -> Response:
+    status = _choice(request, "status", ("ACTIVE", "RESOLVED"))
+    source = _choice(request, "source", ("biz", "infra"))
+    limit = _int(request, "limit", 100)
+    async with svc.db.acquire() as conn:
+        zone_id = None
+        uid = request.path_params.get("uid") or request.query_params.get("zone")
+        if uid:
+            zone_id = (await _zone(svc, conn, uid))["id"]
+        rows = await alert_store.list_alerts(conn, zone_id=zone_id, status=status, source=source, limit=limit)
+    return json_response({"alerts": rows})
+
+
+async def list_commands(svc: Service, request, token, body) -> Response:
+    status = _choice(request, "status", ("queued", "sent", "ack", "done", "failed", "timeout"))
+    limit = _int(request, "limit", 100)
+    async with svc.db.acquire() as conn:
+        zone_id = None
+        uid = request.path_params.get("uid") or request.query_params.get("zone")
+        if uid:
+            zone_id = (await _zone(svc, conn, uid))["id"]
+        rows = await command_store.list_commands(conn, zone_id=zone_id, status=status, limit=limit)
+    return json_response({"commands": rows})
+
+
+async def get_command(svc: Service, request, token, body) -> Response:
+    async with svc.db.acquire() as conn:
+        cmd = await command_store.get(conn, request.path_params["cmd_id"])
+    if cmd is None:
+        raise ApiError(404, "unknown_command", f"no command {request.path_params['cmd_id']!r}")
+    for k in ("id", "zone_id", "node_id"):
+        cmd.pop(k, None)
+    return json_response(cmd)
+
+
+async def zone_events(svc: Service, request, token, body) -> Response:
+    since = _time(request, "since")
+    limit = _int(request, "limit", 100)
+    async with svc.db.acquire() as conn:
+        zone = await _zone(svc, conn, request.path_params["uid"])
+        rows = await event_store.list_events(
+            conn, zone["id"], since=since, type=request.query_params.get("type"), limit=limit
+        )
+    return json_response({"zone_uid": zone["uid"], "events": rows})
+
+
+async def water_usage(svc: Service, request, token, body) -> Response:
+    until = _time(request, "until", datetime.now(UTC))
+    since = _time(request, "since", until - timedelta(days=7))
+    async with svc.db.acquire() as conn:
+        zone = await _zone(svc, conn, request.path_params["uid"])
+        usage = await water_store.usage(conn, zone["id"], since, until)
+    return json_response({"zone_uid": zone["uid"], **usage})
+
+
+async def list_nodes(svc: Service, request, token, body) -> Response:
+    async with svc.db.acquire() as conn:
+        zone_id = None
+        if request.query_params.get("zone"):
+            zone_id = (await _zone(svc, conn, request.query_params["zone"]))["id"]
+        return json_response({"nodes": await node_store.list_nodes(conn, zone_id)})
+
+
+async def safety_reset(svc: Service, request, token, body: schemas.ResetIn) -> Response:
+    _ready(svc)
+    uid = request.path_params["uid"]
+    codes = sorted(code for code, a in svc.rs.alerts.items() if a.locks or a.clear_on_reset)
+    who = body.by or token.name
+    async with svc.db.transaction() as conn:
+        zone = await _zone(svc, conn, uid)
+        resolved = await alert_store.resolve_codes(conn, zone["id"], codes, by=who, reason=body.reason)
+        event_id = await event_store.add(
+            conn,
+            zone_id=zone["id"],
+            type="SAFETY_RESET",
+            details={
+                "by": who,
+                "token": token.name,
+                "reason": body.reason,
+                "resolved": [{"code": a["code"], "channel": a["channel"]} for a in resolved],
+            },
+            ruleset_version=svc.rs.ruleset_version,
+        )
+    log.warning("safety reset of zone %s by %s: %s (%d alert(s) resolved)", uid, who, body.reason, len(resolved))
+    return json_response(
+        {"zone_uid": uid, "event_id": event_id, "resolved": resolved, "by": who, "reason": body.reason}
+    )
+
+
+async def post_command(svc: Service, request, token, body: schemas.CommandIn) -> Response:
+    _ready(svc)
+    if body.override and not body.reason:
+        raise ApiError(
+            422,
+            "validation_error",
+            "an override needs a reason",
+            detail=[{"loc": ["reason"], "msg": "required when override is true", "type": "missing"}],
+        )
+    req = CommandRequest(body.zone_uid, body.channel, body.cmd, body.params, body.reason, body.override)
+    try:
+        cmd = await svc.commands.submit(req, by=token.name, may_override="override" in token.scopes)
+    except CommandRefused as e:
+        raise ApiError(e.status, e.code, e.message, **e.extra) from None
+    for k in ("id", "zone_id", "node_id"):
+        cmd.pop(k, None)
+    return json_response(cmd, 202)
+
+
+_simulations = asyncio.Semaphore(1)
+
+
+def _simulate_fn():
+    try:
+        from ..engine.api import simulate
+    except ImportError:
+        return None
+    return simulate
+
+
+async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Response:
+    uid = request.path_params["uid"]
+    if svc.rs.zone(uid) is None:
+        raise ApiError(404, "unknown_zone", f"no zone {uid!r} in the rule set")
+    if body.days > svc.settings.simulate_max_days:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"at most {svc.settings.simulate_max_days:g} days",
+            detail=[{"loc": ["days"], "msg": f"at most {svc.settings.simulate_max_days:g}", "type": "less_than_equal"}],
+        )
+    fn = _simulate_fn()
+    if fn is None:
+        raise ApiError(503, "simulation_unavailable", "the engine's simulate() is not available in this build")
+    if _simulations.locked():
+        raise ApiError(429, "busy", "another dry run is running; try again shortly", headers={"Retry-After": "5"})
+    async with _simulations:
+        try:
+            doc = await asyncio.to_thread(
+                fn,
+                svc.rs,
+                uid,
+                days=body.days,
+                tick_s=body.tick_s,
+                seed=body.seed,
+                start=body.start,
+                faults=list(body.faults),
+            )
+        except (ValueError, KeyError) as e:
+            raise ApiError(
+                422,
+                "validation_error",
+                str(e).strip("'\""),
+                detail=[
+                    {"loc": ["faults" if "fault" in str(e).lower() else "start"], "msg": str(e), "type": "value_error"}
+                ],
+            ) from None
+    return json_response(doc)
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("GET", "/health", health, "Liveness of the service, its database and broker", None, responses=(200, 503)),
+    Spec("GET", "/openapi.json", openapi, "This description", None),
+    Spec(
+        "POST",
+        "/ingest/telemetry",
+        ingest_telemetry,
+        "Store a batch of telemetry samples (§2.1)",
+        "ingest",
+        schemas.IngestRequest,
+        responses=(200, 401, 403, 413, 422, 503),
+    ),
+    Spec(
+        "POST",
+        "/nodes/register",
+        register_node,
+        "Register, bind and validate a node (§6.3)",
+        "operator",
+        schemas.RegisterRequest,
+        responses=(200, 401, 403, 422, 503),
+    ),
+    Spec("GET", "/nodes", list_nodes, "Nodes and their liveness", "read", query=(("zone", "string", "zone uid"),)),
+    Spec("GET", "/zones", list_zones, "Zones", "read"),
+    Spec("GET", "/zones/{uid}", get_zone, "A zone with its channels and nodes", "read", responses=(200, 404)),
+    Spec(
+        "GET",
+        "/zones/{uid}/telemetry/latest",
+        latest_telemetry,
+        "Latest value per node and metric",
+        "read",
+        responses=(200, 404),
+    ),
+    Spec(
+        "GET",
+        "/zones/{uid}/telemetry",
+        telemetry_series,
+        "Samples or aggregates of one metric",
+        "read",
+        query=(
+            ("metric", "string", "canonical metric"),
+            ("level", "string", "raw | 1m | 1h | daily"),
+            ("since", "string", "ISO time"),
+            ("until", "string", "ISO time"),
+        ),
+    ),
+    Spec(
+        "GET",
+        "/zones/{uid}/alerts",
+        list_alerts,
+        "The zone's alerts",
+        "read",
+        query=(
+            ("status", "string", "ACTIVE | RESOLVED"),
+            ("source", "string", "biz | infra"),
+            ("limit", "integer", "1 .. 1000"),
+        ),
+    ),
+    Spec(
+        "GET",
+        "/alerts",
+        list_alerts,
+        "Alerts of every zone",
+        "read",
+        query=(
+            ("zone", "string", "zone uid"),
+            ("status", "string", "ACTIVE | RESOLVED"),
+            ("source", "string", "biz | infra"),
+            ("limit", "integer", "1 .. 1000"),
+        ),
+    ),
+    Spec(
+        "GET",
+        "/zones/{uid}/commands",
+        list_commands,
+        "The zone's commands",
+        "read",
+        query=(("status", "string", "command status"), ("limit", "integer", "1 .. 1000")),
+    ),
+    Spec(
+        "GET",
+        "/commands",
+        list_commands,
+        "Commands",
+        "read",
+        query=(
+            ("zone", "string", "zone uid"),
+            ("status", "string", "command status"),
+            ("limit", "integer", "1 .. 1000"),
+        ),
+    ),
+    Spec("GET", "/commands/{cmd_id}", get_command, "One command with its status history", "read", responses=(200, 404)),
+    Spec(
+        "POST",
+        "/commands",
+        post_command,
+        "Send a command: guard, record, sign, publish",
+        "operator",
+        schemas.CommandIn,
+        responses=(202, 401, 403, 404, 409, 422, 503),
+    ),
+    Spec(
+        "GET",
+        "/zones/{uid}/events",
+        zone_events,
+        "The zone's events",
+        "read",
+        query=(("since", "string", "ISO time"), ("type", "string", "event type"), ("limit", "integer", "1 .. 1000")),
+    ),
+    Spec(
+        "GET",
+        "/zones/{uid}/water-usage",
+        water_usage,
+        "Pump runs and daily water totals (§15)",
+        "read",
+        query=(("since", "string", "ISO time"), ("until", "string", "ISO time")),
+    ),
+    Spec(
+        "POST",
+        "/zones/{uid}/safety/reset",
+        safety_reset,
+        "Resolve the zone's safety-lock alerts (§16.2)",
+        "operator",
+        schemas.ResetIn,
+        responses=(200, 401, 403, 404, 422, 503),
+    ),
+    Spec(
+        "POST",
+        "/zones/{uid}/simulate",
+        simulate,
+        "Dry run of the zone through the engine and the twin (§4)",
+        "read",
+        schemas.SimulateIn,
+        responses=(200, 401, 403, 404, 422, 429, 503),
+    ),
+)
+
+
+def _endpoint(svc: Service, spec: Spec):
+    async def endpoint(request: Request) -> Response:
+        try:
+            token = await svc.auth.require(request, spec.scope) if spec.scope else None
+            body = await parse_body(request, spec.body) if spec.body else None
+            return await spec.fn(svc, request, token, body)
+        except ApiError as e:
+            return e.response()
+        except DatabaseUnavailable as e:
+            log.warning("%s %s: database unavailable (%s)", spec.method, spec.path, e)
+            return ApiError(
+                503, "database_unavailable", "the database is unreachable; retry later", headers={"Retry-After": "2"}
+            ).response()
+        except Exception:
+            log.exception("%s %s failed", spec.method, spec.path)
+            return ApiError(500, "internal_error", "the service failed to handle this request").response()
+
+    endpoint.__name__ = spec.fn.__name__
+    return endpoint
+
+
+def routes(svc: Service) -> list[Route]:
+    return [Route(s.path, _endpoint(svc, s), methods=[s.method]) for s in SPECS]

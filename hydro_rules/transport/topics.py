@@ -1,0 +1,63 @@
+"""Topic names of the node protocol (node-mqtt-protocol.md): parsing what nodes publish, building what we send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOT = "hydro"
+HELLO = "hydro/node_hello"
+TIME_REQUEST = "hydro/time/request"
+TIME_RESPONSE = "hydro/time/response"
+CHANNEL_TYPES = ("telemetry", "command_response", "event")
+NODE_TYPES = ("status", "lwt", "heartbeat", "node_hello", "config_report", "error", "diagnostics")
+
+#: what the ingest subscribes to: targeted wildcards, never hydro/#
+SUBSCRIPTIONS = (
+    *(f"{ROOT}/+/+/+/+/{t}" for t in CHANNEL_TYPES),
+    *(f"{ROOT}/+/+/+/{t}" for t in NODE_TYPES),
+    HELLO,
+    TIME_REQUEST,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed node topic. `channel` is None for node-level messages; ids are None for hydro/node_hello."""
+
+    type: str
+    greenhouse: str | None = None
+    zone: str | None = None
+    node: str | None = None
+    channel: str | None = None
+
+
+def _ok(segment: str) -> bool:
+    return bool(segment) and "+" not in segment and "#" not in segment and len(segment) <= 128
+
+
+def parse(topic: str) -> Topic | None:
+    """The topic's parts, or None when it is not a node-to-backend topic of the protocol."""
+    if topic == HELLO:
+        return Topic("node_hello")
+    if topic == TIME_REQUEST:
+        return Topic("time_request")
+    parts = topic.split("/")
+    if parts[0] != ROOT or not all(_ok(p) for p in parts[1:]):
+        return None
+    if len(parts) == 6 and parts[5] in CHANNEL_TYPES:
+        return Topic(parts[5], parts[1], parts[2], parts[3], parts[4])
+    if len(parts) == 5 and parts[4] in NODE_TYPES:
+        return Topic(parts[4], parts[1], parts[2], parts[3])
+    return None
+
+
+def command(greenhouse: str, zone: str, node: str, channel: str) -> str:
+    return f"{ROOT}/{greenhouse}/{zone}/{node}/{channel}/command"
+
+
+def channel_topic(greenhouse: str, zone: str, node: str, channel: str, type: str) -> str:
+    return f"{ROOT}/{greenhouse}/{zone}/{node}/{channel}/{type}"
+
+
+def node_topic(greenhouse: str, zone: str, node: str, type: str) -> str:
+    return f"{ROOT}/{greenhouse}/{zone}/{node}/{type}"

@@ -188,3 +188,13 @@ def test_faults_beyond_the_run_never_fire():
     twin = make("dry_reservoir@30d", "controller_crash@40d")
     readings = run(twin, DAY, tick=600)
     assert twin.leaked_l == 0.0 and len(readings) == 144 * 10
+
+
+def test_a_fault_with_for_clears_and_rates_are_litres_per_hour():
+    twin = make("stuck_relay@0:pump_drain,for=5m", "dry_reservoir@0:rate=60")
+    run(twin, 5 * MIN)
+    assert not twin.running("pump_drain")  # unstuck: back to the open contacts the node holds
+    assert twin.run_seconds["pump_drain"] == 300.0 and twin.volume_l == 0.0
+    slow = make("dry_reservoir@0:rate=60")
+    run(slow, 10 * MIN)
+    assert slow.leaked_l == pytest.approx(10.0)

@@ -50,11 +50,12 @@ otherwise it lasts to the end of the run. Offsets beyond the run never fire.
   for D (default 30m) and lose commands; then they reboot and report again.
 
 A malformed spec raises FaultError from parse_fault; a target the zone does not have
-raises FaultError from check_fault and from ZoneTwin().
+raises FaultError from check_fault and from ZoneTwin(). `applies_to(fault, zone)` tells
+whether a fault that names a node (node_offline:UID, node=UID) belongs to that zone.
 """
 
 from .config import DEFAULT_ROLES, TwinConfig
-from .faults import KINDS, Fault, FaultError, check_fault, parse_duration, parse_fault
+from .faults import KINDS, Fault, FaultError, applies_to, check_fault, parse_duration, parse_fault
 from .twin import ZoneTwin
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "FaultError",
     "TwinConfig",
     "ZoneTwin",
+    "applies_to",
     "check_fault",
     "parse_duration",
     "parse_fault",

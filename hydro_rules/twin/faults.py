@@ -171,6 +171,13 @@ def check_fault(fault: Fault, zone, ruleset, config=None) -> None:
         raise FaultError(f"fault {fault}: {fault.target!r} is neither a node nor a channel of {where}")
 
 
+def applies_to(fault: Fault, zone) -> bool:
+    """False when the fault names a node the zone lacks (node_offline:UID, node=UID): a site-wide run skips it there."""
+    if fault.kind == "node_offline" and fault.target not in zone.channels:
+        return fault.target in zone.nodes
+    return fault.node is None or fault.node in zone.nodes
+
+
 def fault_node(fault: Fault, zone) -> str:
     """The node uid a node_offline fault silences."""
     b = zone.channels.get(fault.target)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from hydro_rules.twin import Fault, FaultError, ZoneTwin, check_fault, parse_duration, parse_fault
+from hydro_rules.twin import Fault, FaultError, ZoneTwin, applies_to, check_fault, parse_duration, parse_fault
 
 from .helpers import ruleset, zone
 
@@ -104,3 +104,12 @@ def test_targets_the_zone_has_pass():
         "sensor_dead@1h:pump_current,node=nd-fill-1",
     ):
         check_fault(parse_fault(text), zone(), ruleset())
+
+
+def test_faults_naming_a_node_apply_only_to_its_zone():
+    zn1, zn2 = zone("zn-1"), zone("zn-2")
+    assert applies_to(parse_fault("node_offline@1h:nd-pump-1"), zn1)
+    assert not applies_to(parse_fault("node_offline@1h:nd-pump-1"), zn2)
+    assert applies_to(parse_fault("node_offline@1h"), zn2)  # a channel name: every zone has one
+    assert not applies_to(parse_fault("sensor_dead@1h:ph,node=nd-ph-1"), zn2)
+    assert applies_to(parse_fault("leak@1h"), zn2)

@@ -57,6 +57,17 @@ def register(sub) -> None:
     p.set_defaults(run=execute)
 
 
+def warn_coarse_tick(rs, zones: list[str], tick: float) -> None:
+    """A tick as long as an OFF stretch blurs what the rules see; say so, the run goes on."""
+    shortest = min(rs.profiles[rs.zone(z).profile].settings["water_cycle.recirc.max_recirc_off"] for z in zones)
+    if tick > shortest / 4:
+        err_console().print(
+            f"[yellow]warning:[/] --tick {tick:g} s is long against max_recirc_off ({shortest:g} s): pumps "
+            "switch within one tick and readings lag, so alerts may be false or late; a tick of 1m or less "
+            "shows what a site does"
+        )
+
+
 def reset_spec(text: str) -> tuple[float, str]:
     offset, _, why = text.partition(":")
     return duration(offset), why.strip() or "operator reset"
@@ -78,6 +89,7 @@ def execute(args) -> int:
 
     loaded = load_site(args.site)
     zones = zone_uids(loaded, args.zone)
+    warn_coarse_tick(loaded.ruleset, zones, args.tick)
     ticks = args.days * 86400 / args.tick * len(zones)
     progress = None
     bar = None

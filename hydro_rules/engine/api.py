@@ -79,5 +79,6 @@ def check_start(
     verdict = prog.guard_verdict(channel, guards)
     if verdict is None:
         return GuardVerdict(True, guards=guards)
-    guard, deny = verdict
-    return GuardVerdict(False, guard, deny.reason, deny.raises, guards)
+    guard, deny, unknown = verdict
+    reason = deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
+    return GuardVerdict(False, guard, reason, None if unknown else deny.raises, guards)

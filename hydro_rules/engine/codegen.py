@@ -16,9 +16,26 @@ _CMP = {"<", "<=", ">", ">=", "==", "!="}
 class ExprCompiler:
     """Compiles expressions of one function; `temps` counts walrus temporaries."""
 
-    def __init__(self, channel_var: str = "ch"):
+    def __init__(
+        self,
+        channel_var: str = "ch",
+        settings: dict | None = None,
+        hoist: dict | None = None,
+        channel: str | None = None,
+        channels: dict | None = None,
+    ):
         self.n = 0
         self.channel_var = channel_var
+        self.settings = settings  # a profile's settings: fold them into the code as constants
+        self.hoist = hoist  # name -> source of per-tick values read once at the top of the function
+        self.channel = channel  # the scope's channel, when the code is unrolled per channel
+        self.channels = channels  # channel models, to fold what they declare
+
+    def _local(self, name: str, init: str) -> str:
+        if self.hoist is None:
+            return init
+        self.hoist.setdefault(name, init)
+        return name
 
     def _tmp(self) -> str:
         self.n += 1
@@ -32,7 +49,16 @@ class ExprCompiler:
         return getattr(self, "_" + type(e).__name__)(e)
 
     def _ch(self, name: str | None) -> str:
-        return self.channel_var if name is None else repr(name)
+        if name is None:
+            return self.channel_var if self.channel is None else repr(self.channel)
+        return repr(name)
+
+    def _chname(self, name: str | None) -> str | None:
+        """The channel's name when known at compile time."""
+        return name if name is not None else self.channel
+
+    def _chstate(self, name: str) -> str:
+        return self._local(f"cs_{name}", f"st.channels[{name!r}]")
 
     # ---- leaves ---------------------------------------------------------------------
     def _Const(self, e: M.Const):
@@ -41,16 +67,29 @@ class ExprCompiler:
 
     def _MetricRef(self, e: M.MetricRef):
         if e.attr == "value":
-            return f"mv[{e.metric!r}]", True
+            return self._local(f"m_{e.metric}", f"mv[{e.metric!r}]"), True
         return f"x.{e.attr}({e.metric!r})", True
 
     def _ChannelRef(self, e: M.ChannelRef):
         ch = self._ch(e.channel)
-        nullable = e.attr in ("current", "flow")
-        return f"x.{e.attr}({ch})", nullable
+        name = self._chname(e.channel)
+        if e.attr in ("current", "flow"):
+            src = f"x.{'cur' if e.attr == 'current' else 'flw'}.get({ch})"
+            return (self._local(f"{e.attr[:3]}_{name}", src) if name else src), True
+        if e.attr == "moves_level" and name and self.channels is not None:
+            return repr(self.channels[name].moves_level), False
+        if name and self.hoist is not None and e.attr in ("on_for", "off_for"):
+            cs = self._chstate(name)
+            on = e.attr == "on_for"
+            return f"((now - {cs}.since) if {'' if on else 'not '}{cs}.is_on else 0.0)", False
+        return f"x.{e.attr}({ch})", False
 
     def _ChannelIs(self, e: M.ChannelIs):
         ch = self._ch(e.channel)
+        name = self._chname(e.channel)
+        if name and self.hoist is not None and e.word in ("on", "off"):
+            cs = self._chstate(name)
+            return (f"{cs}.is_on" if e.word == "on" else f"(not {cs}.is_on)"), False
         if e.word == "on":
             return f"x.is_on({ch})", False
         if e.word == "off":
@@ -58,11 +97,14 @@ class ExprCompiler:
         return f"x.locked({ch})", False
 
     def _SettingRef(self, e: M.SettingRef):
+        if self.settings is not None:
+            v = self.settings[e.path]
+            return (repr(bool(v)) if isinstance(v, bool) else repr(float(v))), False
         return f"S[{e.path!r}]", False
 
     def _TargetRef(self, e: M.TargetRef):
         key = f"{e.name}.{e.bound}" if e.bound else e.name
-        return f"T.get({key!r})", True
+        return self._local("t_" + key.replace(".", "__"), f"T.get({key!r})"), True
 
     def _ZoneRef(self, e: M.ZoneRef):
         if e.name.startswith("solution.") and e.name != "solution.age":
@@ -91,13 +133,9 @@ class ExprCompiler:
         b, bn = self.emit(right)
         checks = []
         if an:
-            t = self._tmp()
-            checks.append(f"({t} := {a}) is None")
-            a = t
+            a = self._check(a, checks)
         if bn:
-            t = self._tmp()
-            checks.append(f"({t} := {b}) is None")
-            b = t
+            b = self._check(b, checks)
         if op == "/":
             body = f"({a} / {b} if {b} else None)"
             nullable = True
@@ -107,6 +145,15 @@ class ExprCompiler:
         if not checks:
             return f"({body})", nullable
         return f"(None if {' or '.join(checks)} else {body})", True
+
+    def _check(self, src: str, checks: list) -> str:
+        """Add the None check of a value that may be unknown; returns how to read it afterwards."""
+        if src.isidentifier():  # a hoisted local: read it again rather than copy it
+            checks.append(f"{src} is None")
+            return src
+        t = self._tmp()
+        checks.append(f"({t} := {src}) is None")
+        return t
 
     def _Cmp(self, e: M.Cmp):
         return self._binary(e.left, e.right, e.op)
@@ -123,6 +170,8 @@ class ExprCompiler:
 
     def _Not(self, e: M.Not):
         src, nullable = self.emit(e.operand)
+        if src in ("True", "False"):
+            return ("False" if src == "True" else "True"), False
         if not nullable:
             return f"(not {src})", False
         t = self._tmp()
@@ -130,9 +179,15 @@ class ExprCompiler:
 
     def _Logic(self, e: M.Logic):
         parts = [self.emit(i) for i in e.items]
+        absorb, neutral = ("False", "True") if e.op == "and" else ("True", "False")
+        if any(s == absorb for s, _ in parts):
+            return absorb, False
+        parts = [(s, n) for s, n in parts if s != neutral] or [(neutral, False)]
+        if len(parts) == 1:
+            return parts[0]
         if not any(n for _, n in parts):
             return "(" + f" {e.op} ".join(s for s, _ in parts) + ")", False
-        stop, go = ("False", "True") if e.op == "and" else ("True", "False")
+        stop, go = absorb, neutral
         temps = [(self._tmp(), s, nullable) for s, nullable in parts]
         unknowns = " or ".join(f"{t} is None" for t, _, n in temps if n)
         tail = f"(None if {unknowns} else {go})"

@@ -61,7 +61,7 @@ class CompiledRuleSet:
             self._note(e)
         self.metrics_used |= {m for m in ruleset.metrics if any(m in z.metric_nodes for z in ruleset.zones)}
         self.guard_fns, self.guard_source = self._guards()
-        self._ticks: dict[frozenset, tuple] = {}
+        self._ticks: dict[tuple, tuple] = {}
         self._programs: dict[str, ZoneProgram] = {}
 
     # ---- what the expressions need ----------------------------------------------------
@@ -96,7 +96,7 @@ class CompiledRuleSet:
         return prog
 
     def tick_for(self, zone: M.Zone):
-        key = frozenset(zone.channels)
+        key = (frozenset(zone.channels), zone.profile)
         if key not in self._ticks:
             source, env = self._tick_source(zone)
             code = compile(source, f"<rules {self.ruleset.ruleset_version} tick>", "exec")
@@ -119,9 +119,9 @@ class CompiledRuleSet:
             lines.append(f"def guard_{i}(x, ch):  # guard {name}")
             lines.append("    mv = x.mv; S = x.S; T = x.T")
             for j, d in enumerate(g.denies):
-                lines.append(f"    if {xc.compile(d.expr)} is not False:  # {d.reason}")
-                lines.append(f"        return {j}")
-            lines.append("    return -1")
+                lines.append(f"    if (c := {xc.compile(d.expr)}) is not False:  # {d.reason}")
+                lines.append(f"        return {j}, c is None")
+            lines.append("    return None")
             lines.append("")
         source = "\n".join(lines)
         ns: dict = dict(env)
@@ -132,12 +132,15 @@ class CompiledRuleSet:
 
     def _tick_source(self, zone: M.Zone):
         rs = self.ruleset
+        settings = rs.profiles[zone.profile].settings
         env: dict = {"PENDING": PENDING}
         out = [
             "def tick(x):",
             "    now = x.now; mv = x.mv; S = x.S; T = x.T; st = x.st",
             "    alerts = st.alerts; machines = st.machines; entered = st.entered_at",
         ]
+        hoist: dict = {}  # per-tick values every condition reads: read once, at the top
+        head = len(out)
         n = 0
 
         def const(value) -> str:
@@ -155,7 +158,7 @@ class CompiledRuleSet:
             if a.scope is not None:
                 channels = [c for c in zone.channels if a.scope.covers(rs.channels[c])]
             for ch in channels:
-                xc = ExprCompiler("ch")
+                xc = ExprCompiler("ch", settings, hoist, ch, rs.channels)
                 when = a.when[0] if a.when else None
                 spec = AlertSpec(
                     a.code,
@@ -168,8 +171,6 @@ class CompiledRuleSet:
                 )
                 s, k = const(spec), const(spec.key)
                 out.append(f"    # alert {a.code}" + (f" on {ch}" if ch else ""))
-                if ch is not None:
-                    out.append(f"    ch = {ch!r}")
                 out.append(f"    a = alerts.get({k})")
                 if when is not None:
                     out.append("    if a is None or a.status is PENDING:")
@@ -198,7 +199,7 @@ class CompiledRuleSet:
                 first_state = False
                 for i, t in enumerate(state.transitions):
                     spec = const(TransitionSpec(mname, i, t))
-                    xc = ExprCompiler("ch")
+                    xc = ExprCompiler("ch", settings, hoist)
                     conds = []
                     if t.every is not None:
                         conds.append(f"x.due({xc.compile(t.every)}, {xc.compile(t.at)})")
@@ -218,7 +219,7 @@ class CompiledRuleSet:
             spec = RuleSpec(rname, r, r.repeat_s, f"rule/{rname}")
             s = const(spec)
             hk = const(spec.hold_key)
-            xc = ExprCompiler("ch")
+            xc = ExprCompiler("ch", settings, hoist)
             states = r.states
             out.append(f"    # rule {rname}")
             indent = "    "
@@ -237,6 +238,7 @@ class CompiledRuleSet:
                 out.append("    else:")
                 out.append(f"        x.rule_idle({s})")
         out.append("    return None")
+        out[head:head] = [f"    {name} = {src}" for name, src in hoist.items()]
         return "\n".join(out) + "\n", env
 
     # ---- interpreted paths --------------------------------------------------------------------

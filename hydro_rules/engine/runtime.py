@@ -50,7 +50,28 @@ class ZoneProgram:
         self.metric_src = {m: (zone.metric_nodes.get(m), rs.metrics[m].stale_s) for m in compiled.metrics_used}
         self.zone_nodes = zone.nodes
         self.stale = {m: rs.metrics[m].stale_s for m in rs.metrics}
+        self.cur: dict = {}
+        self.flw: dict = {}
+        # (channel, (node, metric), stale limit, readings dict) of every current and flow a channel reports
+        self.channel_src = [
+            (
+                name,
+                (zone.channels[name].node_uid, metric),
+                self.stale[metric],
+                self.cur if attr == "current" else self.flw,
+            )
+            for name, ch in self.channels.items()
+            for attr in ("current", "flow")
+            if (metric := getattr(ch, attr)) is not None
+        ]
+        self._planted_epoch = (
+            datetime(zone.planted.year, zone.planted.month, zone.planted.day, tzinfo=UTC).timestamp()
+            if zone.planted
+            else None
+        )
         self._phase_day: int | None = None
+        self._day_anchor: float | None = None
+        self._day_from = self._day_until = 0.0
         self._offset_hour = None
         self._offset = 0.0
         self._due_cache: dict = {}
@@ -78,6 +99,7 @@ class ZoneProgram:
         """Read the telemetry as of `now` (stale values become unknown) and the recipe targets."""
         self.now, self.st, self.snap = now, st, telemetry
         self._read_metrics()
+        self._read_channels()
         self._targets()
 
     def evaluate(self, st: ZoneState, telemetry: dict, now: float) -> Decisions:
@@ -85,15 +107,17 @@ class ZoneProgram:
         self.prepare(st, telemetry, now)
         self.dec = dec = Decisions()
         self._sweep_timeouts()
-        for name, ch in self.channels.items():
-            if name not in st.channels:
-                st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
-        for mname, m in self.rs.machines.items():
-            if st.entered_at.get(mname) is None:
-                state = st.machines.get(mname) or m.initial
-                st.machines[mname] = state
-                st.entered_at[mname] = now
-                self.run_actions(m.states[state].enter, f"state {state}")
+        if len(st.channels) < len(self.channels):  # a state saved before the zone gained a channel
+            for name, ch in self.channels.items():
+                if name not in st.channels:
+                    st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
+        if len(st.entered_at) < len(self.rs.machines) or None in st.entered_at.values():
+            for mname, m in self.rs.machines.items():
+                if st.entered_at.get(mname) is None:  # not entered yet: run its enter actions
+                    state = st.machines.get(mname) or m.initial
+                    st.machines[mname] = state
+                    st.entered_at[mname] = now
+                    self.run_actions(m.states[state].enter, f"state {state}")
         self.tick_fn(self)
         self._reconcile()
         return dec
@@ -137,16 +161,25 @@ class ZoneProgram:
         return best
 
     def reading(self, channel: str, attr: str):
-        metric = getattr(self.channels[channel], attr)
-        if metric is None:
-            return None
-        r = self.snap.get((self.bindings[channel].node_uid, metric))
-        if r is None or self.now - r[1] > self.stale[metric]:
-            return None
-        return r[0]
+        """The channel's current or flow as of now (None when unknown)."""
+        return (self.cur if attr == "current" else self.flw).get(channel)
+
+    def _read_channels(self) -> None:
+        snap, now = self.snap, self.now
+        for name, key, stale, into in self.channel_src:
+            r = snap.get(key)
+            into[name] = r[0] if r is not None and now - r[1] <= stale else None
 
     def _targets(self) -> None:
+        """The recipe phase's targets for today; worked out again only when the day changes."""
+        anchor = self._planted_epoch if self._planted_epoch is not None else self.st.created_at
+        if anchor == self._day_anchor and self._day_from <= self.now < self._day_until:
+            return
         day = self.recipe_day()
+        since_anchor = self.local(self.now) - (anchor if self._planted_epoch is not None else self.local(anchor))
+        into_day = since_anchor % 86400.0
+        self._day_anchor = anchor
+        self._day_from, self._day_until = self.now - into_day, self.now + 86400.0 - into_day
         if day == self._phase_day:
             return
         self._phase_day = day
@@ -170,10 +203,10 @@ class ZoneProgram:
         return None if u is None else self.now - u[1]
 
     def current(self, channel: str):
-        return self.reading(channel, "current")
+        return self.cur.get(channel)
 
     def flow(self, channel: str):
-        return self.reading(channel, "flow")
+        return self.flw.get(channel)
 
     def on_for(self, channel: str) -> float:
         c = self.st.channels[channel]
@@ -182,6 +215,9 @@ class ZoneProgram:
     def off_for(self, channel: str) -> float:
         c = self.st.channels[channel]
         return 0.0 if c.is_on else self.now - c.since
+
+    def moves_level(self, channel: str) -> bool:
+        return self.channels[channel].moves_level
 
     def timeouts(self, channel: str) -> float:
         return float(self.st.channels[channel].timeouts)
@@ -228,12 +264,10 @@ class ZoneProgram:
         return self.local(self.now) % 86400.0
 
     def recipe_day(self):
-        start = self.zone.planted
         now_local = self.local(self.now)
-        if start is None:
+        if self._planted_epoch is None:
             return int((now_local - self.local(self.st.created_at)) // 86400)
-        epoch = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
-        return int((now_local - epoch) // 86400)
+        return int((now_local - self._planted_epoch) // 86400)
 
     def change(self, metric: str, window: float):
         v = self.mv.get(metric)
@@ -408,24 +442,26 @@ class ZoneProgram:
 
     # ---- guards -----------------------------------------------------------------------------
     def guard_verdict(self, channel: str, guards) -> tuple | None:
-        """(guard, deny) of the first deny that holds or cannot be decided, or None when allowed."""
+        """(guard, deny, unknown) of the first deny that holds, or cannot be decided (unknown=True)
+        because a value it needs is unknown; None when every guard allows."""
         for g in guards:
-            i = self.guard_fns[g](self, channel)
-            if i >= 0:
-                return g, self.rs.guards[g].denies[i]
+            hit = self.guard_fns[g](self, channel)
+            if hit is not None:
+                return g, self.rs.guards[g].denies[hit[0]], hit[1]
         return None
 
     def _refuse(self, name: str, c: ChannelState, verdict) -> None:
-        guard, deny = verdict
-        if deny.raises:
+        guard, deny, unknown = verdict
+        if deny.raises and not unknown:  # an alert says what is known; an unknown value only keeps it off
             self.raise_alert(
                 deny.raises,
                 name if self.rs.alerts[deny.raises].scope else None,
                 {"guard": guard, "reason": deny.reason, "condition": deny.text},
             )
-        if c.denied_by != guard + deny.reason:
-            c.denied_by = guard + deny.reason
-            self.dec.refusals.append(Refusal(name, guard, deny.reason, self.now))
+        reason = deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
+        if c.denied_by != guard + reason:
+            c.denied_by = guard + reason
+            self.dec.refusals.append(Refusal(name, guard, reason, self.now))
 
     # ---- responses and timeouts -----------------------------------------------------------------
     def apply_response(self, st: ZoneState, r: W.CommandResponse, now: float) -> Decisions:
@@ -447,7 +483,7 @@ class ZoneProgram:
             c.acked.remove(r.cmd_id)
         c.last_status = r.status
         if r.status in W.FAILED:
-            c.failures.append(r.ts)
+            _failed(c, r.ts)
             if c.last_cmd == "on":  # the node did not start it, or stopped it again
                 self._believe(c, self.channels[name], False, r.ts)
             for code in self.compiled.alerts_on_error.get(r.error_code or "", ()):
@@ -464,8 +500,6 @@ class ZoneProgram:
         limit = self.S["commands.response_timeout"]
         now = self.now
         for name, c in self.st.channels.items():
-            if c.failures and now - c.failures[0] > FAILURE_MEMORY_S:
-                c.failures = [t for t in c.failures if now - t <= FAILURE_MEMORY_S]
             if not c.pending:
                 continue
             for cmd_id, sent in list(c.pending.items()):
@@ -473,7 +507,7 @@ class ZoneProgram:
                     del c.pending[cmd_id]
                     c.timeouts += 1
                     c.retry_at = now + min(RETRY_MAX_S, limit * 2 ** (c.timeouts - 1))
-                    c.failures.append(now)
+                    _failed(c, now)
                     c.last_status = W.TIMEOUT
                     ch = self.channels[name]
                     default_on = ch.fail_safe == "NC"
@@ -520,7 +554,7 @@ class ZoneProgram:
                 if verdict is not None:
                     self._refuse(name, c, verdict)
                     want, off_until = False, None
-                    cause = f"guard {verdict[0]}: {verdict[1].reason}"
+                    cause = f"guard {verdict[0]}: {verdict[1].reason}" + (" (unknown)" if verdict[2] else "")
                 else:
                     c.denied_by = None
             elif want and self.locked(name):
@@ -646,6 +680,13 @@ class ZoneProgram:
             c.retry_at = None
             c.denied_by = None
         return dec
+
+
+def _failed(c: ChannelState, at: float) -> None:
+    """Remember a failed command; forget those older than FAILURE_MEMORY_S."""
+    if c.failures and at - c.failures[0] > FAILURE_MEMORY_S:
+        c.failures = [t for t in c.failures if at - t <= FAILURE_MEMORY_S]
+    c.failures.append(at)
 
 
 def _until_next_window(windows, tod: float) -> float:

@@ -222,7 +222,10 @@ class Checker:
                 else:
                     refs[key] = None
             moves = items.get("moves_level")
-            moves_level = bool(moves and isinstance(moves.values[0], A.Literal) and moves.values[0].value is True)
+            word = moves.values[0].name if moves and isinstance(moves.values[0], A.Ident) else None
+            if word is not None and word not in ("yes", "no"):
+                self.d.add("HR204", f"`moves_level` is yes or no, not `{word}`", moves.values[0].span)
+            moves_level = word == "yes"
             text = items["text"].values[0].value if "text" in items else ""
             out[name] = M.Channel(
                 name, kind, fail_safe, refs["current"], refs["flow"], refs["measures"], moves_level, text, d.name.span

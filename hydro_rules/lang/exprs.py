@@ -20,6 +20,7 @@ CHANNEL_ATTRS = {
     "on_for": U.DURATION,
     "off_for": U.DURATION,
     "timeouts": U.NUMBER,
+    "moves_level": U.BOOL,
 }
 METRIC_ATTRS = {"age": U.DURATION, "unchanged_for": U.DURATION}
 CHANNEL_WORDS = {"on", "off", "locked"}

@@ -588,6 +588,9 @@ class _Builder(Transformer):
     def expect_event(self, c):
         return self._expect("event", c)
 
+    def expect_running(self, c):
+        return self._expect("running", c)
+
     def expect_refused(self, c):
         return self._expect("refused", c)
 

@@ -17,7 +17,8 @@ from ..engine.api import compiled
 from ..engine.state import DUTY
 from ..lang import model as M
 from ..messages import FAILED, TERMINAL, WireCommand
-from ..twin import ZoneTwin, parse_fault
+from ..twin import FaultError, ZoneTwin, parse_fault
+from ..twin.faults import applies_to
 from .times import DEFAULT_START, iso, parse_time
 
 RECIRC = "pump_recirc"
@@ -142,6 +143,9 @@ def run(
     parsed = [parse_fault(f) for f in faults]
     c = compiled(ruleset)
     zones = [ruleset.zone(u) for u in zone_uids] if zone_uids else list(ruleset.zones)
+    for text, fault in zip(faults, parsed):
+        if not any(applies_to(fault, z) for z in zones):
+            raise FaultError(f"fault {text}: no zone of this run has {fault.node or fault.target!r}")
     n_ticks = int(round(days * 86400.0 / tick_s))
     end = t0 + n_ticks * tick_s if stop_at is None else min(stop_at, t0 + n_ticks * tick_s)
     result = DryRun(ruleset.ruleset_version, t0, end, tick_s, seed, list(faults), [])
@@ -155,7 +159,7 @@ def run(
             end,
             tick_s,
             zone_seed(seed, zone.uid),
-            parsed,
+            [f for f in parsed if applies_to(f, zone)],  # a fault naming a node belongs to that node's zone
             progress,
             i * n_ticks,
             total,

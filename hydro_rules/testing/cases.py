@@ -346,7 +346,7 @@ def _expect(e: A.Expectation, rs: M.RuleSet, zone: M.Zone, d: Diagnostics) -> Ex
         if "status" in fields and fields["status"] not in ALERT_STATUSES:
             d.add("HR204", f"alert status is one of {', '.join(sorted(ALERT_STATUSES))}", e.span)
             return None
-    elif e.kind in ("command", "refused") and name not in zone.channels:
+    elif e.kind in ("command", "refused", "running") and name not in zone.channels:
         d.add("HR102", f"zone {zone.uid} has no channel `{name}`", e.name.span, did_you_mean(name, zone.channels))
         return None
     if e.kind == "refused":

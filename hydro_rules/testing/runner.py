@@ -206,6 +206,12 @@ def _check(e: Expect, st, log: _Log, prog, now: float, t0: float) -> str | None:
                     f"{_describe_cmd(last, t0)}"
                 )
         return None
+    if e.kind == "running":
+        c = st.channels[e.name]
+        if c.is_on != e.negated:
+            return None
+        state = "running" if c.is_on else "off"
+        return f"at {at}: expected {e.text}, but it is {state} since {_fmt_t(c.since, t0)}"
     if e.kind == "refused":
         got = [r for r in log.refusals if r.channel == e.name]
         match = [r for r in got if _fields_match(e.fields, {"guard": r.guard, "reason": r.reason})]

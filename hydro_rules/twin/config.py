@@ -50,7 +50,7 @@ class TwinConfig:
     # pumps: nominal flow by role (L/min) and the current each draws as the node's INA209 sees it (mA)
     recirc_flow_l_min: float = 20.0
     drain_flow_l_min: float = 30.0
-    fill_flow_l_min: float = 30.0
+    fill_flow_l_min: float = 8.0  # a mains valve: slow enough that 1-minute ticks stop near the target
     running_ma: float = 1050.0
     idle_ma: float = 15.0
     dry_ma: float = 600.0  # a pump sucking air draws less than its working current

@@ -16,14 +16,16 @@ EXPRS = list(_all_expressions(RS))
 CHANNELS = list(ZONE.prog.channels)
 
 
-def compiled_fn(expr):
-    src = ExprCompiler("ch").compile(expr)
+def compiled_fn(expr, settings=None):
+    src = ExprCompiler("ch", settings).compile(expr)
     ns: dict = {}
     exec(f"def f(x, ch):\n    mv = x.mv; S = x.S; T = x.T\n    return {src}\n", ns)
     return ns["f"]
 
 
 FNS = [compiled_fn(e) for e in EXPRS]
+# the tick functions fold a zone's profile settings into the code: check that form too
+FOLDED = [compiled_fn(e, ZONE.prog.S) for e in EXPRS]
 maybe = st.one_of(st.none(), st.floats(min_value=0, max_value=100, allow_nan=False))
 
 
@@ -64,12 +66,13 @@ def test_compiled_conditions_equal_the_interpreter(values, ages, flows, on, sinc
         state.solution["ec"] = solution
     state.solution_started_at = None if age is None else now - age
     z.prog.prepare(state, snap, now)
-    for expr, fn in zip(EXPRS, FNS):
+    for expr, fn, folded in zip(EXPRS, FNS, FOLDED):
         for ch in CHANNELS:
-            got = fn(z.prog, ch) if _uses_channel(expr) else fn(z.prog, None)
-            want = interp.evaluate(expr, z.prog, ch if _uses_channel(expr) else None)
-            assert got == want, (interp.trace(expr, z.prog, ch).text, got, want)
-            if not _uses_channel(expr):
+            arg = ch if _uses_channel(expr) else None
+            want = interp.evaluate(expr, z.prog, arg)
+            assert fn(z.prog, arg) == want, (interp.trace(expr, z.prog, arg).text, fn(z.prog, arg), want)
+            assert folded(z.prog, arg) == want, (interp.trace(expr, z.prog, arg).text, folded(z.prog, arg), want)
+            if arg is None:
                 break
 
 

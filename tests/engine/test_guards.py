@@ -16,9 +16,14 @@ def test_stale_reading_is_unknown_and_a_guard_that_needs_it_denies():
     z.tick(1)  # older than its staleness limit: unknown
     assert z.prog.mv["water_level"] is None
     assert not z.is_on("pump_recirc"), "a guard that cannot decide keeps the pump off"
-    guards = [r.guard for r in z.refusals if r.channel == "pump_recirc"]
-    assert guards[0] == "reservoir_has_water"
-    assert ("biz_dry_run", "pump_recirc") in z.active()
+    refusal = [r for r in z.refusals if r.channel == "pump_recirc"][0]
+    assert refusal.guard == "reservoir_has_water" and "unknown" in refusal.reason
+    # the alert says what is known: no dry run was seen, so no lock; the sensor is reported instead
+    assert ("biz_dry_run", "pump_recirc") not in z.active()
+    z.tick(5)
+    assert ("infra_sensor_stale", None) in z.active()
+    z.set(water_level=88.0)
+    assert z.tick_until_on("pump_recirc"), "circulation resumes by itself once the level is known again"
 
 
 def test_fresh_reading_within_staleness_limit_is_used():

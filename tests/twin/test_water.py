@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+from hydro_rules.twin import TwinConfig
+
 from .helpers import DAY, HOUR, MIN, T0, make, run, send, values, zone
 
 
@@ -37,8 +39,8 @@ def test_drain_and_fill_move_the_level_at_their_flows():
     before = twin.volume_l
     send(twin, "pump_fill", "run_pump", duration_ms=60_000)
     run(twin, 1 * MIN)
-    assert twin.filled_l == pytest.approx(30.0)
-    assert twin.volume_l - before == pytest.approx(30.0, abs=0.01)
+    assert twin.filled_l == pytest.approx(TwinConfig().fill_flow_l_min)
+    assert twin.volume_l - before == pytest.approx(TwinConfig().fill_flow_l_min, abs=0.01)
 
 
 def test_drain_stops_moving_water_when_empty_and_pump_runs_dry():
@@ -54,7 +56,7 @@ def test_drain_stops_moving_water_when_empty_and_pump_runs_dry():
 
 
 def test_fill_overflows_at_the_brim():
-    twin = make()
+    twin = make(fill_flow_l_min=30.0)
     send(twin, "pump_fill", "run_pump", duration_ms=120_000)
     run(twin, 2 * MIN)
     assert twin.level_pct == pytest.approx(100.0, abs=0.01)
@@ -62,7 +64,7 @@ def test_fill_overflows_at_the_brim():
 
 
 def test_water_is_conserved_through_changes_doses_and_leaks():
-    twin = make("leak@2h:for=1h")
+    twin = make("leak@2h:for=1h", fill_flow_l_min=30.0)
     start = twin.water_balance_l
     assert start == pytest.approx(111.6)
     send(twin, "dose_ph_down", "dose", ml=2)
@@ -140,7 +142,7 @@ def test_water_temperature_follows_a_daily_cycle():
 def test_fresh_solution_follows_the_recipe_day():
     # zn-1 was planted 2025-12-20: day 13 is the last seedling day (EC 1.0..1.4), day 14 starts growth (1.4..1.8)
     start = T0 - 8 * DAY + 23 * HOUR
-    twin = make(start=start)
+    twin = make(start=start, fill_flow_l_min=30.0)
     assert twin.ec == pytest.approx(1.2, abs=0.01)
     send(twin, "pump_recirc", "set_relay", state=False)
     send(twin, "pump_drain", "run_pump", duration_ms=300_000)

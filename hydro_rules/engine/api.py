@@ -82,3 +82,24 @@ def check_start(
     guard, deny, unknown = verdict
     reason = deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
     return GuardVerdict(False, guard, reason, None if unknown else deny.raises, guards)
+
+
+def simulate(
+    ruleset: M.RuleSet,
+    zone_uid: str,
+    *,
+    days: float,
+    tick_s: float = 60.0,
+    seed: int = 0,
+    start: str | None = None,
+    faults: list[str] = (),
+) -> dict:
+    """A dry run of one zone against the digital twin, as the JSON document `dry-run --json` prints.
+
+    Raises KeyError for an unknown zone and twin.FaultError for a malformed fault.
+    """
+    from ..sim.dryrun import run  # the dry run sits on top of the engine
+
+    if ruleset.zone(zone_uid) is None:
+        raise KeyError(f"no zone {zone_uid!r}")
+    return run(ruleset, [zone_uid], days=days, tick_s=tick_s, seed=seed, start=start, faults=list(faults)).to_json()

@@ -1065,8 +1065,10 @@ def decode(data: bytes, path: str, diags: Diagnostics) -> str | None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = len(data[data.rfind(b"\n", 0, e.start) + 1 : e.start].decode("utf-8", "replace")) + 1
+        # count lines as the decoded text does (CR, LF and CRLF end a line; no BOM), like every other position
+        head = data[: e.start].removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        line = head.count(b"\n") + 1
+        col = len(head[head.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
         byte = data[e.start : e.start + 1]
         legacy = byte.decode("cp1252", "replace")
         seen = f", which is `{legacy}` in Windows-1252/Latin-1" if legacy.isprintable() and legacy != "\ufffd" else ""

@@ -16,7 +16,6 @@ MARK = {
     "holds": "[green]✓ holds        [/]",
     "does not hold": "[dim]✗ does not hold[/]",
     "unknown": "[yellow]? unknown      [/]",
-    "info": "               ",
 }
 
 
@@ -91,5 +90,8 @@ def execute(args) -> int:
         console.print()
         console.print(f"[bold]{escape(sec.title)}[/]")
         for ln in sec.lines:
-            console.print(f"  {MARK[ln.verdict]} [bold]{escape(ln.title)}[/]  {escape(ln.detail)}")
+            if ln.verdict == "info":
+                console.print(f"  [bold]{escape(ln.title):<14}[/] {escape(ln.detail)}")
+            else:
+                console.print(f"  {MARK[ln.verdict]} [bold]{escape(ln.title)}[/]  {escape(ln.detail)}")
     return EXIT_OK

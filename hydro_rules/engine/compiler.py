@@ -53,6 +53,7 @@ class CompiledRuleSet:
         self.metrics_used: set[str] = set()
         self.unchanged_metrics: set[str] = set()
         self.history_metrics: dict[str, float] = {}
+        self.drift_metrics: set[str] = set()
         self.alerts_on_error: dict[str, list[str]] = {}
         for a in ruleset.alerts.values():
             for code in a.on_error:
@@ -73,6 +74,8 @@ class CompiledRuleSet:
         elif isinstance(e, M.Func):
             if e.name in ("change", "drift"):
                 self.metrics_used.add(e.args[0])
+            if e.name == "drift":
+                self.drift_metrics.add(e.args[0])
             if e.name == "change":
                 w = float(e.args[1].value)
                 self.history_metrics[e.args[0]] = max(w, self.history_metrics.get(e.args[0], 0.0))

@@ -96,11 +96,15 @@ class ZoneProgram:
         return st
 
     def prepare(self, st: ZoneState, telemetry: dict, now: float) -> None:
-        """Read the telemetry as of `now` (stale values become unknown) and the recipe targets."""
+        """Bring the zone up to `now`: the telemetry (stale values become unknown), the recipe
+        targets, and the commands whose duration is over (their node has fallen back by itself)."""
         self.now, self.st, self.snap = now, st, telemetry
         self._read_metrics()
         self._read_channels()
         self._targets()
+        self._expire_commands()
+        if self.compiled.drift_metrics:
+            self._baseline()
 
     def evaluate(self, st: ZoneState, telemetry: dict, now: float) -> Decisions:
         """One tick. `telemetry` maps (node uid, metric) to (value, ts); `st` is updated in place."""
@@ -496,6 +500,22 @@ class ZoneProgram:
                     )
         return dec
 
+    def _expire_commands(self) -> None:
+        """A command's duration is over: its node has fallen back to the fail-safe default by itself."""
+        now = self.now
+        for name, c in self.st.channels.items():
+            if c.commanded_until is not None and now >= c.commanded_until:
+                ch = self.channels[name]
+                self._believe(c, ch, ch.fail_safe == "NC", c.commanded_until)
+                c.commanded_until = None
+                c.last_cmd = None
+
+    def _baseline(self) -> None:
+        """The first reading of a solution nobody recorded is its baseline for drift()."""
+        for metric in self.compiled.drift_metrics:
+            if metric not in self.st.solution and self.mv.get(metric) is not None:
+                self.st.solution[metric] = self.mv[metric]
+
     def _sweep_timeouts(self) -> None:
         limit = self.S["commands.response_timeout"]
         now = self.now
@@ -529,10 +549,6 @@ class ZoneProgram:
             ch = self.channels.get(name)
             if ch is None or ch.kind in ("sensor", "doser"):
                 continue
-            if c.commanded_until is not None and now >= c.commanded_until:
-                self._believe(c, ch, ch.fail_safe == "NC", c.commanded_until)
-                c.commanded_until = None
-                c.last_cmd = None
             desired = c.desired
             if desired == RELEASED:
                 continue

@@ -1,0 +1,103 @@
+"""`hydro-rules test`: results, failure messages, JUnit, coverage, and the shipped rules' own tests."""
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hydro_rules", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_the_standard_rules_pass_their_tests_with_full_coverage(tmp_path):
+    junit = tmp_path / "junit.xml"
+    out = cli("test", str(ROOT / "rules"), "--coverage-min", "100", "--junit", str(junit))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Coverage 100.0%" in out.stdout and "0 failed" in out.stdout
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert len(suites) == 3
+    assert sum(int(s.get("tests")) for s in suites) >= 13
+    assert all(s.get("failures") == "0" and s.get("errors") == "0" for s in suites)
+
+
+def _copy_rules(tmp_path: Path) -> Path:
+    dst = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", dst)
+    return dst
+
+
+def test_a_failing_expectation_says_what_was_expected_and_what_happened(tmp_path):
+    rules = _copy_rules(tmp_path)
+    t = rules / "tests" / "water_change.test.hydro"
+    t.write_text(t.read_text().replace("expect at 30m state FAILED", "expect at 30m state WATER_CHANGE_FILL", 1))
+    junit = tmp_path / "junit.xml"
+    out = cli("test", str(t), "--junit", str(junit))
+    assert out.returncode == 1
+    assert "at 30m: expected state WATER_CHANGE_FILL, got state FAILED" in out.stdout
+    assert "1 failed" in out.stdout
+    failures = ET.parse(junit).getroot().findall(".//failure")
+    assert len(failures) == 1 and "expected state WATER_CHANGE_FILL" in failures[0].get("message")
+
+
+def test_coverage_below_the_minimum_fails_and_names_what_was_missed(tmp_path):
+    rules = _copy_rules(tmp_path)
+    out = cli("test", str(rules / "tests" / "triggers.test.hydro"), "--coverage-min", "90")
+    assert out.returncode == 1
+    assert "below the minimum 90%" in out.stdout
+    assert "transition never taken WATER_CHANGE_DRAIN → WATER_CHANGE_FILL" in out.stdout
+    assert "state never reached water_cycle.FAILED" in out.stdout
+
+
+def test_a_broken_test_file_is_reported_with_its_position(tmp_path):
+    rules = _copy_rules(tmp_path)
+    t = rules / "tests" / "safety.test.hydro"
+    t.write_text(t.read_text().replace("expect at 40m alert biz_dry_run", "expect at 40m alert biz_dry_rum"))
+    out = cli("test", str(t))
+    assert out.returncode == 1
+    assert "unknown alert `biz_dry_rum`" in out.stdout and "did you mean `biz_dry_run`?" in out.stdout
+    assert "safety.test.hydro:" in out.stdout
+    assert "Traceback" not in out.stderr
+
+
+def test_series_respond_and_refused_expectations(tmp_path):
+    rules = _copy_rules(tmp_path)
+    (rules / "tests" / "extra.test.hydro").write_text("""hydro 1
+
+test "a compact series drives the level down" {
+  zone zn-t
+  given {
+    state WATER_CHANGE_DRAIN
+  }
+  series water_level "80-20x3 4" every 2m
+  telemetry {
+    at 0m ph 6.0 ec 1.4 mS/cm temp_water 21 °C
+  }
+  expect at 6m state WATER_CHANGE_DRAIN
+  expect at 8m state WATER_CHANGE_FILL
+}
+
+test "a node that never answers is retried less and less" {
+  zone zn-t
+  telemetry {
+    at 0m water_level 90% ph 6.0 ec 1.4 mS/cm temp_water 21 °C
+  }
+  respond pump_recirc never
+  expect at 1h alert infra_node_offline channel pump_recirc
+  expect at 1h refused pump_recirc guard can_run_pump reason "3 or more failed commands in the last hour"
+}
+""")
+    out = cli("test", str(rules / "tests" / "extra.test.hydro"), "-k", "series")
+    assert out.returncode == 0, out.stdout
+    assert "1 passed" in out.stdout
+    out = cli("test", str(rules / "tests" / "extra.test.hydro"))
+    assert out.returncode == 0, out.stdout
+    assert "2 passed" in out.stdout
+
+
+def test_usage_errors_exit_2():
+    assert cli("test", "/no/such/dir").returncode == 2
+    assert cli("test", str(ROOT / "docs")).returncode == 2

@@ -196,9 +196,9 @@ async def mark_timeouts(conn: asyncpg.Connection, now: datetime, *, response_tim
     """
     rows = await conn.fetch(
         """UPDATE commands c SET status = 'timeout', timeout_at = $1, updated_at = now()
-           WHERE (c.status IN ('queued', 'sent') AND c.created_at < $1 - make_interval(secs => $2))
+           WHERE (c.status IN ('queued', 'sent') AND c.created_at < $1::timestamptz - make_interval(secs => $2))
               OR (c.status = 'ack' AND c.ack_at + make_interval(
-                      secs => $2 + coalesce((c.params->>'duration_ms')::float8, 0) / 1000) < $1)
+                      secs => $2::float8 + coalesce((c.params->>'duration_ms')::float8, 0) / 1000) < $1)
            RETURNING c.cmd_id, c.zone_id, c.node_id, c.channel, c.channel_key, c.cmd, c.params, c.created_at,
                      c.sent_at, c.ack_at""",
         now,

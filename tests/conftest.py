@@ -1,0 +1,217 @@
+"""Shared fixtures: a real PostgreSQL database and a real Mosquitto broker for the service tests.
+
+PostgreSQL: the server named by HYDRO_DATABASE_URL, else the local one at
+127.0.0.1:5432 (user postgres), else a throwaway cluster started here
+(initdb into a temp dir, as the `postgres` user when running as root). Each
+test run creates its own database, migrates it once and drops it at the end.
+
+Mosquitto: the broker named by HYDRO_MQTT_URL; else a throwaway broker on a
+free port with the deployment kit's sizing (runtime/mosquitto/), because a
+broker has no namespaces: on a shared one, concurrent test runs and retained
+messages of earlier runs would leak into each other. If the mosquitto binary
+is missing, the local broker at 127.0.0.1:1883 is used.
+
+Everything is lazy: tests that do not ask for these fixtures start nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+BROKER_SIZING = REPO / "runtime" / "mosquitto" / "hydro.conf"
+
+_DATA_TABLES = (
+    "telemetry_samples, telemetry_last, command_responses, commands, alerts, zone_events, water_usage_logs, "
+    "water_usage_daily, telemetry_agg_1m, telemetry_agg_1h, telemetry_agg_daily, aggregator_state, api_tokens, "
+    "zone_channels, zone_metrics, nodes, zones, greenhouses"
+)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend():
+    return "asyncio"
+
+
+def _with_db(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _can_connect(dsn: str) -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A DSN with rights to create databases."""
+    from hydro_rules.service.devservers import ThrowawayPostgres, postgres_available
+
+    url = os.environ.get("HYDRO_DATABASE_URL")
+    if url:
+        yield url
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if asyncio.run(_can_connect(local)):
+        yield local
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL: set HYDRO_DATABASE_URL or install the server (initdb, pg_ctl)")
+    pg = ThrowawayPostgres().start()
+    try:
+        yield pg.dsn
+    finally:
+        pg.remove()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server):
+    """A fresh, migrated database for this test run; dropped afterwards."""
+    import asyncpg
+
+    from hydro_rules.store import connect_once
+    from hydro_rules.store.migrate import migrate
+
+    name = f"hydro_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = _with_db(pg_server, name)
+
+    async def create():
+        admin = await asyncpg.connect(pg_server)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await connect_once(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    async def drop():
+        admin = await asyncpg.connect(pg_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    try:
+        yield url
+    finally:
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def fresh_database(pg_server):
+    """A factory of empty databases (no migrations), dropped at the end of the run."""
+    import asyncpg
+
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"hydro_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+        async def create():
+            admin = await asyncpg.connect(pg_server)
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+
+        asyncio.run(create())
+        made.append(name)
+        return _with_db(pg_server, name)
+
+    yield make
+
+    async def drop():
+        admin = await asyncpg.connect(pg_server)
+        try:
+            for name in made:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    if made:
+        asyncio.run(drop())
+
+
+def broker_sizing() -> str:
+    """The deployment kit's broker limits (in-flight window, queue), for throwaway brokers."""
+    if not BROKER_SIZING.is_file():
+        return ""
+    return "\n".join(
+        line for line in BROKER_SIZING.read_text().splitlines() if re.match(r"^\s*(max_|persistent_client)", line)
+    )
+
+
+@pytest.fixture(scope="session")
+def mqtt_url():
+    from hydro_rules.service.devservers import ThrowawayMosquitto, reachable
+
+    url = os.environ.get("HYDRO_MQTT_URL")
+    if url:
+        yield url
+        return
+    try:
+        broker = ThrowawayMosquitto(extra=broker_sizing()).start()
+    except RuntimeError:
+        if reachable("127.0.0.1", 1883):
+            yield "mqtt://127.0.0.1:1883"
+            return
+        pytest.skip("no MQTT broker: set HYDRO_MQTT_URL or install mosquitto")
+    try:
+        yield broker.url
+    finally:
+        broker.remove()
+
+
+@pytest.fixture(scope="session")
+def site():
+    """The demo site's checked rule set (examples/)."""
+    from hydro_rules.lang.loader import load
+
+    loaded = load(EXAMPLES)
+    assert loaded.ok, [d.message for d in loaded.diags.items]
+    return loaded.ruleset
+
+
+async def reset_database(url: str, ruleset, *, validate: bool = True) -> None:
+    """Empty every data table and store the site again (nodes validated unless told otherwise)."""
+    from hydro_rules.store import connect_once
+    from hydro_rules.store.sites import sync
+
+    conn = await connect_once(url)
+    try:
+        await conn.execute(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE")
+        await sync(conn, ruleset, validate=validate)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db(database_url, site):
+    """A pool on the run's database, emptied and holding the demo site with validated nodes."""
+    from hydro_rules.store import Database
+
+    await reset_database(database_url, site)
+    database = await Database.connect(database_url, max_size=4)
+    try:
+        yield database
+    finally:
+        await database.close()

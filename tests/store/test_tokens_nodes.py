@@ -1,0 +1,80 @@
+"""Tokens are stored hashed and checked in constant time; node registration, hello and liveness."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hydro_rules.store import nodes, tokens
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tokens_are_hashed_verified_and_revocable(db):
+    async with db.acquire() as conn:
+        token, info = await tokens.create(conn, "ci", ["ingest", "read"])
+        assert token.startswith(f"hr_{info.prefix}_")
+        stored = await conn.fetchrow("SELECT * FROM api_tokens")
+        assert token.encode() not in bytes(stored["token_hash"]) and token not in str(dict(stored))
+        assert (await tokens.verify(conn, token)).scopes == {"ingest", "read"}
+        assert await tokens.verify(conn, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+        assert await tokens.verify(conn, "hr_nothing") is None
+        assert await tokens.revoke(conn, info.prefix)
+        assert await tokens.verify(conn, token) is None
+        with pytest.raises(ValueError):
+            await tokens.create(conn, "x", ["admin"])
+
+
+async def test_register_validates_binds_and_gives_a_secret_once(db):
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE nodes SET validated = false, secret = NULL WHERE uid = 'nd-ph-1'")
+        node, secret = await nodes.register(conn, "nd-ph-1", firmware_version="2.0.1", hardware_revision="v1.0")
+        assert node["validated"] and node["zone_uid"] == "zn-1" and len(secret) == 64
+        assert node["first_seen_at"] is not None and node["firmware_version"] == "2.0.1"
+        again, secret2 = await nodes.register(conn, "nd-ph-1", firmware_version="2.0.2")
+        assert secret2 is None and again["secret"] == secret and again["first_seen_at"] == node["first_seen_at"]
+        new, _ = await nodes.register(conn, "nd-new-1", zone_uid="zn-2")
+        assert new["zone_uid"] == "zn-2" and new["validated"]
+        with pytest.raises(nodes.UnknownZone):
+            await nodes.register(conn, "nd-new-2", zone_uid="zn-9")
+
+
+async def test_hello_creates_an_unvalidated_node_that_registration_takes_over(db):
+    now = datetime.now(UTC)
+    async with db.acquire() as conn:
+        node, created = await nodes.hello(conn, hardware_id="esp32-AB", node_uid=None, node_type="ph",
+                                          firmware_version="2.0.1", hardware_revision="v1", capabilities=["ph"], at=now)
+        assert created and node["uid"] == "esp32-AB" and not node["validated"]
+        _, created = await nodes.hello(conn, hardware_id="esp32-AB", node_uid=None, node_type="ph",
+                                       firmware_version="2.0.2", hardware_revision=None, capabilities=None, at=now)
+        assert not created
+        reg, _ = await nodes.register(conn, "nd-ph-9", zone_uid="zn-1", hardware_id="esp32-AB")
+        assert reg["hardware_id"] == "esp32-AB"
+
+
+async def test_heartbeat_detects_reboots(db):
+    now = datetime.now(UTC)
+    async with db.acquire() as conn:
+        for uptime in (100, 160, 220):
+            hb = await nodes.heartbeat(conn, "nd-ph-1", uptime=uptime, free_heap=1, rssi=-60, firmware_version="1",
+                                       at=now)
+            assert not hb.rebooted
+        hb = await nodes.heartbeat(conn, "nd-ph-1", uptime=5, free_heap=1, rssi=-60, firmware_version="1", at=now)
+        assert hb.rebooted and hb.previous_uptime == 220
+        ev = await conn.fetchrow("SELECT * FROM zone_events")
+        assert ev["type"] == "NODE_REBOOTED" and ev["details"]["previous_uptime"] == 220
+        assert not (await nodes.heartbeat(conn, "nd-nobody", uptime=1, free_heap=None, rssi=None,
+                                          firmware_version=None, at=now)).known
+        assert (await nodes.get(conn, "nd-ph-1"))["status"] == "ONLINE"
+
+
+async def test_status_changes_follow_time_and_stale_wills_are_ignored(db):
+    now = datetime.now(UTC)
+    async with db.acquire() as conn:
+        assert await nodes.set_status(conn, "nd-ph-1", "ONLINE", now)
+        assert not await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now - timedelta(minutes=5))  # older
+        assert (await nodes.get(conn, "nd-ph-1"))["status"] == "ONLINE"
+        # a retained will at subscribe time, for a node seen just now: not believed
+        assert not await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now + timedelta(seconds=1),
+                                          only_if_silent_since=now - timedelta(minutes=2))
+        assert await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now + timedelta(seconds=2))
+        assert await nodes.set_status(conn, "nd-nobody", "ONLINE", now) is None

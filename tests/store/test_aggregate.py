@@ -25,8 +25,15 @@ async def _agg(conn, table):
 
 async def test_buckets_hold_min_max_avg_count_last(db):
     async with db.acquire() as conn:
-        await put(conn, [(T0 + 5, "zn-1", "nd-ph-1", "ph", 6.0), (T0 + 50, "zn-1", "nd-ph-1", "ph", 5.0),
-                         (T0 + 30, "zn-1", "nd-ph-1", "ph", 7.0), (T0 + 65, "zn-1", "nd-ph-1", "ph", 6.5)])
+        await put(
+            conn,
+            [
+                (T0 + 5, "zn-1", "nd-ph-1", "ph", 6.0),
+                (T0 + 50, "zn-1", "nd-ph-1", "ph", 5.0),
+                (T0 + 30, "zn-1", "nd-ph-1", "ph", 7.0),
+                (T0 + 65, "zn-1", "nd-ph-1", "ph", 6.5),
+            ],
+        )
         run = await aggregate.run(conn, settle_s=0)
         assert run.ran and run.rows_1m == 2
         m = await _agg(conn, "telemetry_agg_1m")
@@ -36,7 +43,7 @@ async def test_buckets_hold_min_max_avg_count_last(db):
         h = (await _agg(conn, "telemetry_agg_1h"))[(_bucket(T0), "ph")]
         assert (h["min"], h["max"], h["count"], h["last"]) == (5.0, 7.0, 4, 6.5)
         assert h["avg"] == pytest.approx((6 + 5 + 7 + 6.5) / 4)
-        d = (await _agg(conn, "telemetry_agg_daily"))
+        d = await _agg(conn, "telemetry_agg_daily")
         day = _bucket(T0).replace(hour=0)
         assert d[(day, "ph")]["count"] == 4
 

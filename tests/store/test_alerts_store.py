@@ -11,8 +11,17 @@ pytestmark = pytest.mark.anyio
 
 async def _raise(conn, code="biz_overcurrent", channel="pump_recirc", **kw):
     k = await ids(conn)
-    return await A.raise_alert(conn, zone_id=k["zn-1"], source="biz", code=code, type="Pump overcurrent",
-                               severity="critical", channel=channel, locks=True, **kw)
+    return await A.raise_alert(
+        conn,
+        zone_id=k["zn-1"],
+        source="biz",
+        code=code,
+        type="Pump overcurrent",
+        severity="critical",
+        channel=channel,
+        locks=True,
+        **kw,
+    )
 
 
 async def test_repeats_of_an_active_alert_count_occurrences(db):
@@ -31,8 +40,17 @@ async def test_after_resolution_the_same_problem_is_a_new_alert(db):
     async with db.acquire() as conn:
         first = await _raise(conn)
         k = await ids(conn)
-        assert await A.resolve(conn, zone_id=k["zn-1"], code="biz_overcurrent", dedup_key="pump_recirc",
-                               by="anna", reason="pump replaced") == first.id
+        assert (
+            await A.resolve(
+                conn,
+                zone_id=k["zn-1"],
+                code="biz_overcurrent",
+                dedup_key="pump_recirc",
+                by="anna",
+                reason="pump replaced",
+            )
+            == first.id
+        )
         row = await conn.fetchrow("SELECT * FROM alerts WHERE id = $1", first.id)
         assert (row["status"], row["resolved_by"], row["resolved_reason"]) == ("RESOLVED", "anna", "pump replaced")
         again = await _raise(conn)
@@ -54,6 +72,7 @@ async def test_resolve_codes_for_a_safety_reset(db):
 async def test_infra_alerts_without_zone_deduplicate_too(db):
     async with db.acquire() as conn:
         for _ in range(3):
-            r = await A.raise_alert(conn, zone_id=None, source="infra", code="infra_unknown_metric", type="x",
-                                    dedup_key="nd-x/ORP")
+            r = await A.raise_alert(
+                conn, zone_id=None, source="infra", code="infra_unknown_metric", type="x", dedup_key="nd-x/ORP"
+            )
         assert r.occurrences == 3

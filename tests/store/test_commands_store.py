@@ -14,9 +14,16 @@ pytestmark = pytest.mark.anyio
 async def _cmd(conn, cmd_id="c-1", cmd="run_pump", params=None):
     k = await ids(conn)
     return await C.create(
-        conn, cmd_id=cmd_id, zone_id=k["zn-1"], node_id=k["nd-pump-1"], channel="pump_recirc",
-        channel_key="pump_recirc", cmd=cmd, params=params if params is not None else {"duration_ms": 2500},
-        ruleset_version="rs@1", rule="test",
+        conn,
+        cmd_id=cmd_id,
+        zone_id=k["zn-1"],
+        node_id=k["nd-pump-1"],
+        channel="pump_recirc",
+        channel_key="pump_recirc",
+        cmd=cmd,
+        params=params if params is not None else {"duration_ms": 2500},
+        ruleset_version="rs@1",
+        rule="test",
     )
 
 
@@ -24,8 +31,15 @@ async def _respond(conn, status, cmd_id="c-1", ts=1710003399.123, error_code=Non
     k = await ids(conn)
     payload = {"cmd_id": cmd_id, "status": status, "ts": int(ts * 1000)}
     return await C.apply_response(
-        conn, node_id=k[node], cmd_id=cmd_id, status=status, ts=datetime.fromtimestamp(ts, UTC),
-        error_code=error_code, error_message=None, details={"result": status.lower()}, payload=payload,
+        conn,
+        node_id=k[node],
+        cmd_id=cmd_id,
+        status=status,
+        ts=datetime.fromtimestamp(ts, UTC),
+        error_code=error_code,
+        error_message=None,
+        details={"result": status.lower()},
+        payload=payload,
     )
 
 
@@ -95,8 +109,9 @@ async def test_timeouts_give_an_acknowledged_run_its_duration(db):
         await _respond(conn, "ACK", cmd_id="long")
         now = datetime.now(UTC)
         assert await C.mark_timeouts(conn, now + timedelta(seconds=120), response_timeout_s=60) == []
-        assert [t["cmd_id"] for t in await C.mark_timeouts(conn, now + timedelta(seconds=700),
-                                                           response_timeout_s=60)] == ["long"]
+        assert [
+            t["cmd_id"] for t in await C.mark_timeouts(conn, now + timedelta(seconds=700), response_timeout_s=60)
+        ] == ["long"]
         assert await C.mark_timeouts(conn, now + timedelta(days=1)) == []  # terminal stays terminal
 
 

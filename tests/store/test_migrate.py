@@ -29,8 +29,12 @@ def test_migrate_applies_everything_once_and_records_it(fresh_database):
 def test_a_database_newer_than_the_code_is_refused(fresh_database):
     url = fresh_database()
     asyncio.run(_run(url, M.migrate))
-    asyncio.run(_run(url, lambda c: c.execute(
-        "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')")))
+    asyncio.run(
+        _run(
+            url,
+            lambda c: c.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')"),
+        )
+    )
     with pytest.raises(M.DatabaseTooNew, match="9999"):
         asyncio.run(_run(url, M.migrate))
     with pytest.raises(M.DatabaseTooNew):
@@ -56,13 +60,16 @@ def test_schema_essentials(database_url):
         timescale = await c.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
         unique = await c.fetchval(
             """SELECT pg_get_constraintdef(oid) FROM pg_constraint
-               WHERE conrelid = 'telemetry_last'::regclass AND contype = 'u'""")
+               WHERE conrelid = 'telemetry_last'::regclass AND contype = 'u'"""
+        )
         node_null = await c.fetchval(
             """SELECT is_nullable FROM information_schema.columns
-               WHERE table_name = 'telemetry_last' AND column_name = 'node_id'""")
+               WHERE table_name = 'telemetry_last' AND column_name = 'node_id'"""
+        )
         engine_state = await c.fetchval(
             """SELECT data_type FROM information_schema.columns
-               WHERE table_name = 'zones' AND column_name = 'engine_state'""")
+               WHERE table_name = 'zones' AND column_name = 'engine_state'"""
+        )
         return kind, timescale, unique, node_null, engine_state
 
     kind, timescale, unique, node_null, engine_state = asyncio.run(_run(database_url, facts))

@@ -17,11 +17,13 @@ async def test_sync_stores_the_site_and_its_bindings(db, site):
         assert zones["zn-1"]["settings"]["reservoir_l"] == 120.0
         channel = await conn.fetchrow(
             """SELECT n.uid, zc.channel_key, zc.kind FROM zone_channels zc JOIN nodes n ON n.id = zc.node_id
-               JOIN zones z ON z.id = zc.zone_id WHERE z.uid = 'zn-1' AND zc.channel = 'dose_ph_down'""")
+               JOIN zones z ON z.id = zc.zone_id WHERE z.uid = 'zn-1' AND zc.channel = 'dose_ph_down'"""
+        )
         assert tuple(channel) == ("nd-dose-1", "pump_acid", "doser")
         metric = await conn.fetchval(
             """SELECT n.uid FROM zone_metrics zm JOIN nodes n ON n.id = zm.node_id JOIN zones z ON z.id = zm.zone_id
-               WHERE z.uid = 'zn-2' AND zm.metric_type = 'temp_water'""")
+               WHERE z.uid = 'zn-2' AND zm.metric_type = 'temp_water'"""
+        )
         assert metric == "nd-ec-2"
 
 
@@ -46,8 +48,10 @@ async def test_a_node_moved_in_the_rule_set_moves_in_the_database(db, site):
     async with db.acquire() as conn:
         report = await sync(conn, rs)
         assert "nd-ph-2" in report.nodes_moved
-        assert await conn.fetchval(
-            "SELECT z.uid FROM nodes n JOIN zones z ON z.id = n.zone_id WHERE n.uid = 'nd-ph-2'") == "zn-1"
+        assert (
+            await conn.fetchval("SELECT z.uid FROM nodes n JOIN zones z ON z.id = n.zone_id WHERE n.uid = 'nd-ph-2'")
+            == "zn-1"
+        )
 
 
 async def test_a_node_bound_in_two_zones_is_refused_before_anything_is_written(db, site):

@@ -50,9 +50,13 @@ async def test_partitions_are_made_on_demand_for_any_day(db):
     async with db.acquire() as conn:
         old = NOW - 20 * 86400
         await put(conn, [(old, "zn-1", "nd-ph-1", "ph", 6.0)])
-        names = {r["relname"] for r in await conn.fetch(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'telemetry_samples'::regclass")}
+        names = {
+            r["relname"]
+            for r in await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'telemetry_samples'::regclass"
+            )
+        }
         assert partition_name(at(old).date()) in names
         # retention drops whole days; a later write for that day makes the partition again
         dropped = await drop_before(conn, at(old + 86400).date())

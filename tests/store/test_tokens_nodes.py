@@ -41,11 +41,27 @@ async def test_register_validates_binds_and_gives_a_secret_once(db):
 async def test_hello_creates_an_unvalidated_node_that_registration_takes_over(db):
     now = datetime.now(UTC)
     async with db.acquire() as conn:
-        node, created = await nodes.hello(conn, hardware_id="esp32-AB", node_uid=None, node_type="ph",
-                                          firmware_version="2.0.1", hardware_revision="v1", capabilities=["ph"], at=now)
+        node, created = await nodes.hello(
+            conn,
+            hardware_id="esp32-AB",
+            node_uid=None,
+            node_type="ph",
+            firmware_version="2.0.1",
+            hardware_revision="v1",
+            capabilities=["ph"],
+            at=now,
+        )
         assert created and node["uid"] == "esp32-AB" and not node["validated"]
-        _, created = await nodes.hello(conn, hardware_id="esp32-AB", node_uid=None, node_type="ph",
-                                       firmware_version="2.0.2", hardware_revision=None, capabilities=None, at=now)
+        _, created = await nodes.hello(
+            conn,
+            hardware_id="esp32-AB",
+            node_uid=None,
+            node_type="ph",
+            firmware_version="2.0.2",
+            hardware_revision=None,
+            capabilities=None,
+            at=now,
+        )
         assert not created
         reg, _ = await nodes.register(conn, "nd-ph-9", zone_uid="zn-1", hardware_id="esp32-AB")
         assert reg["hardware_id"] == "esp32-AB"
@@ -55,15 +71,17 @@ async def test_heartbeat_detects_reboots(db):
     now = datetime.now(UTC)
     async with db.acquire() as conn:
         for uptime in (100, 160, 220):
-            hb = await nodes.heartbeat(conn, "nd-ph-1", uptime=uptime, free_heap=1, rssi=-60, firmware_version="1",
-                                       at=now)
+            hb = await nodes.heartbeat(
+                conn, "nd-ph-1", uptime=uptime, free_heap=1, rssi=-60, firmware_version="1", at=now
+            )
             assert not hb.rebooted
         hb = await nodes.heartbeat(conn, "nd-ph-1", uptime=5, free_heap=1, rssi=-60, firmware_version="1", at=now)
         assert hb.rebooted and hb.previous_uptime == 220
         ev = await conn.fetchrow("SELECT * FROM zone_events")
         assert ev["type"] == "NODE_REBOOTED" and ev["details"]["previous_uptime"] == 220
-        assert not (await nodes.heartbeat(conn, "nd-nobody", uptime=1, free_heap=None, rssi=None,
-                                          firmware_version=None, at=now)).known
+        assert not (
+            await nodes.heartbeat(conn, "nd-nobody", uptime=1, free_heap=None, rssi=None, firmware_version=None, at=now)
+        ).known
         assert (await nodes.get(conn, "nd-ph-1"))["status"] == "ONLINE"
 
 
@@ -74,7 +92,8 @@ async def test_status_changes_follow_time_and_stale_wills_are_ignored(db):
         assert not await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now - timedelta(minutes=5))  # older
         assert (await nodes.get(conn, "nd-ph-1"))["status"] == "ONLINE"
         # a retained will at subscribe time, for a node seen just now: not believed
-        assert not await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now + timedelta(seconds=1),
-                                          only_if_silent_since=now - timedelta(minutes=2))
+        assert not await nodes.set_status(
+            conn, "nd-ph-1", "OFFLINE", now + timedelta(seconds=1), only_if_silent_since=now - timedelta(minutes=2)
+        )
         assert await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now + timedelta(seconds=2))
         assert await nodes.set_status(conn, "nd-nobody", "ONLINE", now) is None

@@ -15,13 +15,31 @@ pytestmark = pytest.mark.anyio
 
 async def _done(conn, cmd_id, cmd, params, channel="pump_fill", node="nd-fill-1"):
     k = await ids(conn)
-    await C.create(conn, cmd_id=cmd_id, zone_id=k["zn-1"], node_id=k[node], channel=channel, channel_key=channel,
-                   cmd=cmd, params=params, ruleset_version="rs@1", rule="test")
+    await C.create(
+        conn,
+        cmd_id=cmd_id,
+        zone_id=k["zn-1"],
+        node_id=k[node],
+        channel=channel,
+        channel_key=channel,
+        cmd=cmd,
+        params=params,
+        ruleset_version="rs@1",
+        rule="test",
+    )
     await C.mark_sent(conn, cmd_id)
     for i, status in enumerate(("ACK", "DONE")):
-        await C.apply_response(conn, node_id=k[node], cmd_id=cmd_id, status=status,
-                               ts=datetime.now(UTC) + timedelta(seconds=i), error_code=None, error_message=None,
-                               details=None, payload={"status": status})
+        await C.apply_response(
+            conn,
+            node_id=k[node],
+            cmd_id=cmd_id,
+            status=status,
+            ts=datetime.now(UTC) + timedelta(seconds=i),
+            error_code=None,
+            error_message=None,
+            details=None,
+            payload={"status": status},
+        )
     return await C.get(conn, cmd_id)
 
 
@@ -29,9 +47,14 @@ async def test_a_run_pump_gets_volume_from_its_flow_readings(db):
     async with db.acquire() as conn:
         cmd = await _done(conn, "fill-1", "run_pump", {"duration_ms": 60_000})
         start = cmd["ack_at"].timestamp()
-        await put(conn, [(start + 10, "zn-1", "nd-fill-1", "flow_rate", 10.0),
-                         (start + 40, "zn-1", "nd-fill-1", "flow_rate", 14.0),
-                         (start + 300, "zn-1", "nd-fill-1", "flow_rate", 99.0)])  # after the run
+        await put(
+            conn,
+            [
+                (start + 10, "zn-1", "nd-fill-1", "flow_rate", 10.0),
+                (start + 40, "zn-1", "nd-fill-1", "flow_rate", 14.0),
+                (start + 300, "zn-1", "nd-fill-1", "flow_rate", 99.0),
+            ],
+        )  # after the run
         assert await water.log_pump_runs(conn, cmd["ack_at"] + timedelta(seconds=30), grace_s=0) == []  # running
         logs = await water.log_pump_runs(conn, cmd["ack_at"] + timedelta(minutes=2), grace_s=0)
         assert len(logs) == 1
@@ -64,8 +87,14 @@ def test_pairing_skips_repeated_starts():
     t = datetime(2026, 1, 1, tzinfo=UTC)
 
     def c(i, state):
-        return {"cmd_id": f"c{i}", "cmd": "set_relay", "params": {"state": state}, "ack_at": t + timedelta(minutes=i),
-                "sent_at": None, "created_at": t}
+        return {
+            "cmd_id": f"c{i}",
+            "cmd": "set_relay",
+            "params": {"state": state},
+            "ack_at": t + timedelta(minutes=i),
+            "sent_at": None,
+            "created_at": t,
+        }
 
     runs = water.pair_runs([c(0, True), c(1, True), c(2, False), c(3, False), c(4, True)], t + timedelta(hours=1))
     assert [(r["cmd_id"], r["finished_at"] - r["started_at"]) for r in runs] == [("c0", timedelta(minutes=2))]

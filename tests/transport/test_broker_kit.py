@@ -12,7 +12,6 @@ import pytest
 from hydro_rules.service.devservers import ThrowawayMosquitto
 from hydro_rules.transport.mqtt import MqttClient
 
-
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="needs mosquitto_passwd"),
@@ -25,13 +24,17 @@ KIT = Path(__file__).resolve().parents[2] / "runtime" / "mosquitto"
 def kit_broker(tmp_path):
     passwd = tmp_path / "hydro.passwd"
     for i, user in enumerate(("hydro-ingest", "nd-ph-1", "nd-ec-1")):
-        subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(passwd), user, "pw-" + user],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(passwd), user, "pw-" + user],
+            check=True,
+            capture_output=True,
+        )
     conf = (KIT / "hydro.conf").read_text()
     conf = re.sub(r"(?m)^listener .*$", "", conf)
     conf = re.sub(r"(?m)^(persistence true|persistence_location .*|autosave_interval .*)$", "", conf)
-    conf = conf.replace("/etc/mosquitto/hydro.passwd", str(passwd)).replace("/etc/mosquitto/hydro.acl",
-                                                                            str(KIT / "hydro.acl"))
+    conf = conf.replace("/etc/mosquitto/hydro.passwd", str(passwd)).replace(
+        "/etc/mosquitto/hydro.acl", str(KIT / "hydro.acl")
+    )
     broker = ThrowawayMosquitto(extra=conf)
     # the generated head allows anonymous clients; the kit's own line must win
     broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true\n", ""))
@@ -51,8 +54,12 @@ async def test_node_cannot_publish_under_another_nodes_name(kit_broker):
         await got.put((topic, payload))
         return 0
 
-    ingest = MqttClient(_url(kit_broker, "hydro-ingest"), client_id="hydro-ingest", handler=handler,
-                        subscriptions=["hydro/+/+/+/+/telemetry"])
+    ingest = MqttClient(
+        _url(kit_broker, "hydro-ingest"),
+        client_id="hydro-ingest",
+        handler=handler,
+        subscriptions=["hydro/+/+/+/+/telemetry"],
+    )
     await ingest.connect(5)
     await asyncio.sleep(0.2)
     node = MqttClient(_url(kit_broker, "nd-ph-1"), client_id=f"nd-ph-1-{uuid.uuid4().hex[:4]}")

@@ -95,8 +95,7 @@ async def test_subscriptions_come_back_after_a_broker_restart():
             await got.put(payload)
             return 0
 
-        sub = MqttClient(broker.url, client_id=_id("re"), handler=handler, subscriptions=["t/+"],
-                         reconnect_delay_s=0.2)
+        sub = MqttClient(broker.url, client_id=_id("re"), handler=handler, subscriptions=["t/+"], reconnect_delay_s=0.2)
         await sub.connect(5)
         broker.stop()
         broker.start()

@@ -19,8 +19,18 @@ def test_telemetry_as_the_protocol_writes_it():
 
 def test_telemetry_as_field_nodes_send_it_float_ts_and_extra_keys():
     t = payloads.telemetry(
-        j({"metric_type": "EC", "value": 1.6, "ts": 1710001234.75, "channel": "ec_sensor", "node_id": "nd-ec-1",
-           "raw": 2213, "stable": True, "unit": "mS/cm"})
+        j(
+            {
+                "metric_type": "EC",
+                "value": 1.6,
+                "ts": 1710001234.75,
+                "channel": "ec_sensor",
+                "node_id": "nd-ec-1",
+                "raw": 2213,
+                "stable": True,
+                "unit": "mS/cm",
+            }
+        )
     )
     assert t.ts == 1710001234.75
     assert t.extra == {"channel": "ec_sensor", "node_id": "nd-ec-1", "raw": 2213, "stable": True, "unit": "mS/cm"}
@@ -52,8 +62,15 @@ def test_malformed_telemetry_is_refused(payload):
 
 def test_command_response_ms_ts_and_details():
     r = payloads.command_response(
-        j({"cmd_id": "cmd-591", "status": "ERROR", "ts": 1710003399123, "error_code": "overcurrent",
-           "details": {"channel": "pump_recirc", "current_ma": 2300, "threshold_ma": 1500}})
+        j(
+            {
+                "cmd_id": "cmd-591",
+                "status": "ERROR",
+                "ts": 1710003399123,
+                "error_code": "overcurrent",
+                "details": {"channel": "pump_recirc", "current_ma": 2300, "threshold_ma": 1500},
+            }
+        )
     )
     assert (r.cmd_id, r.status, r.ts, r.error_code) == ("cmd-591", "ERROR", 1710003399.123, "overcurrent")
     assert r.details["current_ma"] == 2300
@@ -91,8 +108,18 @@ def test_lwt_is_the_plain_string_offline():
 
 def test_status_and_hello():
     assert payloads.status(j({"status": "ONLINE", "ts": 1710001555})).online
-    h = payloads.hello(j({"message_type": "node_hello", "hardware_id": "esp32-ABCD1234", "node_type": "ph",
-                          "fw_version": "2.0.1", "hardware_revision": "v1.0", "capabilities": ["ph", "temperature"]}))
+    h = payloads.hello(
+        j(
+            {
+                "message_type": "node_hello",
+                "hardware_id": "esp32-ABCD1234",
+                "node_type": "ph",
+                "fw_version": "2.0.1",
+                "hardware_revision": "v1.0",
+                "capabilities": ["ph", "temperature"],
+            }
+        )
+    )
     assert (h.hardware_id, h.node_type, h.capabilities) == ("esp32-ABCD1234", "ph", ["ph", "temperature"])
     with pytest.raises(Malformed):
         payloads.hello(j({"node_type": "ph"}))
@@ -100,4 +127,7 @@ def test_status_and_hello():
 
 def test_time_response():
     assert json.loads(payloads.time_response(1710001234.9)) == {
-        "message_type": "time_response", "unix_ts": 1710001234, "server_time": 1710001234}
+        "message_type": "time_response",
+        "unix_ts": 1710001234,
+        "server_time": 1710001234,
+    }

@@ -600,10 +600,16 @@ class _Builder(Transformer):
         return A.Item(key.name, (val,), key.span.to(val.span))
 
     # ---- expressions ---------------------------------------------------------------------
-    def _deep(self, node, *children):
-        """Record the depth of `node`'s tree; refuse trees deeper than MAX_EXPR_DEPTH."""
+    def _deep(self, node, a, b=None):
+        """Record the depth of `node`'s tree (children `a`, `b`); refuse trees deeper than
+        MAX_EXPR_DEPTH. Called on every operator, so kept to two dict lookups."""
         depth = self.depth
-        d = 1 + max([depth.get(id(c), 0) for c in children], default=0)
+        d = depth.get(id(a), 0)
+        if b is not None:
+            db = depth.get(id(b), 0)
+            if db > d:
+                d = db
+        d += 1
         if d > MAX_EXPR_DEPTH:
             raise ExpressionTooDeep(node.span)
         depth[id(node)] = d
@@ -645,7 +651,9 @@ class _Builder(Transformer):
     def call(self, c):
         func = self.ident(c[0])
         args = tuple(c[1:])
-        return self._deep(A.Call(func, args, func.span.to(args[-1].span) if args else func.span), *args)
+        node = A.Call(func, args, func.span.to(args[-1].span) if args else func.span)
+        deepest = max(args, key=lambda x: self.depth.get(id(x), 0)) if args else None
+        return self._deep(node, deepest) if deepest is not None else node
 
     def path(self, c):
         parts = tuple(self.ident(t) for t in c)
@@ -1143,27 +1151,25 @@ def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
     return int(raw)
 
 
+_NESTING_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[(){}]')
+
+
 def _nesting_error(text: str, path: str, diags: Diagnostics) -> bool:
-    """Refuse brackets nested deeper than MAX_NESTING before parsing."""
+    """Refuse brackets nested deeper than MAX_NESTING before parsing (brackets inside
+    text and comments do not count). A regex walks the brackets only: files can be large."""
     if text.count("(") + text.count("{") < MAX_NESTING:
         return False
-    depth, line, col = 0, 1, 0
-    in_str = in_comment = False
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col, in_comment, in_str = line + 1, 0, False, False
-        elif in_comment:
-            continue
-        elif in_str:
-            in_str = ch != '"'
-        elif ch == "#":
-            in_comment = True
-        elif ch == '"':
-            in_str = True
-        elif ch in "({":
+    depth = 0
+    for m in _NESTING_TOKENS.finditer(text):
+        ch = m.group()
+        if len(ch) != 1 or ch == '"':
+            continue  # a text or a comment
+        if ch in "({":
             depth += 1
             if depth > MAX_NESTING:
+                at = m.start()
+                line = text.count("\n", 0, at) + 1
+                col = at - (text.rfind("\n", 0, at) + 1) + 1
                 diags.add(
                     "HR006",
                     f"brackets nested more than {MAX_NESTING} deep",
@@ -1171,8 +1177,8 @@ def _nesting_error(text: str, path: str, diags: Diagnostics) -> bool:
                     "split the expression or block",
                 )
                 return True
-        elif ch in ")}":
-            depth = max(0, depth - 1)
+        elif depth:
+            depth -= 1
     return False
 
 

@@ -128,6 +128,14 @@ class Zone:
     def is_on(self, channel: str) -> bool:
         return self.state.channels[channel].is_on
 
+    def run_until(self, state: str, limit_min: int = 24 * 60) -> None:
+        """Tick until the water cycle is in `state`; fail after `limit_min` minutes."""
+        for _ in range(limit_min):
+            self.tick()
+            if self.machine_state == state:
+                return
+        raise AssertionError(f"never reached {state}; in {self.machine_state}")
+
     def tick_until_on(self, channel: str, limit_min: int = 30) -> bool:
         for _ in range(limit_min):
             self.tick()

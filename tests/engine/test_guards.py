@@ -62,10 +62,7 @@ def test_check_start_asks_every_guard_protecting_the_channel():
 def test_too_many_failures_refuse_a_start():
     z = healthy(Zone(answer="current_not_detected"))
     z.state.solution_started_at = T0 - 8 * 86400
-    for _ in range(600):
-        z.tick()
-        if z.machine_state == "WATER_CHANGE_DRAIN":
-            break
+    z.run_until("WATER_CHANGE_DRAIN", 600)
     z.tick(45)
     starts = [c for c in z.cmds("pump_drain") if c.cmd == "run_pump"]
     fails = z.state.channels["pump_drain"].failures

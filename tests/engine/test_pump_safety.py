@@ -35,10 +35,7 @@ def test_pump_stuck_on_when_current_flows_while_off():
 def test_overcurrent_error_response_raises_and_locks():
     z = healthy(Zone(answer="overcurrent"))
     z.state.solution_started_at = T0 - 8 * 86400
-    for _ in range(600):
-        z.tick()
-        if z.machine_state == "WATER_CHANGE_DRAIN":
-            break
+    z.run_until("WATER_CHANGE_DRAIN", 600)
     z.tick()
     assert ("biz_overcurrent", "pump_drain") in z.active()
     a = z.state.alerts[("biz_overcurrent", "pump_drain")]

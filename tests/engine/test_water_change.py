@@ -3,18 +3,10 @@
 from .harness import T0, Zone, healthy
 
 
-def run_until(z: Zone, state: str, limit_min: int = 24 * 60) -> None:
-    for _ in range(limit_min):
-        z.tick()
-        if z.machine_state == state:
-            return
-    raise AssertionError(f"never reached {state}; in {z.machine_state}")
-
-
 def test_schedule_starts_the_change_at_time_of_day_after_interval():
     z = healthy(Zone(start=T0))
     z.state.solution_started_at = T0 - 7 * 86400 + 3600  # started 7 days ago at 01:00 -> due today 09:00
-    run_until(z, "WATER_CHANGE_DRAIN")
+    z.run_until("WATER_CHANGE_DRAIN")
     assert (z.now - T0) / 3600 == 9.0
     assert z.transitions[-1].reason.startswith("schedule: every 7d at 09:00")
 
@@ -22,7 +14,7 @@ def test_schedule_starts_the_change_at_time_of_day_after_interval():
 def test_full_water_change_sequence():
     z = healthy(Zone())
     z.state.solution_started_at = T0 - 8 * 86400
-    run_until(z, "WATER_CHANGE_DRAIN", 600)
+    z.run_until("WATER_CHANGE_DRAIN", 600)
     assert not z.is_on("pump_recirc"), "recirculation is deliberately off while draining"
     assert z.cmds("pump_drain")[-1].cmd == "run_pump"
     assert z.is_on("pump_drain")
@@ -38,7 +30,7 @@ def test_full_water_change_sequence():
     assert not z.is_on("pump_fill") and z.is_on("pump_recirc")
     z.set(ph=5.9, ec=1.5)
     before = z.now
-    run_until(z, "NORMAL_RECIRC", 30)
+    z.run_until("NORMAL_RECIRC", 30)
     assert z.now - before == 15 * 60
     done = [e for e in z.events if e.type == "WATER_CHANGE_COMPLETED"]
     assert len(done) == 1
@@ -51,10 +43,10 @@ def test_full_water_change_sequence():
 def test_drain_timeout_goes_to_failed_with_recirculation_on_and_an_alert():
     z = healthy(Zone())
     z.state.solution_started_at = T0 - 8 * 86400
-    run_until(z, "WATER_CHANGE_DRAIN", 600)
+    z.run_until("WATER_CHANGE_DRAIN", 600)
     entered = z.now
     z.set(water_level=50.0)  # the level never drops: blocked drain
-    run_until(z, "FAILED", 40)
+    z.run_until("FAILED", 40)
     assert z.now - entered == 30 * 60
     assert ("biz_water_change_failed", None) in z.active()
     assert z.is_on("pump_recirc") and not z.is_on("pump_drain")
@@ -69,10 +61,10 @@ def test_drain_timeout_goes_to_failed_with_recirculation_on_and_an_alert():
 def test_fill_timeout_goes_to_failed():
     z = healthy(Zone())
     z.state.solution_started_at = T0 - 8 * 86400
-    run_until(z, "WATER_CHANGE_DRAIN", 600)
+    z.run_until("WATER_CHANGE_DRAIN", 600)
     z.set(water_level=3.0).tick()
     assert z.machine_state == "WATER_CHANGE_FILL"
-    run_until(z, "FAILED", 40)
+    z.run_until("FAILED", 40)
     assert not z.is_on("pump_fill")
     # the level is below the dry-run minimum: recirculation is refused, not run dry
     assert not z.is_on("pump_recirc")
@@ -82,7 +74,7 @@ def test_fill_timeout_goes_to_failed():
 def test_unknown_level_never_ends_a_drain():
     z = healthy(Zone())
     z.state.solution_started_at = T0 - 8 * 86400
-    run_until(z, "WATER_CHANGE_DRAIN", 600)
+    z.run_until("WATER_CHANGE_DRAIN", 600)
     z.set(water_level=None)
     z.tick(10)
     assert z.machine_state == "WATER_CHANGE_DRAIN"

@@ -18,6 +18,7 @@ class Command:
     at: float
     rule: str  # what caused it: "state WATER_CHANGE_DRAIN (rules/water_cycle.hydro:29)"
     intent: str  # on | off | dose
+    ruleset_version: str = ""  # name@version+hash of the rules that decided it
 
     def to_json(self) -> dict:
         return {
@@ -29,6 +30,7 @@ class Command:
             "cmd": self.cmd,
             "params": self.params,
             "rule": self.rule,
+            "ruleset_version": self.ruleset_version,
         }
 
 
@@ -44,6 +46,7 @@ class AlertChange:
     details: dict = field(default_factory=dict)
     by: str | None = None  # who resolved it (operator reset)
     why: str | None = None
+    ruleset_version: str = ""
 
 
 @dataclass(slots=True)

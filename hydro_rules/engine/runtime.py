@@ -343,14 +343,36 @@ class ZoneProgram:
             self.st.alerts[key] = a
         a.status, a.raised_at, a.since, a.clear_since, a.details = ACTIVE, self.now, self.now, None, details
         al = self.rs.alerts[code]
-        self.dec.alerts.append(AlertChange(code, channel, "raised", self.now, al.source, al.severity, al.text, details))
+        self.dec.alerts.append(
+            AlertChange(
+                code,
+                channel,
+                "raised",
+                self.now,
+                al.source,
+                al.severity,
+                al.text,
+                details,
+                ruleset_version=self.version,
+            )
+        )
 
     def resolve_alert(self, a: AlertState, by: str | None, why: str) -> None:
         del self.st.alerts[(a.code, a.channel)]
         al = self.rs.alerts[a.code]
         self.dec.alerts.append(
             AlertChange(
-                a.code, a.channel, "resolved", self.now, al.source, al.severity, al.text, dict(a.details), by, why
+                a.code,
+                a.channel,
+                "resolved",
+                self.now,
+                al.source,
+                al.severity,
+                al.text,
+                dict(a.details),
+                by,
+                why,
+                self.version,
             )
         )
 
@@ -675,7 +697,17 @@ class ZoneProgram:
         b = self.bindings[name]
         cmd_id = f"{self.zone.uid}-{int(self.now)}-{st.seq}"
         command = Command(
-            cmd_id, self.zone.uid, name, b.node_uid, b.channel_key, cmd, params, self.now, cause or "engine", intent
+            cmd_id,
+            self.zone.uid,
+            name,
+            b.node_uid,
+            b.channel_key,
+            cmd,
+            params,
+            self.now,
+            cause or "engine",
+            intent,
+            self.version,
         )
         self.dec.commands.append(command)
         c.pending[cmd_id] = self.now

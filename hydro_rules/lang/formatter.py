@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import gc
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import ast as A
 from .diagnostics import Diagnostic, Diagnostics
 from .exprs import _PREC, render
 from .parser import parse_text
+from .source import Span
 
 WIDTH = 100
 INDENT = "  "
@@ -48,10 +51,24 @@ class NotFormatted(Exception):
 def format_text(text: str, path: str = "<text>") -> str:
     """The canonical form of rule text. Raises NotFormatted when it does not parse."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    tree = _parse(text, path)
-    out = _Printer(text, tree).run()
-    _verify(tree, out, path)
+    with _no_gc_pauses():
+        tree = _parse(text, path)
+        out = _Printer(text, tree).run()
+        _verify(tree, out, path)
     return out
+
+
+@contextmanager
+def _no_gc_pauses():
+    """Two large acyclic trees are alive at once; the cyclic collector would walk them over and
+    over (half the time on a big file). Collection resumes afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _parse(text: str, path: str) -> A.File:
@@ -79,14 +96,24 @@ def shape(node):
     """
     if isinstance(node, A.Binary) and node.op in ("and", "or"):
         return ("chain", node.op, tuple(shape(x) for x in _chain(node, node.op)))
-    if dataclasses.is_dataclass(node):
-        skip = ("span", "braced", "comments", "path")
-        return (type(node).__name__,) + tuple(
-            shape(getattr(node, f.name)) for f in dataclasses.fields(node) if f.name not in skip
-        )
     if isinstance(node, tuple | list):
         return tuple(shape(x) for x in node)
-    return node
+    names = _fields(type(node), ("span", "braced", "comments", "path"))
+    if names is None:
+        return node
+    return (type(node).__name__,) + tuple(shape(getattr(node, n)) for n in names)
+
+
+_FIELD_CACHE: dict = {}
+
+
+def _fields(cls, skip: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Field names of a dataclass type without `skip` (None for other types), cached: files can be large."""
+    key = (cls, skip)
+    if key not in _FIELD_CACHE:
+        is_node = dataclasses.is_dataclass(cls)
+        _FIELD_CACHE[key] = tuple(f.name for f in dataclasses.fields(cls) if f.name not in skip) if is_node else None
+    return _FIELD_CACHE[key]
 
 
 def _chain(e, op: str) -> list:
@@ -108,6 +135,8 @@ class _Chunk:
     trailing: A.Comment | None = None
 
 
+#: nodes whose span covers all their children (expressions and conditions)
+_COVERING = (A.Literal, A.Path, A.Call, A.Unary, A.Binary, A.IsCheck, A.Cond, A.Ident, A.String)
 _BRACES = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"|#[^\n]*|[{}]')
 _GLUE = re.compile(r"\.\.|[A-Za-z_]\w*|,|\S")
 
@@ -135,15 +164,17 @@ class _Printer:
 
     def end_of(self, node) -> int:
         """Offset just after the last token any span inside `node` covers."""
+        if isinstance(node, Span):
+            return self.off(node.end_line, node.end_column)
+        if isinstance(node, _COVERING):  # their span ends where their last child ends
+            return self.off(node.span.end_line, node.span.end_column)
         best = -1
         if isinstance(node, tuple | list):
             for x in node:
                 best = max(best, self.end_of(x))
-        elif dataclasses.is_dataclass(node):
-            if hasattr(node, "end_line"):  # a Span
-                return self.off(node.end_line, node.end_column)
-            for f in dataclasses.fields(node):
-                best = max(best, self.end_of(getattr(node, f.name)))
+            return best
+        for name in _fields(type(node), ()) or ():
+            best = max(best, self.end_of(getattr(node, name)))
         return best
 
     def skip(self, i: int) -> int:

@@ -397,7 +397,8 @@ class Checker:
             self.d.add("HR203", f"phase `{p.name.name}` ends (day {hi:g}) before it starts (day {lo:g})", p.span)
             return None
         targets, values = {}, {}
-        for t in p.targets:
+        items = list(p.targets)
+        for i, t in enumerate(items):
             if isinstance(t, A.TargetRange):
                 if t.name.name not in metrics:
                     self._unknown("HR101", "metric", t.name, metrics)
@@ -421,13 +422,15 @@ class Checker:
             else:
                 key = t.key.name
                 if key not in PHASE_VALUES:
-                    self.d.add(
-                        "HR111",
-                        f"unknown phase value `{key}`",
-                        t.key.span,
-                        did_you_mean(key, PHASE_VALUES)
-                        or (f"a target range is written `{key} LOW .. HIGH`" if key in metrics else None),
-                    )
+                    prev, nxt = items[i - 1] if i else None, items[i + 1] if i + 1 < len(items) else None
+                    if key == "to" and isinstance(prev, A.Setting) and prev.key.name in metrics:
+                        continue  # `ph 5.8 to 6.2`: reported once, at `ph`
+                    message, hint = f"unknown phase value `{key}`", did_you_mean(key, PHASE_VALUES)
+                    if key in metrics:
+                        high = nxt.value.text if isinstance(nxt, A.Setting) and nxt.key.name == "to" else "HIGH"
+                        message = f"the target of `{key}` is a range, not one value"
+                        hint = f"write `{key} {t.value.text} .. {high}`"
+                    self.d.add("HR111", message, t.key.span, hint)
                     continue
                 if t.value.dim != PHASE_VALUES[key]:
                     self.d.add("HR201", f"`{key}` is a duration such as 7d", t.value.span)

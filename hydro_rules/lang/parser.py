@@ -723,6 +723,13 @@ _ITEM_KEYWORDS = frozenset(
         "repeat " + " ".join(DECL_KEYWORDS)
     ).split()
 )
+#: the order items are usually written in, for "an item such as ..."
+_ITEM_ORDER_TEXT = (
+    "source severity text when clear lock on kind fail_safe unit range stale alias current flow measures "
+    "timezone greenhouse zone profile recipe planted reservoir phase window initial state enter exit go fail "
+    "deny in do start stop recirculate open close dose raise resolve event record reset"
+)
+_ITEM_ORDER = tuple(_ITEM_ORDER_TEXT.split())
 _DURATION_WORDS = {
     "ms": "ms",
     "msec": "ms",
@@ -824,8 +831,10 @@ def _expected(lark: Lark, acc: set[str]) -> str:
         words.append("an operator" if acc & {"PLUS", "STAR"} else "a comparison")
     if len(items) > 4 and set(items) <= declarations:
         words.append("a declaration such as `alert`, `machine` or `profile`")
-    elif len(items) > 4 and (words or closers):
-        words.append("the next item of the block")
+    elif len(items) > 4:
+        order = {k: i for i, k in enumerate(_ITEM_ORDER)}
+        first = sorted(items, key=lambda w: order.get(w.strip("`"), len(order)))[:3]
+        words.append("an item such as " + ", ".join(first))
     else:
         words.extend(items)
     words.extend(closers)

@@ -257,3 +257,10 @@ def test_hr113_guard_that_does_not_protect_the_channel(sets):
     text = sets.replace(sets.MACHINE, "no_overflow }", "no_overflow, drain_has_water }")
     d = one(sets, {"m.hydro": text})
     assert at(d) == ("HR113", *sets.pos(text, "drain_has_water"))
+
+
+def test_hr111_target_written_with_to_is_reported_once_with_the_range_to_write(sets):
+    recipe = 'hydro 1\n\nrecipe r "R" {\n  phase all days 0 .. {\n    ph 5.6 to 6.4\n  }\n}\n'
+    d = one(sets, {"r.hydro": recipe})
+    assert at(d) == ("HR111", 5, 5) and d.hint == "write `ph 5.6 .. 6.4`"
+    assert sets.found({"r.hydro": recipe.replace(" to ", " .. ")}) == []

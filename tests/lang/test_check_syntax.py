@@ -67,7 +67,8 @@ def test_hr003_expected_list_is_short_and_only_what_can_come_there(sets):
     assert d.code == "HR003" and d.span.line == 7
     # after a complete comparison: more of the condition, its hold, or the alert's next item
     assert d.message == (
-        "unexpected name `xyz`: expected `and`, `for`, `or`, an operator, the next item of the block or `}`"
+        "unexpected name `xyz`: expected `and`, `for`, `or`, an operator, an item such as `source`, `severity`, "
+        "`text` or `}`"
     )
     assert "`)`" not in d.message and "`,`" not in d.message  # LALR lookaheads that cannot occur here
 

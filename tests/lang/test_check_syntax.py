@@ -213,8 +213,9 @@ def test_hr005_use_cycle(sets, tmp_path):
     a.mkdir(), b.mkdir()
     (a / "ruleset.hydro").write_text('hydro 1\nruleset a version "1"\nuse "../b"\n')
     (b / "ruleset.hydro").write_text('hydro 1\nruleset b version "1"\nuse "../a"\n')
-    found = sets.found(a)
-    assert ("HR005", "ruleset.hydro", 3, 5) in found and all(c == "HR005" for c, *_ in found)
+    (d,) = sets.check(a)
+    assert (d.code, d.span.path, d.span.line, d.span.column) == ("HR005", "b/ruleset.hydro", 3, 5)
+    assert "cycle" in d.message
 
 
 # ---- HR006 nesting --------------------------------------------------------------------

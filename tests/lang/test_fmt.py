@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hydro_rules.cli import main
+from hydro_rules.lang import formatter
 from hydro_rules.lang.formatter import NotFormatted, format_text
 
 CASES = Path(__file__).parent / "fmt_cases"
@@ -108,6 +109,33 @@ def test_text_with_syntax_errors_is_refused_with_positioned_diagnostics():
     assert d and d[0].code == "HR003" and (d[0].span.line, d[0].span.path) == (3, "bad.hydro")
 
 
+SOURCE = 'hydro 1\nuse   "here"  # a note\n'
+REFUSED = {
+    "another path": 'hydro 1\nuse "elsewhere"  # a note\n',
+    "a lost comment": 'hydro 1\nuse "here"\n',
+    "a changed comment": 'hydro 1\nuse "here"  # a nod\n',
+    "text that does not parse": "hydro 1\nuse  # a note\n",
+}
+
+
+@pytest.mark.parametrize("printed", REFUSED.values(), ids=REFUSED.keys())
+def test_output_that_would_change_the_file_is_refused(monkeypatch, printed):
+    """The safety net behind every run: what fmt prints must parse back to the same tree and comments."""
+    monkeypatch.setattr(formatter._Printer, "run", lambda self: printed)
+    with pytest.raises(NotFormatted):
+        format_text(SOURCE, "m.hydro")
+    monkeypatch.setattr(formatter._Printer, "run", lambda self: 'hydro 1\nuse "here"\n# a note\n')
+    assert format_text(SOURCE, "m.hydro") == 'hydro 1\nuse "here"\n# a note\n'  # same tree, same comments
+
+
+def test_the_command_exits_3_and_keeps_the_file_when_fmt_refuses_its_output(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(formatter._Printer, "run", lambda self: 'hydro 1\nuse "elsewhere"\n')
+    f = tmp_path / "m.hydro"
+    f.write_text('hydro 1\nuse   "here"\n')
+    assert main(["fmt", str(f)]) == 3
+    assert f.read_text() == 'hydro 1\nuse   "here"\n'
+
+
 # ---- the command ------------------------------------------------------------------------------
 MESSY = "hydro 1\nmetric a {  unit pH }  # note\n"
 TIDY = "hydro 1\nmetric a {\n  unit pH\n}  # note\n"
@@ -132,8 +160,8 @@ def test_fmt_rewrites_files_below_a_directory(tree: Path, capsys):
 
 def test_check_lists_files_that_would_change_and_writes_nothing(tree: Path, capsys):
     assert main(["fmt", "--check", str(tree)]) == 1
-    err = capsys.readouterr().err
-    assert "would reformat" in err and "messy.test.hydro" in err and "tidy.hydro" not in err.split("\n")[0]
+    listed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("would reformat ")]
+    assert listed == [f"would reformat {tree / 'sub' / 'messy.test.hydro'}"]
     assert (tree / "sub" / "messy.test.hydro").read_text() == MESSY
 
 

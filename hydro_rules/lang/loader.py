@@ -96,7 +96,7 @@ def _load(path: str | Path, extra: list[Path] | None) -> Loaded:
         out.diags.add("HR005", f"`{path}` is not a rule-set directory", Span(str(path), 1, 1, 1, 1))
         return out
     digest = hashlib.sha256()
-    name, version = _read_set(root, out, digest, visiting=[], top=True)
+    name, version = _read_set(root, out, digest, visiting=[], top=True, done=set())
     for p in extra or []:
         _read_file(p, out, digest)
     if name is None:
@@ -124,7 +124,7 @@ def _read_file(p: Path, out: Loaded, digest) -> A.File | None:
     return f
 
 
-def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool):
+def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool, done: set[Path]):
     real = root.resolve()
     manifest = root / MANIFEST
     shown_manifest = display_path(manifest)
@@ -168,7 +168,9 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool):
                 if target.resolve() in visiting:
                     out.diags.add("HR005", f'`use "{decl.path.value}"` makes a cycle', decl.path.span)
                     continue
-                _read_set(target, out, digest, visiting, top=False)
+                if target.resolve() in done:
+                    continue  # used by another set already (the standard rules under two site sets)
+                _read_set(target, out, digest, visiting, top=False, done=done)
     out.files.extend(own)
     if (
         name is None
@@ -181,6 +183,7 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool):
             Span(shown_manifest, 1, 1, 1, 1),
         )
     visiting.pop()
+    done.add(real)
     if name is None and top:
         name, version = root.resolve().name, "0"
     return name, version

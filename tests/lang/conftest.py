@@ -74,6 +74,7 @@ class RuleSets:
     MACHINE = MACHINE
     replace = staticmethod(replace)
     pos = staticmethod(pos)
+    manifest = staticmethod(manifest)
 
     def __init__(self, root: Path):
         self.root = root

@@ -255,3 +255,13 @@ def test_hr003_second_header_in_a_file(sets):
     (d,) = sets.check({"a.hydro": text})
     assert (d.code, d.span.line, d.span.column) == ("HR003", 10, 1)
     assert "first line" in d.hint
+
+
+def test_hr005_a_rule_set_used_twice_is_read_once(sets, tmp_path):
+    # a site using two sets that both use the standard rules: no "defined twice" for the rules
+    for name in ("b", "c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ruleset.hydro").write_text(sets.manifest().replace("site", name))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ruleset.hydro").write_text('hydro 1\nruleset a version "1"\nuse "../b"\nuse "../c"\n')
+    assert sets.found(tmp_path / "a") == []

@@ -29,10 +29,26 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 BROKER_SIZING = REPO / "runtime" / "mosquitto" / "hydro.conf"
 
+#: children before parents; DELETE is far quicker than TRUNCATE on tables this small
 _DATA_TABLES = (
-    "telemetry_samples, telemetry_last, command_responses, commands, alerts, zone_events, water_usage_logs, "
-    "water_usage_daily, telemetry_agg_1m, telemetry_agg_1h, telemetry_agg_daily, aggregator_state, api_tokens, "
-    "zone_channels, zone_metrics, nodes, zones, greenhouses"
+    "telemetry_samples",
+    "telemetry_last",
+    "command_responses",
+    "commands",
+    "alerts",
+    "zone_events",
+    "water_usage_logs",
+    "water_usage_daily",
+    "telemetry_agg_1m",
+    "telemetry_agg_1h",
+    "telemetry_agg_daily",
+    "aggregator_state",
+    "api_tokens",
+    "zone_channels",
+    "zone_metrics",
+    "nodes",
+    "zones",
+    "greenhouses",
 )
 
 
@@ -151,13 +167,18 @@ def fresh_database(pg_server):
         asyncio.run(drop())
 
 
-def broker_sizing() -> str:
+def _broker_sizing() -> str:
     """The deployment kit's broker limits (in-flight window, queue), for throwaway brokers."""
     if not BROKER_SIZING.is_file():
         return ""
     return "\n".join(
         line for line in BROKER_SIZING.read_text().splitlines() if re.match(r"^\s*(max_|persistent_client)", line)
     )
+
+
+@pytest.fixture(scope="session")
+def broker_sizing() -> str:
+    return _broker_sizing()
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +190,7 @@ def mqtt_url():
         yield url
         return
     try:
-        broker = ThrowawayMosquitto(extra=broker_sizing()).start()
+        broker = ThrowawayMosquitto(extra=_broker_sizing()).start()
     except RuntimeError:
         if reachable("127.0.0.1", 1883):
             yield "mqtt://127.0.0.1:1883"
@@ -198,8 +219,10 @@ async def reset_database(url: str, ruleset, *, validate: bool = True) -> None:
 
     conn = await connect_once(url)
     try:
-        await conn.execute(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE")
-        await sync(conn, ruleset, validate=validate)
+        async with conn.transaction():
+            for table in _DATA_TABLES:
+                await conn.execute(f"DELETE FROM {table}")
+            await sync(conn, ruleset, validate=validate)
     finally:
         await conn.close()
 
@@ -215,3 +238,10 @@ async def db(database_url, site):
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+def site_database(database_url, site) -> str:
+    """For synchronous tests: the run's database, emptied and holding the demo site; its URL."""
+    asyncio.run(reset_database(database_url, site))
+    return database_url

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .. import messages as W
+from ..engine.api import check_start
 from ..lang.model import RuleSet
 from ..store import Database
 from ..store import commands as command_store
@@ -121,15 +122,6 @@ def _name(typ) -> str:
     return "a number"
 
 
-def _check_start_fn():
-    """The engine's guard check, or None when the engine is not installed with this build."""
-    try:
-        from ..engine.api import check_start
-    except ImportError:
-        return None
-    return check_start
-
-
 class CommandService:
     def __init__(
         self,
@@ -205,11 +197,6 @@ class CommandService:
             return await command_store.get(conn, cmd_id)
 
     async def _guard(self, conn, req: CommandRequest, zone_row: dict, now: float, by: str) -> dict | None:
-        check_start = _check_start_fn()
-        if check_start is None:
-            if req.override:
-                return {"guard": None, "reason": "guards not evaluated: engine unavailable", "by": by}
-            raise CommandRefused(503, "guards_unavailable", "the rule engine is not available to check guards")
         state = await zone_store.engine_state(conn, zone_row["id"])
         readings = [
             W.Reading(r["node_uid"], r["metric_type"], r["value"], r["ts"].timestamp())

@@ -58,6 +58,7 @@ class MqttDoor:
         self.client: MqttClient | None = None  # set when connected; time responses go through it
         self._log = Throttled(log)
         self._on_error = {code: name for name, a in ruleset.alerts.items() for code in a.on_error}
+        self._node_locks: dict[str, asyncio.Lock] = {}
         self._handlers = {
             "telemetry": self._telemetry,
             "command_response": self._command_response,
@@ -79,7 +80,13 @@ class MqttDoor:
             self._log.warning(("topic", topic), "ignored message on unexpected topic %s", topic)
             return TOPIC_NAME_INVALID
         try:
-            await self._handlers[t.type](t, payload, retained)
+            if t.type in ("telemetry", "time_request") or t.node is None:
+                await self._handlers[t.type](t, payload, retained)
+            else:
+                # one node's messages in the order they came: ACK before DONE, uptimes in sequence
+                lock = self._node_locks.setdefault(t.node, asyncio.Lock())
+                async with lock:
+                    await self._handlers[t.type](t, payload, retained)
             return SUCCESS
         except Malformed as e:
             self._log.warning(("malformed", topic), "malformed %s on %s: %s", t.type, topic, e)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..engine import api as engine_api
 from ..store import DatabaseUnavailable
 from ..store import aggregate as aggregate_store
 from ..store import alerts as alert_store
@@ -352,14 +353,6 @@ async def post_command(svc: Service, request, token, body: schemas.CommandIn) ->
 _simulations = asyncio.Semaphore(1)
 
 
-def _simulate_fn():
-    try:
-        from ..engine.api import simulate
-    except ImportError:
-        return None
-    return simulate
-
-
 async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Response:
     uid = request.path_params["uid"]
     if svc.rs.zone(uid) is None:
@@ -371,15 +364,12 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
             f"at most {svc.settings.simulate_max_days:g} days",
             detail=[{"loc": ["days"], "msg": f"at most {svc.settings.simulate_max_days:g}", "type": "less_than_equal"}],
         )
-    fn = _simulate_fn()
-    if fn is None:
-        raise ApiError(503, "simulation_unavailable", "the engine's simulate() is not available in this build")
     if _simulations.locked():
         raise ApiError(429, "busy", "another dry run is running; try again shortly", headers={"Retry-After": "5"})
     async with _simulations:
         try:
             doc = await asyncio.to_thread(
-                fn,
+                engine_api.simulate,
                 svc.rs,
                 uid,
                 days=body.days,
@@ -389,13 +379,13 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
                 faults=list(body.faults),
             )
         except (ValueError, KeyError) as e:
+            field = "faults" if type(e).__name__ == "FaultError" else "start"
+            message = str(e).strip("'\"")
             raise ApiError(
                 422,
                 "validation_error",
-                str(e).strip("'\""),
-                detail=[
-                    {"loc": ["faults" if "fault" in str(e).lower() else "start"], "msg": str(e), "type": "value_error"}
-                ],
+                message,
+                detail=[{"loc": [field], "msg": message, "type": "value_error"}],
             ) from None
     return json_response(doc)
 

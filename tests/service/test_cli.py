@@ -1,0 +1,117 @@
+"""The service's subcommands: db migrate/status/sync, token, aggregate, and serve as installed."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hydro_rules.cli import main
+from hydro_rules.service.devservers import free_port
+from hydro_rules.store import connect_once
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+
+async def _fetch(url, sql):
+    conn = await connect_once(url)
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+def test_db_migrate_status_and_sync(fresh_database, capsys):
+    url = fresh_database()
+    assert main(["db", "status", "--database-url", url]) == 1  # pending
+    assert main(["db", "migrate", "--database-url", url]) == 0
+    assert "applied 0001_initial" in capsys.readouterr().out
+    assert main(["db", "migrate", "--database-url", url]) == 0
+    assert "already up to date" in capsys.readouterr().out
+    assert main(["db", "status", "--database-url", url]) == 0
+    assert main(["db", "sync", str(EXAMPLES), "--database-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "2 zone(s)" in out and "nd-ph-1" in out and "not validated" in out
+    zones = asyncio.run(_fetch(url, "SELECT uid FROM zones ORDER BY uid"))
+    assert [z["uid"] for z in zones] == ["zn-1", "zn-2"]
+    assert main(["db", "sync", str(EXAMPLES), "--validate", "--database-url", url]) == 0
+    assert asyncio.run(_fetch(url, "SELECT bool_and(validated) v FROM nodes"))[0]["v"]
+    assert main(["db", "migrate", "--database-url", "postgresql://postgres@127.0.0.1:1/nothing"]) == 1
+
+
+def test_token_create_prints_only_the_token_on_stdout(database_url, capsys):
+    assert (
+        main(
+            [
+                "token",
+                "create",
+                "--scope",
+                "ingest",
+                "--scope",
+                "read",
+                "--name",
+                "gateway",
+                "--database-url",
+                database_url,
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    token = captured.out.strip()
+    assert token.startswith("hr_") and "\n" not in token
+    assert "gateway" in captured.err
+    assert main(["token", "list", "--database-url", database_url]) == 0
+    assert "gateway" in capsys.readouterr().out
+    assert main(["token", "revoke", token[3:15], "--database-url", database_url]) == 0
+    with pytest.raises(SystemExit):
+        main(["token", "create", "--scope", "admin", "--database-url", database_url])
+
+
+def test_aggregate_once(site_database, capsys):
+    assert main(["aggregate", "--site", str(EXAMPLES), "--database-url", site_database]) == 0
+    assert "aggregated" in capsys.readouterr().out
+
+
+def test_serve_runs_the_service(site_database):
+    port = free_port()
+    env = {**os.environ, "HYDRO_DATABASE_URL": site_database}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from hydro_rules.cli import main; sys.exit(main())",
+            "serve",
+            "--site",
+            str(EXAMPLES),
+            "--port",
+            str(port),
+            "--no-mqtt",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                if health.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert health is not None and health.json()["status"] == "ok", proc.stdout.read() if proc.poll() else health
+        assert httpx.post(f"http://127.0.0.1:{port}/ingest/telemetry", json={"samples": []}).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)

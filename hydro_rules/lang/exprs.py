@@ -519,6 +519,7 @@ def _unit_hint(a, b) -> str | None:
 
 
 # ---- rendering --------------------------------------------------------------------------
+_CMP = ("<", "<=", ">", ">=", "==", "!=")
 _PREC = {
     "or": 1,
     "and": 2,
@@ -551,7 +552,9 @@ def render(e, parent: int = 0) -> str:
         p = _PREC["is"]
     elif isinstance(e, A.Unary):
         if e.op == "not":
-            s, p = "not " + render(e.operand, _PREC["not"]), _PREC["not"]
+            # `not (pump is on)` reads as meant; `not pump is on` is the same to the parser, not to people
+            clear = isinstance(e.operand, A.IsCheck) or (isinstance(e.operand, A.Binary) and e.operand.op in _CMP)
+            s, p = "not " + render(e.operand, _PREC["is"] + 10 if clear else _PREC["not"]), _PREC["not"]
         else:
             s, p = "-" + render(e.operand, _PREC["neg"]), _PREC["neg"]
     elif isinstance(e, A.Binary):

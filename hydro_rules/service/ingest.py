@@ -25,7 +25,7 @@ from ..store import alerts as alert_store
 from ..store import nodes as node_store
 from ..store import telemetry as telemetry_store
 from ..store.nodes import NodeInfo
-from ..store.partitions import Partitions, day_of
+from ..store.partitions import Partitions
 from .config import Settings
 from .logs import Throttled
 
@@ -229,23 +229,24 @@ class IngestCore:
         return result
 
     async def _write(self, rows: list, seen: dict, unknown_metrics: dict) -> int:
-        days = {day_of(r[0].timestamp()) for r in rows}
-        for attempt in (1, 2):
+        days = {r[0].date() for r in rows}  # UTC datetimes: their date is the partition's day
+        dedupe = False
+        for _ in range(3):
             async with self.db.acquire() as conn:
                 await self.partitions.ensure(conn, days)
                 try:
                     async with conn.transaction():
-                        stored = await telemetry_store.write_samples(conn, rows)
+                        stored = await telemetry_store.write_samples(conn, rows, dedupe=dedupe)
                         await telemetry_store.upsert_last(conn, rows)
                         await node_store.touch(conn, seen)
                         await self._raise_unknown_metrics(conn, unknown_metrics)
                     return stored
+                except asyncpg.UniqueViolationError:
+                    dedupe = True  # some of these samples are stored already (a redelivery)
                 except asyncpg.CheckViolationError:
-                    if attempt == 2:
-                        raise
                     # a partition we believed in is gone (dropped by retention): look again
                     self.partitions.forget()
-        return 0
+        raise RuntimeError("telemetry batch could not be written after 3 attempts")
 
     async def _raise_unknown_metrics(self, conn, unknown: dict) -> None:
         for (node, metric), count in sorted(unknown.items(), key=lambda kv: (kv[0][0].uid, kv[0][1])):

@@ -43,13 +43,13 @@ def _build(specs: tuple) -> dict:
         if params:
             op["parameters"] = params
         if s.body is not None:
-            schema = s.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema = s.body.json_schema(ref_template="#/components/schemas/{model}")
             for name, sub in schema.pop("$defs", {}).items():
                 schemas[name] = sub
-            schemas[s.body.__name__] = schema
+            schemas[s.body.name] = schema
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{s.body.__name__}"}}},
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{s.body.name}"}}},
             }
         if s.scope is not None:
             op["security"] = [{"bearer": [s.scope]}]

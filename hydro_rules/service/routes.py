@@ -29,6 +29,7 @@ from .app import Service
 from .commands import CommandRefused, CommandRequest
 from .ingest import Sample
 from .openapi import build_spec
+from .schemas import epoch
 from .web import ApiError, json_response, parse_body
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class Spec:
     fn: Handler
     summary: str
     scope: str | None  # None: no token needed
-    body: type[BaseModel] | None = None
+    body: schemas.Body | None = None
     query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
     responses: tuple[int, ...] = ()
 
@@ -123,9 +124,9 @@ async def openapi(svc: Service, request, token, body) -> Response:
     return json_response(build_spec(SPECS))
 
 
-async def ingest_telemetry(svc: Service, request, token, body: schemas.IngestRequest) -> Response:
+async def ingest_telemetry(svc: Service, request, token, body: dict) -> Response:
     _ready(svc)
-    if len(body.samples) > svc.settings.max_samples_per_request:
+    if len(body["samples"]) > svc.settings.max_samples_per_request:
         raise ApiError(
             413,
             "too_many_samples",
@@ -133,7 +134,16 @@ async def ingest_telemetry(svc: Service, request, token, body: schemas.IngestReq
             limit=svc.settings.max_samples_per_request,
         )
     samples = [
-        Sample(s.node_uid, s.metric_type, s.value, s.epoch(), s.zone_uid, s.channel, s.raw) for s in body.samples
+        Sample(
+            s["node_uid"],
+            s["metric_type"],
+            s["value"],
+            epoch(s["ts"]),
+            s.get("zone_uid"),
+            s.get("channel"),
+            s.get("raw"),
+        )
+        for s in body["samples"]
     ]
     result = await svc.core.ingest(samples)
     return json_response(
@@ -399,7 +409,7 @@ SPECS: tuple[Spec, ...] = (
         ingest_telemetry,
         "Store a batch of telemetry samples (§2.1)",
         "ingest",
-        schemas.IngestRequest,
+        schemas.Body(schemas.IngestRequest),
         responses=(200, 401, 403, 413, 422, 503),
     ),
     Spec(
@@ -408,7 +418,7 @@ SPECS: tuple[Spec, ...] = (
         register_node,
         "Register, bind and validate a node (§6.3)",
         "operator",
-        schemas.RegisterRequest,
+        schemas.Body(schemas.RegisterRequest),
         responses=(200, 401, 403, 422, 503),
     ),
     Spec("GET", "/nodes", list_nodes, "Nodes and their liveness", "read", query=(("zone", "string", "zone uid"),)),
@@ -487,7 +497,7 @@ SPECS: tuple[Spec, ...] = (
         post_command,
         "Send a command: guard, record, sign, publish",
         "operator",
-        schemas.CommandIn,
+        schemas.Body(schemas.CommandIn),
         responses=(202, 401, 403, 404, 409, 422, 503),
     ),
     Spec(
@@ -512,7 +522,7 @@ SPECS: tuple[Spec, ...] = (
         safety_reset,
         "Resolve the zone's safety-lock alerts (§16.2)",
         "operator",
-        schemas.ResetIn,
+        schemas.Body(schemas.ResetIn),
         responses=(200, 401, 403, 404, 422, 503),
     ),
     Spec(
@@ -521,7 +531,7 @@ SPECS: tuple[Spec, ...] = (
         simulate,
         "Dry run of the zone through the engine and the twin (§4)",
         "read",
-        schemas.SimulateIn,
+        schemas.Body(schemas.SimulateIn),
         responses=(200, 401, 403, 404, 422, 429, 503),
     ),
 )

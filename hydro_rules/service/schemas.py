@@ -3,37 +3,56 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from typing_extensions import TypedDict
 
 UID = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
-class TelemetrySampleIn(BaseModel):
+class TelemetrySampleIn(TypedDict):
     """One sample (§2.1). `ts`: ISO 8601 (UTC if no offset) or epoch seconds. NaN and infinities
-    are accepted here and rejected per sample with a reason."""
+    are accepted here and rejected per sample with a reason.
 
-    model_config = ConfigDict(extra="forbid")
+    A TypedDict, not a model: validating a 1,000-sample batch this way costs less than half as much.
+    """
 
-    node_uid: str = Field(pattern=UID)
-    zone_uid: str | None = Field(None, pattern=UID)
-    metric_type: str = Field(min_length=1, max_length=64)
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    node_uid: Annotated[str, Field(pattern=UID)]
+    zone_uid: NotRequired[Annotated[str, Field(pattern=UID)] | None]
+    metric_type: Annotated[str, Field(min_length=1, max_length=64)]
     value: float
     ts: float | datetime
-    channel: str | None = Field(None, pattern=UID)
-    raw: dict | None = None
-
-    def epoch(self) -> float:
-        if isinstance(self.ts, datetime):
-            ts = self.ts if self.ts.tzinfo else self.ts.replace(tzinfo=UTC)
-            return ts.timestamp()
-        return self.ts
+    channel: NotRequired[Annotated[str, Field(pattern=UID)] | None]
+    raw: NotRequired[dict | None]
 
 
-class IngestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class IngestRequest(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
     samples: list[TelemetrySampleIn]
+
+
+def epoch(ts: float | datetime) -> float:
+    if isinstance(ts, datetime):
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+    return ts
+
+
+class Body:
+    """A request body type (pydantic model or TypedDict) with its validator and name."""
+
+    def __init__(self, typ) -> None:
+        self.name = typ.__name__
+        self.adapter = TypeAdapter(typ)
+
+    def validate_json(self, raw: bytes):
+        return self.adapter.validate_json(raw)
+
+    def json_schema(self, ref_template: str) -> dict:
+        return self.adapter.json_schema(ref_template=ref_template)
 
 
 class RegisterRequest(BaseModel):

@@ -7,7 +7,7 @@ import math
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -95,8 +95,8 @@ def validation_details(e: ValidationError) -> list[dict]:
     return [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in e.errors()]
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
-    """The body validated as `model`; 400 for bytes that are not JSON, 422 with field paths otherwise."""
+async def parse_body(request: Request, body):
+    """The body validated by `body` (a schemas.Body); 400 for bytes that are not JSON, 422 with field paths."""
     raw = await request.body()
     if not raw:
         raise ApiError(
@@ -106,7 +106,7 @@ async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
             detail=[{"loc": [], "msg": "body required", "type": "missing"}],
         )
     try:
-        return model.model_validate_json(raw)
+        return body.validate_json(raw)
     except ValidationError as e:
         errors = e.errors()
         if errors and errors[0]["type"] == "json_invalid":

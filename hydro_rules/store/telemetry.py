@@ -14,21 +14,20 @@ COLUMNS = ("ts", "zone_id", "node_id", "metric_type", "value", "channel", "raw")
 SampleRow = tuple  # (datetime, int, int, str, float, str | None, dict | None)
 
 
-async def write_samples(conn: asyncpg.Connection, rows: Sequence[SampleRow]) -> int:
-    """Store rows with COPY; a sample already stored (same node, metric, ts) is kept once.
+async def write_samples(conn: asyncpg.Connection, rows: Sequence[SampleRow], *, dedupe: bool = False) -> int:
+    """Store rows; return how many were new. Run it inside a transaction.
 
-    Must run inside a transaction. Returns how many rows were new. Redeliveries
-    are rare, so COPY is tried first and the slower de-duplicating insert is
-    used only when COPY meets a row that is already there.
+    By default rows go in with COPY, and a row already stored (same node, metric,
+    ts: a redelivery) makes it raise UniqueViolationError, which aborts the
+    transaction: the caller then writes the batch again with `dedupe=True`,
+    which keeps each sample once. Redeliveries are rare, so the fast path is
+    the common one.
     """
     if not rows:
         return 0
-    try:
-        async with conn.transaction():  # a savepoint: a failed COPY leaves the outer transaction usable
-            await conn.copy_records_to_table("telemetry_samples", records=rows, columns=COLUMNS)
+    if not dedupe:
+        await conn.copy_records_to_table("telemetry_samples", records=rows, columns=COLUMNS)
         return len(rows)
-    except asyncpg.UniqueViolationError:
-        pass
     cols = list(zip(*rows))
     status = await conn.execute(
         """INSERT INTO telemetry_samples (ts, zone_id, node_id, metric_type, value, channel, raw)

@@ -171,9 +171,9 @@ class MqttClient:
                 delay = min(delay * 2, 5.0)
 
     async def disconnect(self) -> None:
+        self.connected.clear()  # first: a disconnect we asked for is not a lost connection
         with contextlib.suppress(OSError, asyncio.TimeoutError, AttributeError):
             await asyncio.wait_for(self._client.disconnect(), 5)
-        self.connected.clear()
 
     @property
     def is_connected(self) -> bool:

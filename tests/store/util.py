@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+from asyncpg import UniqueViolationError
+
 from hydro_rules.store import telemetry
 from hydro_rules.store.partitions import Partitions
 
@@ -20,7 +22,12 @@ async def put(conn, rows: list[tuple]) -> int:
     known = await ids(conn)
     out = [(at(ts), known[z], known[n], m, float(v), None, None) for ts, z, n, m, v in rows]
     await Partitions().ensure(conn, {r[0].date() for r in out})
-    async with conn.transaction():
-        stored = await telemetry.write_samples(conn, out)
-        await telemetry.upsert_last(conn, out)
+    try:
+        async with conn.transaction():
+            stored = await telemetry.write_samples(conn, out)
+            await telemetry.upsert_last(conn, out)
+    except UniqueViolationError:
+        async with conn.transaction():
+            stored = await telemetry.write_samples(conn, out, dedupe=True)
+            await telemetry.upsert_last(conn, out)
     return stored

@@ -115,3 +115,30 @@ def test_serve_runs_the_service(site_database):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_aggregates_periodically(site_database):
+    """Inside `serve`, the aggregator runs every aggregate_every_s seconds."""
+    from hydro_rules.lang.loader import load
+    from hydro_rules.service.app import Service
+    from hydro_rules.service.ingest import Sample
+
+    from .conftest import make_settings
+
+    async def go():
+        settings = make_settings(site_database, None).model_copy(update={"aggregate_every_s": 0.2})
+        svc = Service(settings, load(EXAMPLES).ruleset)
+        await svc.start()
+        try:
+            await svc.wait_ready(10)
+            await svc.core.ingest([Sample("nd-ph-1", "PH", 6.0, time.time() - 120)])
+            for _ in range(50):
+                rows = await _fetch(site_database, "SELECT count(*) n FROM telemetry_agg_1m")
+                if rows[0]["n"]:
+                    return True
+                await asyncio.sleep(0.1)
+            return False
+        finally:
+            await svc.stop()
+
+    assert asyncio.run(go())

@@ -202,10 +202,3 @@ async def serve(service: Service) -> None:
         lifespan="on",
     )
     await uvicorn.Server(config).serve()
-
-
-def not_ready_reason(service: Service) -> str:
-    return service.problem or "starting"
-
-
-__all__ = ["Service", "create_app", "serve", "DatabaseUnavailable"]

@@ -196,6 +196,40 @@ class CommandService:
         async with self.db.acquire() as conn:
             return await command_store.get(conn, cmd_id)
 
+    async def dispatch(self, command) -> dict:
+        """Record, sign and publish a command the engine decided (its guards already asked).
+
+        `command` is an engine `decisions.Command` (cmd_id, zone_uid, channel,
+        node_uid, channel_key, cmd, params, rule). Raises CommandRefused (503)
+        when the broker cannot take it; the command is then recorded `failed`.
+        """
+        now = self.clock()
+        async with self.db.acquire() as conn:
+            node = await node_store.get(conn, command.node_uid)
+            zone_row = await zone_store.get(conn, command.zone_uid)
+            if node is None or zone_row is None:
+                raise CommandRefused(409, "not_synced", f"{command.zone_uid}/{command.node_uid} is not in the database")
+            if not node["secret"]:
+                raise CommandRefused(409, "node_has_no_secret", f"node {command.node_uid} has no command secret")
+            await command_store.create(
+                conn,
+                cmd_id=command.cmd_id,
+                zone_id=zone_row["id"],
+                node_id=node["id"],
+                channel=command.channel,
+                channel_key=command.channel_key,
+                cmd=command.cmd,
+                params=command.params,
+                ruleset_version=self.rs.ruleset_version,
+                rule=command.rule,
+                source="engine",
+            )
+        topic = topics.command(zone_row["greenhouse_uid"], command.zone_uid, command.node_uid, command.channel_key)
+        body = payloads.command(node["secret"], command.cmd_id, command.cmd, command.params, int(now))
+        await self._publish(command.cmd_id, topic, body)
+        async with self.db.acquire() as conn:
+            return await command_store.get(conn, command.cmd_id)
+
     async def _guard(self, conn, req: CommandRequest, zone_row: dict, now: float, by: str) -> dict | None:
         state = await zone_store.engine_state(conn, zone_row["id"])
         readings = [

@@ -38,13 +38,20 @@ async def raise_alert(
     count: int = 1,
     at: datetime | None = None,
 ) -> Raised:
-    """Create the alert, or add `count` occurrences to the active one with the same key."""
+    """Create the alert, or add `count` occurrences to the active one with the same key.
+
+    Details naming the same `cmd_id` as the active alert's are the same occurrence
+    told again (a command_response seen by both the service and the engine).
+    """
     row = await conn.fetchrow(
         """INSERT INTO alerts (zone_id, node_id, source, code, type, severity, channel, dedup_key, details, locks,
                                ruleset_version, occurrences, first_seen_at, last_seen_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()), coalesce($13, now()))
            ON CONFLICT ((coalesce(zone_id, 0)), code, dedup_key) WHERE status = 'ACTIVE' DO UPDATE SET
-               occurrences = alerts.occurrences + EXCLUDED.occurrences,
+               -- the same failed command reported twice (the service and the engine) is one occurrence
+               occurrences = alerts.occurrences + CASE
+                   WHEN EXCLUDED.details ? 'cmd_id' AND alerts.details->>'cmd_id' = EXCLUDED.details->>'cmd_id'
+                   THEN 0 ELSE EXCLUDED.occurrences END,
                last_seen_at = greatest(alerts.last_seen_at, EXCLUDED.last_seen_at),
                details = EXCLUDED.details,
                ruleset_version = EXCLUDED.ruleset_version

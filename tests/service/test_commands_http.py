@@ -206,3 +206,28 @@ async def test_a_node_without_a_secret_gets_no_commands(http, tokens):
         json={"zone_uid": "zn-7", "channel": "pump_recirc", "cmd": "restart"},
     )
     assert r.status_code == 404
+
+
+async def test_engine_commands_take_the_same_record_sign_publish_path(mqtt_service, http, tokens, mqtt_url):
+    from hydro_rules.engine.decisions import Command
+
+    secret = await _secret(http, tokens, "nd-pump-1")
+    async with FakeNode(mqtt_url, "nd-pump-1", secret) as node:
+        now = time.time()
+        decided = Command(
+            f"zn-1-{int(now)}-1",
+            "zn-1",
+            "pump_recirc",
+            "nd-pump-1",
+            "pump_recirc",
+            "set_relay",
+            {"state": False, "duration_ms": 600000},
+            now,
+            "recirculation duty",
+            "off",
+        )
+        cmd = await mqtt_service.commands.dispatch(decided)
+        assert cmd["source"] == "engine" and cmd["rule"] == "recirculation duty"
+        topic, wire, ok = await asyncio.wait_for(node.received.get(), 5)
+        assert ok and wire["cmd_id"] == decided.cmd_id and wire["params"] == decided.params
+        await _status(http, tokens, decided.cmd_id, "done")

@@ -76,3 +76,11 @@ async def test_infra_alerts_without_zone_deduplicate_too(db):
                 conn, zone_id=None, source="infra", code="infra_unknown_metric", type="x", dedup_key="nd-x/ORP"
             )
         assert r.occurrences == 3
+
+
+async def test_the_same_failed_command_reported_twice_is_one_occurrence(db):
+    async with db.acquire() as conn:
+        await _raise(conn, details={"cmd_id": "c-1", "current_ma": 2300})
+        again = await _raise(conn, details={"error_code": "overcurrent", "cmd_id": "c-1"})
+        assert again.occurrences == 1
+        assert (await _raise(conn, details={"cmd_id": "c-2"})).occurrences == 2

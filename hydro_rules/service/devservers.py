@@ -52,6 +52,14 @@ def _pg_bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 def postgres_available() -> bool:
     return _pg_bindir() is not None
 
@@ -73,10 +81,13 @@ class ThrowawayPostgres:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self._as_user: list[str] = []
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
+        if os.geteuid() == 0:  # initdb refuses root: run the cluster as an unprivileged system user
+            user = next((u for u in ("postgres", "nobody") if _user_exists(u)), None)
+            if user is None or shutil.which("runuser") is None:
+                raise RuntimeError("as root, starting PostgreSQL needs runuser and a `postgres` or `nobody` user")
+            pw = pwd.getpwnam(user)
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
-            self._as_user = ["runuser", "-u", "postgres", "--"]
+            self._as_user = ["runuser", "-u", user, "--"]
 
     @property
     def dsn(self) -> str:

@@ -117,7 +117,8 @@ def _ready(svc: Service) -> None:
 # ---- handlers -------------------------------------------------------------------------
 async def health(svc: Service, request, token, body) -> Response:
     h = await svc.health()
-    return json_response(h, 200 if h["status"] == "ok" else 503)
+    # 503 only when nothing can be stored; a lost broker is "degraded" while HTTP ingest still works
+    return json_response(h, 200 if h["database"] and h["ready"] else 503)
 
 
 async def openapi(svc: Service, request, token, body) -> Response:

@@ -1,5 +1,6 @@
 """The HTTP door: tokens and scopes, validation with field paths, size limits, and every route."""
 
+import asyncio
 import time
 
 import pytest
@@ -236,3 +237,25 @@ async def test_health_and_openapi(http):
     ingest = spec["paths"]["/ingest/telemetry"]["post"]
     assert ingest["security"] == [{"bearer": ["ingest"]}] and "422" in ingest["responses"]
     assert "TelemetrySampleIn" in spec["components"]["schemas"]
+
+
+async def test_without_the_broker_http_ingest_goes_on_and_health_says_degraded(db, database_url, site, tokens):
+    from hydro_rules.service.app import Service
+
+    from .conftest import client_for, make_settings
+
+    svc = Service(make_settings(database_url, "mqtt://127.0.0.1:1"), site, with_aggregator=False)
+    await svc.start()
+    try:
+        await asyncio.wait_for(svc.ready.wait(), 10)
+        async with client_for(svc) as http:
+            r = await http.get("/health")
+            assert r.status_code == 200 and r.json()["status"] == "degraded" and r.json()["mqtt"] is False
+            r = await http.post(
+                "/ingest/telemetry",
+                headers=auth(tokens["ingest"]),
+                json={"samples": [{"node_uid": "nd-ph-1", "metric_type": "PH", "value": 6.0, "ts": NOW}]},
+            )
+            assert r.json()["counts"]["accepted"] == 1
+    finally:
+        await svc.stop()

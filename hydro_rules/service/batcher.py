@@ -84,15 +84,24 @@ class Batcher:
                 for _, f in live:
                     f.cancel()
                 raise
-            except Exception as e:  # a bug, not an outage: fail these messages, keep serving the rest
-                log.exception("ingest batch of %d failed", len(live))
-                for _, f in live:
-                    if not f.done():
-                        f.set_exception(e)
+            except Exception:  # a bug, not an outage: find the sample(s) it is about, keep the rest
+                log.exception("ingest batch of %d failed; storing its samples one by one", len(live))
+                await self._one_by_one(live)
                 continue
             for (_, f), outcome in zip(live, outcomes):
                 if not f.done():
                     f.set_result(outcome)
+
+    async def _one_by_one(self, live: list[tuple[Sample, asyncio.Future]]) -> None:
+        for sample, fut in live:
+            try:
+                [outcome] = await self._store([sample])
+            except Exception as e:
+                if not fut.done():
+                    fut.set_exception(e)
+            else:
+                if not fut.done():
+                    fut.set_result(outcome)
 
     async def _store(self, samples: list[Sample]) -> list[str]:
         delay = 0.1

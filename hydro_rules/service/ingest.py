@@ -76,6 +76,23 @@ class IngestResult:
         return out
 
 
+def _json_safe(raw: dict | None) -> dict | None:
+    """The sample's extra keys as storable JSON: NaN and infinities (which JSON lacks) become null."""
+    if not raw:
+        return None
+    return _finite(raw)
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
 def _ts(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
@@ -216,7 +233,7 @@ class IngestCore:
                         outcome = INVALID_VALUE
                     else:
                         at = _ts(s.ts)
-                        rows.append((at, node.zone_id, node.id, metric, float(s.value), s.channel, s.raw or None))
+                        rows.append((at, node.zone_id, node.id, metric, float(s.value), s.channel, _json_safe(s.raw)))
                         if node.id not in seen or seen[node.id] < at:
                             seen[node.id] = at
                         continue

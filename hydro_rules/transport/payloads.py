@@ -24,9 +24,15 @@ class Malformed(ValueError):
     """A payload that does not follow the protocol."""
 
 
-def _object(payload: bytes) -> dict:
+def _no_constant(name: str):
+    return None  # NaN, Infinity: not JSON; a document keeps them as null
+
+
+def _object(payload: bytes, *, keep_nan: bool = False) -> dict:
+    """The payload as a JSON object. NaN and infinities become null unless `keep_nan`
+    (telemetry keeps them, so that the value is refused as invalid with a reason)."""
     try:
-        data = json.loads(payload)
+        data = json.loads(payload) if keep_nan else json.loads(payload, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise Malformed(f"not JSON: {e}") from e
     if not isinstance(data, dict):
@@ -72,7 +78,7 @@ class Telemetry:
 
 
 def telemetry(payload: bytes) -> Telemetry:
-    data = _object(payload)
+    data = _object(payload, keep_nan=True)
     metric = _text(data, "metric_type")
     value = data.get("value")
     if value is None:

@@ -1,5 +1,6 @@
 """The ingest core: vocabulary, node checks and value checks, each rejection with its reason."""
 
+import asyncio
 import math
 import time
 
@@ -101,3 +102,33 @@ async def test_node_last_seen_moves_with_telemetry(core, db):
     async with db.acquire() as conn:
         seen = await conn.fetchval("SELECT last_seen_at FROM nodes WHERE uid = 'nd-ph-1'")
     assert abs(seen.timestamp() - (NOW - 2)) < 1e-3
+
+
+async def test_extra_keys_with_nan_are_stored_as_null(core, db):
+    r = await core.ingest([Sample("nd-ph-1", "PH", 6.0, NOW, raw={"raw": math.nan, "probe": [1.0, math.inf]})])
+    assert r.counts["accepted"] == 1
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT raw FROM telemetry_samples") == {"raw": None, "probe": [1.0, None]}
+
+
+async def test_one_failing_sample_does_not_sink_its_batch(core):
+    from hydro_rules.service.batcher import Batcher
+
+    real = core.ingest
+
+    async def ingest(samples):  # a sample the core cannot handle (a bug, not an outage)
+        if any(s.metric == "BOOM" for s in samples):
+            raise RuntimeError("boom")
+        return await real(samples)
+
+    core.ingest = ingest
+    batcher = Batcher(core, linger_s=0.05)
+    batcher.start()
+    try:
+        good = [batcher.submit(Sample("nd-ph-1", "PH", 6.0 + i / 10, NOW - i)) for i in range(5)]
+        bad = batcher.submit(Sample("nd-ph-1", "BOOM", 1, NOW))
+        results = await asyncio.gather(*good, bad, return_exceptions=True)
+    finally:
+        await batcher.stop()
+    assert results[:5] == ["accepted"] * 5
+    assert isinstance(results[5], RuntimeError)

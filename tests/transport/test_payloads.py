@@ -1,6 +1,7 @@
 """Payload parsing: what real nodes send is accepted; what breaks the protocol is refused with a reason."""
 
 import json
+import math
 
 import pytest
 
@@ -131,3 +132,10 @@ def test_time_response():
         "unix_ts": 1710001234,
         "server_time": 1710001234,
     }
+
+
+def test_nan_survives_in_telemetry_values_but_never_in_documents():
+    assert math.isnan(payloads.telemetry(b'{"metric_type": "PH", "value": NaN, "ts": 1}').value)  # refused later
+    r = payloads.command_response(b'{"cmd_id": "c1", "status": "DONE", "ts": 1, "details": {"current_ma": NaN}}')
+    assert r.details == {"current_ma": None}
+    assert payloads.document(b'{"x": Infinity}') == {"x": None}

@@ -150,6 +150,8 @@ class IngestCore:
         self.partitions = Partitions()
         self.node_cache_s = node_cache_s
         self._nodes: dict[str, tuple[NodeInfo | None, float]] = {}
+        self._canonical: dict[tuple, str | None] = {}  # (name, zone, node, channel) -> metric
+        self._ranges = {name: (m.low, m.high) for name, m in ruleset.metrics.items()}
         self._log = Throttled(log)
 
     # ---- nodes -----------------------------------------------------------------------
@@ -210,6 +212,8 @@ class IngestCore:
         rows = []
         seen: dict[int, datetime] = {}
         unknown_metrics: dict[tuple[NodeInfo, str], int] = {}
+        oldest, newest = now - self.settings.max_sample_age_s, now + self.settings.max_clock_skew_s
+        canonical, ranges = self._canonical, self._ranges
         for i, s in enumerate(samples):
             node = nodes.get(s.node_uid)
             outcome, reason = None, None
@@ -222,13 +226,24 @@ class IngestCore:
             elif s.zone_uid is not None and s.zone_uid != node.zone_uid:
                 outcome, reason = UNKNOWN_NODE, f"node {s.node_uid} belongs to zone {node.zone_uid}, not {s.zone_uid}"
             else:
-                metric = self.vocab.canonical(s.metric, node.zone_uid, s.node_uid, s.channel)
+                key = (s.metric, node.zone_uid, s.node_uid, s.channel)
+                metric = canonical.get(key, False)
+                if metric is False:
+                    metric = canonical[key] = self.vocab.canonical(*key)
+                    if len(canonical) > 100_000:
+                        canonical.clear()
                 if metric is None:
                     outcome, reason = UNKNOWN_METRIC, f"metric {s.metric!r} is not in the vocabulary"
                     key = (node, s.metric)
                     unknown_metrics[key] = unknown_metrics.get(key, 0) + 1
                 else:
-                    reason = self.check_value(metric, s.value, s.ts, now)
+                    v, ts = s.value, s.ts
+                    low, high = ranges[metric]
+                    fast = type(v) in (float, int) and type(ts) in (float, int)  # exact types: a bool is no number here
+                    if fast and low <= v <= high and oldest <= ts <= newest:  # NaN fails every comparison
+                        reason = None
+                    else:
+                        reason = self.check_value(metric, v, ts, now)
                     if reason:
                         outcome = INVALID_VALUE
                     else:

@@ -99,6 +99,10 @@ class ZoneProgram:
         """Bring the zone up to `now`: the telemetry (stale values become unknown), the recipe
         targets, and the commands whose duration is over (their node has fallen back by itself)."""
         self.now, self.st, self.snap = now, st, telemetry
+        if len(st.channels) < len(self.channels):  # a state saved before the zone gained a channel
+            for name, ch in self.channels.items():
+                if name not in st.channels:
+                    st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
         self._read_metrics()
         self._read_channels()
         self._targets()
@@ -111,10 +115,6 @@ class ZoneProgram:
         self.prepare(st, telemetry, now)
         self.dec = dec = Decisions()
         self._sweep_timeouts()
-        if len(st.channels) < len(self.channels):  # a state saved before the zone gained a channel
-            for name, ch in self.channels.items():
-                if name not in st.channels:
-                    st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
         if len(st.entered_at) < len(self.rs.machines) or None in st.entered_at.values():
             for mname, m in self.rs.machines.items():
                 if st.entered_at.get(mname) is None:  # not entered yet: run its enter actions
@@ -526,7 +526,7 @@ class ZoneProgram:
         """A command's duration is over: its node has fallen back to the fail-safe default by itself."""
         now = self.now
         for name, c in self.st.channels.items():
-            if c.commanded_until is not None and now >= c.commanded_until:
+            if c.commanded_until is not None and now >= c.commanded_until and name in self.channels:
                 ch = self.channels[name]
                 self._believe(c, ch, ch.fail_safe == "NC", c.commanded_until)
                 c.commanded_until = None
@@ -542,7 +542,7 @@ class ZoneProgram:
         limit = self.S["commands.response_timeout"]
         now = self.now
         for name, c in self.st.channels.items():
-            if not c.pending:
+            if not c.pending or name not in self.channels:  # no longer bound: nothing to sweep
                 continue
             for cmd_id, sent in list(c.pending.items()):
                 if now - sent >= limit:

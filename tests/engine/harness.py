@@ -79,7 +79,8 @@ class Zone:
 
     def step(self):
         for ch, node in PUMP_NODES.items():  # pumps do as they are told unless the test says otherwise
-            on = self.state.channels[ch].is_on
+            c = self.state.channels.get(ch)
+            on = c is not None and c.is_on
             if f"{ch}__flow" not in self.readings:
                 self.snap[(node, "flow_rate")] = (NOMINAL[ch][0] if on else 0.0, self.now)
             if f"{ch}__current" not in self.readings:

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hydro_rules.engine import interp
 from hydro_rules.engine.codegen import ExprCompiler
 from hydro_rules.engine.compiler import _all_expressions
-from hydro_rules.engine.state import ACTIVE, AlertState
+from hydro_rules.engine.state import ACTIVE, AlertState, ZoneState
 
 from .harness import PUMP_NODES, T0, Zone
 
@@ -115,3 +115,16 @@ def test_state_survives_a_json_round_trip():
     assert z2.commands, "the half hour after the snapshot has commands to compare"
     assert [c.to_json() for c in z.commands[before:]] == [c.to_json() for c in z2.commands]
     assert z.state.to_json() == z2.state.to_json()
+
+
+def test_a_state_saved_for_another_zone_shape_still_evaluates():
+    """A site adds or removes a channel between restarts: the saved state must not break the daemon."""
+    z = Zone()
+    z.set(ph=6.0, ec=1.4, temp_water=21.0, water_level=90.0).tick(15)
+    data = z.state.to_json()
+    data["channels"].pop("pump_fill")  # the zone gained pump_fill since
+    data["channels"]["pump_old"] = dict(data["channels"]["pump_drain"], pending={"x-1": z.now - 600})
+    z.state = ZoneState.from_json(data)
+    z.tick(5)
+    assert z.state.channels["pump_fill"].is_on is False
+    assert z.state.channels["pump_old"].pending == {"x-1": z.now - 900}, "an unbound channel is left alone"

@@ -99,7 +99,7 @@ class ZoneProgram:
         """Bring the zone up to `now`: the telemetry (stale values become unknown), the recipe
         targets, and the commands whose duration is over (their node has fallen back by itself)."""
         self.now, self.st, self.snap = now, st, telemetry
-        if len(st.channels) < len(self.channels):  # a state saved before the zone gained a channel
+        if not self.channels.keys() <= st.channels.keys():  # a state saved before the zone gained a channel
             for name, ch in self.channels.items():
                 if name not in st.channels:
                     st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)

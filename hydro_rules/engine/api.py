@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .. import messages as W
 from ..lang import model as M
 from .compiler import CompiledRuleSet
-from .state import ZoneState
+from .state import ACTIVE, AlertState, ZoneState
 
 _CACHE: dict[str, CompiledRuleSet] = {}
 
@@ -58,22 +58,39 @@ def check_start(
     engine_state: dict | ZoneState | None,
     readings: list[W.Reading],
     now: float,
+    *,
+    active_alerts: list[tuple[str, str | None]] | None = None,
+    failures: dict[str, list[float]] | None = None,
 ) -> GuardVerdict:
     """May `channel` of the zone be started now? Asks every guard that protects it.
 
     A deny that holds, or that cannot be decided because a value is unknown,
-    refuses, exactly as in the engine's own starts.
+    refuses, exactly as in the engine's own starts. `active_alerts` (code, channel)
+    and `failures` (channel -> times of failed or timed-out commands) are what the
+    store knows beyond the engine's saved state: an alert the service raised from
+    a node's answer locks the channel here too, and an alert an operator's reset
+    resolved in the store no longer locks it. The state passed in is not changed.
     """
     c = compiled(ruleset)
     prog = c.program(zone_uid)
     if channel not in prog.channels:
         raise KeyError(f"zone {zone_uid} has no channel {channel!r}")
     if isinstance(engine_state, ZoneState):
-        st = engine_state
+        st = ZoneState.from_json(engine_state.to_json())
     elif engine_state:
         st = ZoneState.from_json(engine_state)
     else:
         st = prog.new_state(now)
+    if active_alerts is not None:  # the store is the record of alerts: resets happen there
+        known = set(active_alerts)
+        for key in [k for k, a in st.alerts.items() if a.status == ACTIVE and k not in known]:
+            del st.alerts[key]
+        for code, ch in known:
+            if code in ruleset.alerts and (code, ch) not in st.alerts:
+                st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, now, raised_at=now)
+    for ch, times in (failures or {}).items():
+        if ch in st.channels:
+            st.channels[ch].failures = sorted(set(st.channels[ch].failures) | set(times))
     guards = protecting_guards(ruleset, prog.channels[channel])
     prog.prepare(st, telemetry_of(readings), now)
     verdict = prog.guard_verdict(channel, guards)

@@ -20,6 +20,7 @@ from .. import messages as W
 from ..engine.api import check_start
 from ..lang.model import RuleSet
 from ..store import Database
+from ..store import alerts as alert_store
 from ..store import commands as command_store
 from ..store import nodes as node_store
 from ..store import telemetry as telemetry_store
@@ -236,7 +237,18 @@ class CommandService:
             W.Reading(r["node_uid"], r["metric_type"], r["value"], r["ts"].timestamp())
             for r in await telemetry_store.latest(conn, zone_row["id"])
         ]
-        verdict = check_start(self.rs, req.zone_uid, req.channel, state, readings, now)
+        verdict = check_start(
+            self.rs,
+            req.zone_uid,
+            req.channel,
+            state,
+            readings,
+            now,
+            active_alerts=await alert_store.active(conn, zone_row["id"]),
+            failures=await command_store.failure_times(
+                conn, zone_row["id"], datetime.fromtimestamp(now - 7 * 86400, UTC)
+            ),
+        )
         if verdict.allowed:
             return None
         if req.override:

@@ -136,3 +136,9 @@ async def list_alerts(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def active(conn: asyncpg.Connection, zone_id: int) -> list[tuple[str, str | None]]:
+    """(code, channel) of the zone's active alerts: what locks its channels."""
+    rows = await conn.fetch("SELECT code, channel FROM alerts WHERE zone_id = $1 AND status = 'ACTIVE'", zone_id)
+    return [(r["code"], r["channel"]) for r in rows]

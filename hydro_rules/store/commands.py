@@ -238,3 +238,17 @@ async def list_commands(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def failure_times(conn: asyncpg.Connection, zone_id: int, since: datetime) -> dict[str, list[float]]:
+    """Per channel, when the zone's commands failed or timed out since `since` (for failures(pump, 1h))."""
+    rows = await conn.fetch(
+        """SELECT channel, coalesce(failed_at, timeout_at) AS at FROM commands
+           WHERE zone_id = $1 AND status IN ('failed', 'timeout') AND coalesce(failed_at, timeout_at) >= $2""",
+        zone_id,
+        since,
+    )
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(r["channel"], []).append(r["at"].timestamp())
+    return out

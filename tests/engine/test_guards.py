@@ -1,6 +1,7 @@
 """can_run_pump and the other guards (§16): asked before every start and while a pump runs."""
 
 from hydro_rules.engine.api import check_start
+from hydro_rules.engine.state import AlertState
 from hydro_rules.messages import Reading
 
 from .harness import T0, Zone, healthy
@@ -70,3 +71,22 @@ def test_too_many_failures_refuse_a_start():
     refused = [r for r in z.refusals if r.channel == "pump_drain" and r.guard == "can_run_pump"]
     assert refused and "failed commands" in refused[0].reason
     assert len(starts) <= 3
+
+
+def test_check_start_takes_the_stores_alerts_as_the_record():
+    z = Zone()
+    rs = z.loaded.ruleset
+    level = [Reading("nd-level", "water_level", 50.0, T0)]
+    locked = check_start(
+        rs, "zn-t", "pump_drain", None, level, T0 + 30, active_alerts=[("biz_overcurrent", "pump_drain")]
+    )
+    assert not locked.allowed and locked.guard == "can_run_pump"
+    # the engine's saved state still has the lock, but the operator's reset resolved it in the store
+    z.state.alerts[("biz_no_flow", "pump_drain")] = AlertState("biz_no_flow", "pump_drain", "active", T0)
+    saved = z.state.to_json()
+    assert not check_start(rs, "zn-t", "pump_drain", saved, level, T0 + 30).allowed
+    assert check_start(rs, "zn-t", "pump_drain", saved, level, T0 + 30, active_alerts=[]).allowed
+    assert z.state.to_json() == saved, "the state passed in is not changed"
+    fails = {"pump_drain": [T0 - 600, T0 - 300, T0 - 60]}
+    v = check_start(rs, "zn-t", "pump_drain", None, level, T0 + 30, failures=fails)
+    assert not v.allowed and "failed commands" in v.reason

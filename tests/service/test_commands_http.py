@@ -173,6 +173,16 @@ async def test_an_overcurrent_answer_fails_the_command_and_raises_biz_overcurren
     [alert] = [a for a in alerts if a["code"] == "biz_overcurrent"]
     assert alert["channel"] == "pump_drain" and alert["locks"] and alert["source"] == "biz"
     assert alert["details"]["current_ma"] == 2300 and alert["details"]["cmd_id"] == cmd["cmd_id"]
+    # the stored lock refuses the next manual start, like the engine's own starts, until the operator resets
+    body = {"zone_uid": "zn-1", "channel": "pump_drain", "cmd": "run_pump", "params": {"duration_ms": 2500}}
+    r = await http.post("/commands", headers=auth(tokens["operator"]), json=body)
+    assert r.status_code == 409, r.text
+    assert r.json()["guard"] == "can_run_pump" and "locked" in r.json()["reason"]
+    reset = {"reason": "pump replaced"}
+    assert (await http.post("/zones/zn-1/safety/reset", headers=auth(tokens["operator"]), json=reset)).is_success
+    async with FakeNode(mqtt_url, "nd-drain-1", secret):
+        r = await http.post("/commands", headers=auth(tokens["operator"]), json=body)
+        assert r.status_code == 202 or r.is_success, r.text
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,15 @@ from ..twin import FaultError, ZoneTwin, parse_fault
 from ..twin.faults import applies_to
 from .times import DEFAULT_START, iso, parse_time
 
-RECIRC = "pump_recirc"
+
+def recirculated(rs: M.RuleSet, zone: M.Zone) -> str | None:
+    """The zone's channel under recirculation duty (the target of a `recirculate` action), if any."""
+    for m in rs.machines.values():
+        for state in m.states.values():
+            for a in (*state.enter, *state.exit, *(x for t in state.transitions for x in t.actions)):
+                if a.verb == "recirculate" and a.target in zone.channels:
+                    return a.target
+    return None
 
 
 @dataclass
@@ -192,7 +200,7 @@ def _run_zone(
     snap: dict = {}
     open_alerts: dict = {}
     sent: dict = {}
-    has_recirc = RECIRC in prog.channels
+    recirc = recirculated(c.ruleset, zone)
     off_since = duty_off_since = None
     perf = time.perf_counter
     engine_s = twin_s = 0.0
@@ -234,9 +242,9 @@ def _run_zone(
             twin.send(WireCommand(cmd.cmd_id, cmd.node_uid, cmd.channel_key, cmd.cmd, cmd.params, now))
         _record(zr, d, open_alerts, sent)
         twin_s += b - a
-        if has_recirc:
-            running = twin.running(RECIRC)
-            rc = st.channels[RECIRC]
+        if recirc is not None:
+            running = twin.running(recirc)
+            rc = st.channels[recirc]
             duty = rc.desired == DUTY and rc.denied_by is None  # off by the schedule, not held off by a guard
             if running:
                 if off_since is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -52,3 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as e:  # a bug in hydro-rules: one line, never a traceback at a rule author
+        if os.environ.get("HYDRO_RULES_TRACEBACK"):
+            raise
+        print(
+            f"hydro-rules {args.command}: internal error ({type(e).__name__}: {e}); your files may be fine. "
+            "Please report this with the files that caused it (HYDRO_RULES_TRACEBACK=1 shows the traceback).",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from ..cli import EXIT_INTERNAL, EXIT_OK, EXIT_PROBLEMS, UsageError
+from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 from ..lang import render
 from ..lang.checker import Checker
 from ..lang.diagnostics import Diagnostics
@@ -91,17 +90,7 @@ def _check_lone_file(path: Path, diags: Diagnostics, sources: dict[str, str]) ->
 
 
 def run(args) -> int:
-    try:
-        diags, sources = collect(args.paths)
-    except UsageError:
-        raise
-    except Exception as e:  # a bug in hydro-rules: say so in one line, never a traceback at a rule author
-        print(
-            f"hydro-rules check: internal error ({type(e).__name__}: {e}); your rule files may be fine. "
-            "Please report this with the files that caused it.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    diags, sources = collect(args.paths)
     if args.format == "json":
         print(render.to_json(diags))
     elif args.format == "github":

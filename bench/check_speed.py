@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hydro_rules.commands.check import collect  # noqa: E402
-from hydro_rules.lang.parser import grammar_text  # noqa: E402
+from hydro_rules.lang.grammar import grammar_text  # noqa: E402
 
 GOAL = 2.0
 

@@ -1,0 +1,633 @@
+"""The inline transformer of the Lark parser: grammar rules to syntax-tree nodes.
+
+It runs while the parser reduces, so no intermediate parse tree is built; spans
+come from the tokens (offset by the declaration's first line when a file is
+parsed one declaration at a time).
+"""
+
+from __future__ import annotations
+
+import re
+
+from lark import Token, Transformer
+
+from . import ast as A
+from . import units as U
+from .source import Span
+
+#: deepest expression tree accepted; checks and the engine walk expressions recursively
+MAX_EXPR_DEPTH = 100
+
+
+class ExpressionTooDeep(Exception):
+    """An expression nests deeper than MAX_EXPR_DEPTH (raised while building, caught per declaration)."""
+
+    def __init__(self, span: Span):
+        super().__init__(span)
+        self.span = span
+
+
+class _Builder(Transformer):
+    """Builds AST nodes while the parser reduces; `path` and offsets are set per parse."""
+
+    def __init__(self):
+        super().__init__(visit_tokens=False)
+        self.file_path = "<text>"
+        self.line_offset = 0
+        self.comments: list[A.Comment] = []
+        self.depth: dict[int, int] = {}  # id of an expression node -> depth of its tree
+
+    def on_comment(self, tok: Token) -> None:
+        self.comments.append(A.Comment(str(tok).rstrip(), self.sp(tok)))
+
+    # ---- helpers -------------------------------------------------------------
+    def sp(self, tok: Token) -> Span:
+        off = self.line_offset
+        return Span(self.file_path, tok.line + off, tok.column, tok.end_line + off, tok.end_column)
+
+    def span_of(self, first, last=None) -> Span:
+        a = first.span if not isinstance(first, Token) else self.sp(first)
+        if last is None or last is first:
+            return a
+        b = last.span if not isinstance(last, Token) else self.sp(last)
+        return a.to(b)
+
+    def ident(self, tok: Token) -> A.Ident:
+        return A.Ident(str(tok), self.sp(tok))
+
+    def string(self, tok: Token) -> A.String:
+        raw = str(tok)
+        value = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        return A.String(value, raw, self.sp(tok))
+
+    def literal(self, tok: Token, negative: bool = False, minus: Token | None = None) -> A.Literal:
+        t, text = tok.type, str(tok)
+        sign = -1.0 if negative else 1.0
+        if t == "NUMBER":
+            value, dim = float(text), U.NUMBER
+        elif t == "QUANTITY":
+            value, dim, unit = U.parse_quantity(text)
+            num = text[: len(text) - len(unit)].rstrip()
+            text = f"{num} {unit}" if unit not in ("%",) else f"{num}{unit}"
+        elif t == "PERCENT":
+            value, dim = float(text[:-1]), U.PERCENT
+        elif t == "DURATION":
+            value, dim = U.parse_duration(text), U.DURATION
+        elif t == "TIME":
+            h, m = text.split(":")
+            value, dim = int(h) * 3600.0 + int(m) * 60.0, U.TIME_OF_DAY
+        elif t == "DATE":
+            value, dim = text, "date"
+        elif t == "DATETIME":
+            value, dim = text, "datetime"
+        else:  # pragma: no cover - grammar and builder disagree
+            raise AssertionError(t)
+        span = self.sp(tok)
+        if negative:
+            text = "-" + text
+            if minus is not None:
+                span = self.sp(minus).to(span)
+        if isinstance(value, float):
+            value = sign * value
+        return A.Literal(value, dim, text, span)
+
+    def bool_lit(self, tok: Token) -> A.Literal:
+        return A.Literal(str(tok) == "yes", U.BOOL, str(tok), self.sp(tok))
+
+    def _value(self, x):
+        """A setting or field value: tokens become literals, strings or names."""
+        if not isinstance(x, Token):
+            return x
+        if x.type == "STRING":
+            return self.string(x)
+        if x.type in ("NAME", "UID"):
+            return self.ident(x)
+        return self.literal(x)
+
+    def split_title(self, rest):
+        if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
+            return self.string(rest[0]), rest[1:]
+        return None, rest
+
+    # ---- file and manifest ---------------------------------------------------------
+    def start(self, c):
+        return c
+
+    def decls(self, c):
+        return c
+
+    def header(self, c):
+        lit = self.literal(c[0])
+        return A.Header(lit, lit.span)
+
+    def ruleset_decl(self, c):
+        return A.RulesetDecl(self.ident(c[0]), self.string(c[1]), self.span_of(c[0], c[1]))
+
+    def use_decl(self, c):
+        s = self.string(c[0])
+        return A.UseDecl(s, s.span)
+
+    def _item(self, keyword, c):
+        vals = tuple(self._value(x) for x in c)
+        if not vals:
+            raise AssertionError(keyword)
+        return A.Item(keyword, vals, self.span_of(vals[0], vals[-1]))
+
+    # ---- metrics and channels ------------------------------------------------------
+    def metric_decl(self, c):
+        name = self.ident(c[0])
+        items = tuple(c[1:])
+        return A.MetricDecl(name, items, name.span if not items else name.span.to(items[-1].span))
+
+    def unit(self, c):
+        return self.ident(c[0])
+
+    def metric_unit(self, c):
+        return A.Item("unit", (c[0],), c[0].span)
+
+    def metric_range(self, c):
+        return A.Item("range", (c[0], c[1]), c[0].span.to(c[1].span))
+
+    def metric_stale(self, c):
+        return self._item("stale after", c)
+
+    def metric_alias(self, c):
+        return self._item("alias", c)
+
+    def metric_text(self, c):
+        return self._item("text", c)
+
+    def channel_decl(self, c):
+        name = self.ident(c[0])
+        items = tuple(c[1:])
+        return A.ChannelDecl(name, items, name.span if not items else name.span.to(items[-1].span))
+
+    def channel_kind(self, c):
+        return self._item("kind", c)
+
+    def channel_fail_safe(self, c):
+        return self._item("fail_safe", c)
+
+    def channel_current(self, c):
+        return self._item("current", c)
+
+    def channel_flow(self, c):
+        return self._item("flow", c)
+
+    def channel_measures(self, c):
+        return self._item("measures", c)
+
+    def channel_moves_level(self, c):
+        return self._item("moves_level", c)
+
+    channel_text = metric_text
+
+    # ---- sites -----------------------------------------------------------------
+    def uid(self, c):
+        return self.ident(c[0])
+
+    def site_decl(self, c):
+        uid = c[0]
+        title, items = self.split_title(c[1:])
+        return A.SiteDecl(uid, title, tuple(items), uid.span)
+
+    def site_timezone(self, c):
+        return self._item("timezone", c)
+
+    def greenhouse_decl(self, c):
+        uid = c[0]
+        title, zones = self.split_title(c[1:])
+        return A.GreenhouseDecl(uid, title, tuple(zones), uid.span)
+
+    def zone_decl(self, c):
+        uid = c[0]
+        title, items = self.split_title(c[1:])
+        return A.ZoneDecl(uid, title, tuple(items), uid.span)
+
+    def zone_profile(self, c):
+        return self._item("profile", c)
+
+    def zone_recipe(self, c):
+        return self._item("recipe", c)
+
+    def zone_planted(self, c):
+        return self._item("planted", c)
+
+    def zone_reservoir(self, c):
+        return self._item("reservoir", c)
+
+    def zone_bind_channel(self, c):
+        name = self.ident(c[0])
+        key = self.ident(c[2]) if len(c) > 2 else None
+        end = key or c[1]
+        return A.Binding(name, c[1], key, False, name.span.to(end.span))
+
+    def zone_bind_metric(self, c):
+        name = self.ident(c[0])
+        return A.Binding(name, c[1], None, True, name.span.to(c[1].span))
+
+    # ---- recipes and profiles ------------------------------------------------------------
+    def recipe_decl(self, c):
+        name = self.ident(c[0])
+        title, phases = self.split_title(c[1:])
+        return A.RecipeDecl(name, title, tuple(phases), name.span)
+
+    def phase_decl(self, c):
+        name = self.ident(c[0])
+        day_from = self.literal(c[1])
+        rest = c[2:]
+        day_to = None
+        if rest and isinstance(rest[0], Token):
+            day_to = self.literal(rest[0])
+            rest = rest[1:]
+        return A.PhaseDecl(name, day_from, day_to, tuple(rest), name.span.to((day_to or day_from).span))
+
+    def target_range(self, c):
+        name = self.ident(c[0])
+        return A.TargetRange(name, c[1], c[2], name.span.to(c[2].span))
+
+    def target_value(self, c):
+        name = self.ident(c[0])
+        return A.Setting(name, c[1], name.span.to(c[1].span))
+
+    def profile_decl(self, c):
+        name = self.ident(c[0])
+        return A.ProfileDecl(name, tuple(c[1:]), name.span)
+
+    def setting_value(self, c):
+        key = self.ident(c[0])
+        val = self._value(c[1])
+        return A.Setting(key, val, key.span.to(val.span))
+
+    def setting_section(self, c):
+        key = self.ident(c[0])
+        return A.Section(key, tuple(c[1:]), key.span)
+
+    def setting_window(self, c):
+        lits = [self.literal(t) for t in c]
+        return A.Window(*lits, lits[0].span.to(lits[-1].span))
+
+    # ---- alerts and guards ----------------------------------------------------------------
+    def alert_decl(self, c):
+        code = self.ident(c[0])
+        rest = c[1:]
+        scope = None
+        if rest and isinstance(rest[0], A.Scope):
+            scope, rest = rest[0], rest[1:]
+        return A.AlertDecl(code, scope, tuple(rest), code.span)
+
+    def scope_each(self, c):
+        n = self.ident(c[0])
+        return A.Scope(True, (n,), n.span)
+
+    def scope_channels(self, c):
+        names = tuple(self.ident(t) for t in c)
+        return A.Scope(False, names, names[0].span.to(names[-1].span))
+
+    def alert_source(self, c):
+        return self._item("source", c)
+
+    def alert_severity(self, c):
+        return self._item("severity", c)
+
+    alert_text = metric_text
+
+    def _cond(self, c):
+        expr, hold = c[0], (self.literal(c[1]) if len(c) > 1 else None)
+        return A.Cond(expr, hold, expr.span.to(hold.span) if hold else expr.span)
+
+    def hold(self, c):
+        return c[0]
+
+    def alert_when(self, c):
+        cond = self._cond(c)
+        return A.AlertCond(False, cond, cond.span)
+
+    def alert_clear(self, c):
+        cond = self._cond(c)
+        return A.AlertCond(True, cond, cond.span)
+
+    def clear_on_reset(self, c):
+        return A.Item("clear on reset", (), self.span_of(c[0], c[-1]))
+
+    def lock_until_reset(self, c):
+        return A.Item("lock until reset", (), self.span_of(c[0], c[-1]))
+
+    def alert_on_error(self, c):
+        return self._item("on error", c)
+
+    def guard_decl(self, c):
+        name = self.ident(c[0])
+        return A.GuardDecl(name, c[1], tuple(c[2:]), name.span)
+
+    def deny(self, c):
+        reason = self.string(c[0])
+        raises = self.ident(c[2]) if len(c) > 2 else None
+        return A.Deny(reason, c[1], raises, reason.span.to((raises or c[1]).span))
+
+    # ---- machines ---------------------------------------------------------------------
+    def machine_decl(self, c):
+        name = self.ident(c[0])
+        items = tuple(c[1:])
+        initial = tuple(i.values[0] for i in items if isinstance(i, A.Item))
+        states = tuple(i for i in items if isinstance(i, A.StateDecl))
+        return A.MachineDecl(name, initial, states, items, name.span)
+
+    def machine_initial(self, c):
+        return self._item("initial", c)
+
+    def state_decl(self, c):
+        name = self.ident(c[0])
+        items = tuple(c[1:])
+        enter = tuple(i.values[0] for i in items if isinstance(i, A.Item) and i.keyword == "enter")
+        exit_ = tuple(i.values[0] for i in items if isinstance(i, A.Item) and i.keyword == "exit")
+        trans = tuple(i for i in items if isinstance(i, A.Transition))
+        return A.StateDecl(name, enter, exit_, trans, items, name.span)
+
+    def state_enter(self, c):
+        return A.Item("enter", (c[0],), c[0].span)
+
+    def state_exit(self, c):
+        return A.Item("exit", (c[0],), c[0].span)
+
+    def transition(self, c):
+        target = self.ident(c[0])
+        actions = c[2] if len(c) > 2 else None
+        return A.Transition(target, c[1], actions, False, target.span.to(c[1].span))
+
+    def fail_after(self, c):
+        after = self.literal(c[0])
+        actions = c[1] if len(c) > 1 else None
+        trig = A.Trigger(None, None, None, after, after.span)
+        return A.Transition(A.Ident("FAILED", after.span), trig, actions, True, after.span)
+
+    def schedule(self, c):
+        return (c[0], c[1])
+
+    def trigger_schedule(self, c):
+        every, at = c[0]
+        cond = self._cond(c[1:]) if len(c) > 1 else None
+        return A.Trigger(every, at, cond, None, every.span.to((cond or at).span))
+
+    def trigger_when(self, c):
+        cond = self._cond(c)
+        return A.Trigger(None, None, cond, None, cond.span)
+
+    def trigger_after(self, c):
+        after = self.literal(c[0])
+        return A.Trigger(None, None, None, after, after.span)
+
+    def do_actions(self, c):
+        return c[0]
+
+    # ---- actions -------------------------------------------------------------------------
+    def actions(self, c):
+        items = tuple(x for x in c if not isinstance(x, Token))
+        braced = isinstance(c[0], Token)
+        return A.Actions(items, braced, self.span_of(c[0], c[-1]))
+
+    def guarded(self, c):
+        return tuple(self.ident(t) for t in c)
+
+    def _action(self, verb, c, amount_allowed=False):
+        target = self.ident(c[0])
+        amount, guards = None, ()
+        for x in c[1:]:
+            if isinstance(x, tuple):
+                guards = x
+            else:
+                amount = x
+        end = guards[-1] if guards else (amount or target)
+        return A.Action(verb, target, amount, guards, (), target.span.to(end.span))
+
+    def act_start(self, c):
+        return self._action("start", c)
+
+    def act_stop(self, c):
+        return self._action("stop", c)
+
+    def act_recirculate(self, c):
+        return self._action("recirculate", c)
+
+    def act_release(self, c):
+        return self._action("release", c)
+
+    def act_open(self, c):
+        return self._action("open", c)
+
+    def act_close(self, c):
+        return self._action("close", c)
+
+    def act_dose(self, c):
+        return self._action("dose", c)
+
+    def act_raise(self, c):
+        return self._action("raise", c)
+
+    def act_resolve(self, c):
+        return self._action("resolve", c)
+
+    def act_event(self, c):
+        return self._action("event", c)
+
+    def act_record(self, c):
+        names = tuple(self.ident(t) for t in c)
+        return A.Action("record", None, None, (), names, names[0].span.to(names[-1].span))
+
+    def act_reset_solution(self, c):
+        return A.Action("reset solution age", None, None, (), (), self.span_of(c[0], c[-1]))
+
+    # ---- rules ---------------------------------------------------------------------------
+    def rule_decl(self, c):
+        name = self.ident(c[0])
+        return A.RuleDecl(name, tuple(c[1:]), name.span)
+
+    def rule_in(self, c):
+        return self._item("in", c)
+
+    def rule_when(self, c):
+        cond = self._cond(c)
+        return A.RuleWhen(cond, cond.span)
+
+    def rule_do(self, c):
+        return A.RuleDo(c[0], c[0].span)
+
+    def rule_repeat(self, c):
+        return self._item("repeat every", c)
+
+    # ---- tests ---------------------------------------------------------------------------
+    def test_decl(self, c):
+        name = self.string(c[0])
+        return A.TestDecl(name, tuple(c[1:]), name.span)
+
+    def test_zone(self, c):
+        return A.Item("zone", (c[0],), c[0].span)
+
+    def test_start(self, c):
+        return self._item("start", c)
+
+    def test_tick(self, c):
+        return self._item("tick", c)
+
+    def test_run(self, c):
+        return self._item("run", c)
+
+    def _block(self, c):
+        items = tuple(x for x in c if not isinstance(x, Token))
+        return A.TestBlock(str(c[0]), items, self.span_of(c[0], c[-1]))
+
+    twin_block = given_block = telemetry_block = _block
+
+    def test_series(self, c):
+        return self._item("series", c)
+
+    def response(self, c):
+        vals = tuple(self.ident(t) for t in c)
+        return A.Item("response", vals, self.span_of(c[0], c[-1]))
+
+    def test_respond(self, c):
+        channel = self.ident(c[0])
+        rest = tuple(self.literal(t) for t in c[2:])
+        return A.Item("respond", (channel, c[1], *rest), channel.span.to(c[1].span))
+
+    def test_reset(self, c):
+        return self._item("reset at", c)
+
+    def test_expect(self, c):
+        at = self.literal(c[0])
+        e = c[1]
+        return A.Expectation(at, e.kind, e.negated, e.name, e.fields, at.span.to(e.span))
+
+    def twin_fault(self, c):
+        return self._item("fault", c)
+
+    def twin_setting(self, c):
+        key = self.ident(c[0])
+        return A.Setting(key, c[1], key.span.to(c[1].span))
+
+    def given_state(self, c):
+        return self._item("state", c)
+
+    def given_solution_age(self, c):
+        return self._item("solution age", c)
+
+    def given_solution_value(self, c):
+        return self._item("solution", c)
+
+    def given_alert(self, c):
+        return self._item("alert", c)
+
+    def sample_key(self, c):
+        parts = [self.ident(t) for t in c]
+        return A.Path(tuple(parts), parts[0].span.to(parts[-1].span))
+
+    def sample(self, c):
+        vals = tuple(self._value(x) for x in c)
+        return A.Item("at", vals, self.span_of(vals[0], vals[-1]))
+
+    def _expect(self, kind, c):
+        negated = bool(c) and isinstance(c[0], Token) and c[0].type == "NO"
+        if negated:
+            c = c[1:]
+        name = self.ident(c[0])
+        fields = tuple(c[1:])
+        end = fields[-1] if fields else name
+        return A.Expectation(None, kind, negated, name, fields, name.span.to(end.span))
+
+    def expect_state(self, c):
+        return self._expect("state", c)
+
+    def expect_alert(self, c):
+        return self._expect("alert", c)
+
+    def expect_command(self, c):
+        return self._expect("command", c)
+
+    def expect_event(self, c):
+        return self._expect("event", c)
+
+    def expect_running(self, c):
+        return self._expect("running", c)
+
+    def expect_refused(self, c):
+        return self._expect("refused", c)
+
+    def expect_field(self, c):
+        key = self.ident(c[0])
+        val = self._value(c[1])
+        return A.Item(key.name, (val,), key.span.to(val.span))
+
+    # ---- expressions ---------------------------------------------------------------------
+    def _deep(self, node, a, b=None):
+        """Record the depth of `node`'s tree (children `a`, `b`); refuse trees deeper than
+        MAX_EXPR_DEPTH. Called on every operator, so kept to two dict lookups."""
+        depth = self.depth
+        d = depth.get(id(a), 0)
+        if b is not None:
+            db = depth.get(id(b), 0)
+            if db > d:
+                d = db
+        d += 1
+        if d > MAX_EXPR_DEPTH:
+            raise ExpressionTooDeep(node.span)
+        depth[id(node)] = d
+        return node
+
+    def _fold(self, op, c):
+        left = c[0]
+        for right in c[1:]:
+            left = self._deep(A.Binary(op, left, right, left.span.to(right.span)), left, right)
+        return left
+
+    def or_expr(self, c):
+        return self._fold("or", c)
+
+    def and_expr(self, c):
+        return self._fold("and", c)
+
+    def not_(self, c):
+        return self._deep(A.Unary("not", c[1], self.sp(c[0]).to(c[1].span)), c[1])
+
+    def compare(self, c):
+        return self._deep(A.Binary(str(c[1]), c[0], c[2], c[0].span.to(c[2].span)), c[0], c[2])
+
+    def is_check(self, c):
+        word = self.ident(c[1])
+        return self._deep(A.IsCheck(c[0], word, c[0].span.to(word.span)), c[0])
+
+    def _arith(self, c):
+        return self._deep(A.Binary(str(c[1]), c[0], c[2], c[0].span.to(c[2].span)), c[0], c[2])
+
+    add = sub = mul = div = _arith
+
+    def neg(self, c):
+        operand = c[1]
+        if isinstance(operand, A.Literal) and isinstance(operand.value, float):
+            return A.Literal(-operand.value, operand.dim, "-" + operand.text, self.sp(c[0]).to(operand.span))
+        return self._deep(A.Unary("-", operand, self.sp(c[0]).to(operand.span)), operand)
+
+    def call(self, c):
+        func = self.ident(c[0])
+        args = tuple(c[1:])
+        node = A.Call(func, args, func.span.to(args[-1].span) if args else func.span)
+        deepest = max(args, key=lambda x: self.depth.get(id(x), 0)) if args else None
+        return self._deep(node, deepest) if deepest is not None else node
+
+    def path(self, c):
+        parts = tuple(self.ident(t) for t in c)
+        return A.Path(parts, parts[0].span.to(parts[-1].span))
+
+    def number(self, c):
+        return self.literal(c[0])
+
+    quantity = percent = duration = time_of_day = number
+
+    def yes(self, c):
+        return self.bool_lit(c[0])
+
+    no = yes
+
+    def signed(self, c):
+        if len(c) == 2:
+            return self.literal(c[1], negative=True, minus=c[0])
+        return self.literal(c[0])

@@ -1,0 +1,289 @@
+"""Channels: guards, commands and what the engine believes each node did.
+
+Every tick each channel is brought to what the rules want: guards are asked
+before a start and while a load runs, and the wanted state becomes the
+protocol's command for the channel's fail-safe wiring. NC loads are switched
+off only for a bounded time, so a node whose controller dies falls back to ON.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import messages as W
+from ..lang import model as M
+from .decisions import Command, Decisions, Refusal
+from .state import DUTY, OFF, ON, RELEASED, ChannelState, ZoneState
+
+#: a command that keeps a load on or off is renewed when less than this is left of it
+RENEW_S = 90.0
+#: longest run a single command asks of a normally-open pump; renewed while wanted
+RUN_CHUNK_S = 600.0
+#: longest wait before a command is sent again to a node that does not answer
+RETRY_MAX_S = 600.0
+#: failure times older than this are forgotten
+FAILURE_MEMORY_S = 7 * 86400.0
+INF = math.inf
+
+
+class ChannelControl:
+    """The part of the zone program that talks to channels (a mixin of ZoneProgram)."""
+
+    # ---- guards -----------------------------------------------------------------------------
+    def guard_verdict(self, channel: str, guards) -> tuple | None:
+        """(guard, deny, unknown) of the first deny that holds, or cannot be decided (unknown=True)
+        because a value it needs is unknown; None when every guard allows."""
+        for g in guards:
+            hit = self.guard_fns[g](self, channel)
+            if hit is not None:
+                return g, self.rs.guards[g].denies[hit[0]], hit[1]
+        return None
+
+    def _refuse(self, name: str, c: ChannelState, verdict) -> None:
+        guard, deny, unknown = verdict
+        if deny.raises and not unknown:  # an alert says what is known; an unknown value only keeps it off
+            self.raise_alert(
+                deny.raises,
+                name if self.rs.alerts[deny.raises].scope else None,
+                {"guard": guard, "reason": deny.reason, "condition": deny.text},
+            )
+        reason = deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
+        if c.denied_by != guard + reason:
+            c.denied_by = guard + reason
+            self.dec.refusals.append(Refusal(name, guard, reason, self.now))
+
+    # ---- responses and timeouts -----------------------------------------------------------------
+    def apply_response(self, st: ZoneState, r: W.CommandResponse, now: float) -> Decisions:
+        """Fold a node's command_response into the zone state (idempotent under duplicates)."""
+        self.now, self.st = now, st
+        self.dec = dec = Decisions()
+        name = next((n for n, ch in st.channels.items() if r.cmd_id in ch.pending or r.cmd_id in ch.acked), None)
+        if name is None:
+            return dec  # unknown, late or duplicate: nothing to move
+        c = st.channels[name]
+        c.timeouts = 0
+        c.retry_at = None
+        was_pending = c.pending.pop(r.cmd_id, None) is not None
+        if r.status == W.ACK:
+            if was_pending:
+                c.acked.append(r.cmd_id)
+            return dec
+        if r.cmd_id in c.acked:
+            c.acked.remove(r.cmd_id)
+        c.last_status = r.status
+        if r.status in W.FAILED:
+            _failed(c, r.ts)
+            if c.last_cmd == "on":  # the node did not start it, or stopped it again
+                self._believe(c, self.channels[name], False, r.ts)
+            for code in self.compiled.alerts_on_error.get(r.error_code or "", ()):
+                scope = self.rs.alerts[code].scope
+                if scope is None or scope.covers(self.channels[name]):
+                    self.raise_alert(
+                        code,
+                        name if scope else None,
+                        {"error_code": r.error_code, "cmd_id": r.cmd_id, **(r.details or {})},
+                    )
+        return dec
+
+    def _expire_commands(self) -> None:
+        """A command's duration is over: its node has fallen back to the fail-safe default by itself."""
+        now = self.now
+        for name, c in self.st.channels.items():
+            if c.commanded_until is not None and now >= c.commanded_until and name in self.channels:
+                ch = self.channels[name]
+                self._believe(c, ch, ch.fail_safe == "NC", c.commanded_until)
+                c.commanded_until = None
+                c.last_cmd = None
+
+    def _sweep_timeouts(self) -> None:
+        limit = self.S["commands.response_timeout"]
+        now = self.now
+        for name, c in self.st.channels.items():
+            if not c.pending or name not in self.channels:  # no longer bound: nothing to sweep
+                continue
+            for cmd_id, sent in list(c.pending.items()):
+                if now - sent >= limit:
+                    del c.pending[cmd_id]
+                    c.timeouts += 1
+                    c.retry_at = now + min(RETRY_MAX_S, limit * 2 ** (c.timeouts - 1))
+                    _failed(c, now)
+                    c.last_status = W.TIMEOUT
+                    ch = self.channels[name]
+                    default_on = ch.fail_safe == "NC"
+                    if c.is_on != default_on:
+                        self._believe(c, ch, default_on, now)
+                    c.commanded_until = None
+
+    # ---- channels ---------------------------------------------------------------------------------
+    def _believe(self, c: ChannelState, ch: M.Channel, on: bool, at: float) -> None:
+        if c.is_on != on:
+            c.is_on = on
+            c.since = at
+        if not on and c.desired != DUTY:
+            c.duty_off_since = None
+
+    def _reconcile(self) -> None:
+        now = self.now
+        for name, c in self.st.channels.items():
+            ch = self.channels.get(name)
+            if ch is None or ch.kind in ("sensor", "doser"):
+                continue
+            desired = c.desired
+            if desired == RELEASED:
+                continue
+            off_until = None
+            if desired == ON:
+                want = True
+                if c.desired_until is not None and now >= c.desired_until:
+                    c.desired, c.desired_until = OFF, None
+                    want = False
+            elif desired == OFF:
+                want = False
+            else:
+                want, off_until = self._duty(c)
+                if want is None:
+                    continue
+            cause = c.cause if desired != DUTY else f"recirculation duty, {c.cause}"
+            if c.guards and (want or c.denied_by is not None):  # while refused, keep asking until allowed
+                verdict = self.guard_verdict(name, c.guards)
+                if verdict is not None:
+                    self._refuse(name, c, verdict)
+                    want, off_until = False, None
+                    cause = f"guard {verdict[0]}: {verdict[1].reason}" + (" (unknown)" if verdict[2] else "")
+                else:
+                    c.denied_by = None
+            elif want and self.locked(name):
+                want, cause = False, "locked until an operator reset"
+            if want:
+                self._switch_on(name, c, ch, cause)
+            else:
+                self._switch_off(name, c, ch, off_until, cause)
+
+    def _duty(self, c: ChannelState):
+        """Duty control of an NC pump: (want on?, OFF may last until) or (None, None) to leave it alone."""
+        S, now = self.S, self.now
+        if not S["water_cycle.recirc.enabled"]:
+            return None, None
+        windows = self.profile.windows
+        if not windows:
+            c.duty_off_since = None
+            return True, None
+        max_off = S["water_cycle.recirc.max_recirc_off"]
+        tod = self.time_of_day()
+        want, off_end = True, None
+        for w in windows:
+            if w.contains(tod):
+                phase = ((tod - w.start_s) % 86400.0) % w.period_s
+                if phase >= w.duty * w.period_s:
+                    want, off_end = False, now + (w.period_s - phase)
+                break
+        else:
+            want, off_end = False, now + _until_next_window(windows, tod)
+        if want:
+            c.duty_off_since = None
+            c.forced_on_until = None
+            return True, None
+        if c.forced_on_until is not None:
+            if now < c.forced_on_until:
+                return True, None
+            c.forced_on_until = None
+        if c.duty_off_since is None:
+            c.duty_off_since = now
+        limit = c.duty_off_since + max_off
+        if now >= limit:
+            c.duty_off_since = None
+            c.forced_on_until = min(off_end, now + S["water_cycle.recirc.min_on"])
+            return True, None
+        return False, min(off_end, limit)
+
+    def _switch_on(self, name: str, c: ChannelState, ch: M.Channel, cause: str) -> None:
+        now = self.now
+        if c.retry_at is not None and now < c.retry_at:
+            return  # the node does not answer: back off
+        if ch.fail_safe == "NC":
+            if c.is_on:
+                return
+            self._send(name, c, "set_relay", {"state": True}, cause, "on")
+            self._believe(c, ch, True, now)
+            c.commanded_until = None
+            return
+        until = c.desired_until
+        if c.is_on and (c.commanded_until is None or c.commanded_until - now > RENEW_S):
+            return
+        if c.is_on and until is not None and c.commanded_until >= until:
+            return
+        run = RUN_CHUNK_S if until is None else min(RUN_CHUNK_S, until - now)
+        if run <= 0:
+            return
+        if ch.kind == "valve":
+            self._send(name, c, "set_relay", {"state": True}, cause, "on")
+            self._believe(c, ch, True, now)
+            c.commanded_until = None
+            return
+        self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, cause, "on")
+        self._believe(c, ch, True, now)
+        c.commanded_until = now + run
+
+    def _switch_off(self, name: str, c: ChannelState, ch: M.Channel, off_until: float | None, cause: str) -> None:
+        now = self.now
+        if ch.fail_safe == "NC":
+            if c.retry_at is not None and now < c.retry_at:
+                return  # the node does not answer: it falls back to ON by itself anyway
+            if not c.is_on and c.commanded_until is not None and c.commanded_until - now > RENEW_S:
+                return
+            cap = self.S["water_cycle.recirc.max_recirc_off"]
+            end = off_until if off_until is not None else now + cap
+            span = min(end - now, cap)
+            if not c.is_on and c.commanded_until is not None and c.commanded_until >= end - 1e-6:
+                return
+            if span < 1.0:
+                return
+            self._send(name, c, "set_relay", {"state": False, "duration_ms": int(round(span * 1000))}, cause, "off")
+            self._believe(c, ch, False, now)
+            c.commanded_until = now + span
+            return
+        if not c.is_on:
+            return
+        self._send(name, c, "set_relay", {"state": False}, cause, "off")
+        self._believe(c, ch, False, now)
+        c.commanded_until = None
+
+    def _send(self, name: str, c: ChannelState, cmd: str, params: dict, cause: str, intent: str) -> Command:
+        st = self.st
+        st.seq += 1
+        b = self.bindings[name]
+        cmd_id = f"{self.zone.uid}-{int(self.now)}-{st.seq}"
+        command = Command(
+            cmd_id,
+            self.zone.uid,
+            name,
+            b.node_uid,
+            b.channel_key,
+            cmd,
+            params,
+            self.now,
+            cause or "engine",
+            intent,
+            self.version,
+        )
+        self.dec.commands.append(command)
+        c.pending[cmd_id] = self.now
+        c.last_cmd = intent if intent != "dose" else c.last_cmd
+        c.last_cmd_at = self.now
+        return command
+
+
+def _failed(c: ChannelState, at: float) -> None:
+    """Remember a failed command; forget those older than FAILURE_MEMORY_S."""
+    if c.failures and at - c.failures[0] > FAILURE_MEMORY_S:
+        c.failures = [t for t in c.failures if at - t <= FAILURE_MEMORY_S]
+    c.failures.append(at)
+
+
+def _until_next_window(windows, tod: float) -> float:
+    best = 86400.0
+    for w in windows:
+        d = (w.start_s - tod) % 86400.0
+        if 0 < d < best:
+            best = d
+    return best

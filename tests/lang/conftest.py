@@ -108,6 +108,16 @@ class RuleSets:
         diags, _ = collect([str(d.relative_to(self.root))])
         return diags
 
+    def one(self, files, **kw) -> Diagnostic:
+        """The single diagnostic `files` get; fails listing them all when there is not exactly one."""
+        diags = self.check(files, **kw)
+        assert len(diags) == 1, [(d.code, str(d.span), d.message) for d in diags]
+        return diags[0]
+
+    @staticmethod
+    def at(d: Diagnostic) -> tuple[str, int, int]:
+        return d.code, d.span.line, d.span.column
+
     def found(self, files, **kw) -> list[tuple[str, str, int, int]]:
         """(code, file name, line, column) of every diagnostic."""
         return [(d.code, Path(d.span.path).name, d.span.line, d.span.column) for d in self.check(files, **kw)]

@@ -33,16 +33,6 @@ recipe tomato "Cherry tomato" {
 """
 
 
-def one(sets, files):
-    diags = sets.check(files)
-    assert len(diags) == 1, [(d.code, str(d.span), d.message) for d in diags]
-    return diags[0]
-
-
-def at(d):
-    return d.code, d.span.line, d.span.column
-
-
 def test_valid_schedule_and_recipe_are_clean(sets):
     assert sets.found({"p.hydro": RECIRC, "r.hydro": RECIPE}) == []
 
@@ -50,8 +40,8 @@ def test_valid_schedule_and_recipe_are_clean(sets):
 # ---- HR301 unreachable state ------------------------------------------------------------------
 def test_hr301_unreachable_state(sets):
     text = sets.MACHINE.replace("}\n}\n", "}\n\n  state TOP_UP_CHECK {\n    go TOP_UP_IDLE after 5m\n  }\n}\n")
-    d = one(sets, {"m.hydro": text})
-    assert at(d) == ("HR301", *sets.pos(text, "TOP_UP_CHECK"))
+    d = sets.one({"m.hydro": text})
+    assert sets.at(d) == ("HR301", *sets.pos(text, "TOP_UP_CHECK"))
 
 
 def test_hr301_reached_state_is_fine(sets):
@@ -90,21 +80,21 @@ def test_hr302_a_pump_started_for_a_duration_stops_by_itself(sets):
 # ---- HR303 a pump started where its guard is not evaluated ---------------------------------------
 def test_hr303_start_without_one_of_its_guards(sets):
     text = sets.replace(sets.MACHINE, "guarded by can_run_pump, no_overflow", "guarded by no_overflow")
-    d = one(sets, {"m.hydro": text})
-    assert at(d) == ("HR303", *sets.pos(text, "pump_fill guarded"))
+    d = sets.one({"m.hydro": text})
+    assert sets.at(d) == ("HR303", *sets.pos(text, "pump_fill guarded"))
     assert "`can_run_pump`" in d.message and d.hint == "add `guarded by no_overflow, can_run_pump`"
 
 
 def test_hr303_start_without_any_guard(sets):
     text = sets.replace(sets.MACHINE, " guarded by can_run_pump, no_overflow", "")
-    d = one(sets, {"m.hydro": text})
-    assert at(d) == ("HR303", *sets.pos(text, "pump_fill }"))
+    d = sets.one({"m.hydro": text})
+    assert sets.at(d) == ("HR303", *sets.pos(text, "pump_fill }"))
 
 
 def test_hr303_dose_without_its_guard(sets):
     rule = "hydro 1\n\nrule top_up_acid {\n  when ph > 7 for 10m\n  do { dose dose_ph_down 2 ml }\n}\n"
-    d = one(sets, {"r.hydro": rule})
-    assert at(d) == ("HR303", *sets.pos(rule, "dose_ph_down 2 ml"))
+    d = sets.one({"r.hydro": rule})
+    assert sets.at(d) == ("HR303", *sets.pos(rule, "dose_ph_down 2 ml"))
     assert sets.found({"r.hydro": rule.replace("2 ml }", "2 ml guarded by can_dose }")}) == []
 
 
@@ -116,36 +106,36 @@ def test_hr303_stopping_needs_no_guard(sets):
 # ---- HR304 machine without a valid initial state ---------------------------------------------------
 def test_hr304_no_initial_state(sets):
     text = sets.replace(sets.MACHINE, "  initial TOP_UP_IDLE\n", "")
-    d = one(sets, {"m.hydro": text})
-    assert at(d) == ("HR304", *sets.pos(text, "top_up"))
+    d = sets.one({"m.hydro": text})
+    assert sets.at(d) == ("HR304", *sets.pos(text, "top_up"))
 
 
 def test_hr304_initial_state_of_another_name(sets):
     text = sets.replace(sets.MACHINE, "initial TOP_UP_IDLE", "initial TOP_UP_IDEL")
-    d = one(sets, {"m.hydro": text})
-    assert at(d) == ("HR304", *sets.pos(text, "TOP_UP_IDEL")) and d.hint == "did you mean `TOP_UP_IDLE`?"
+    d = sets.one({"m.hydro": text})
+    assert sets.at(d) == ("HR304", *sets.pos(text, "TOP_UP_IDEL")) and d.hint == "did you mean `TOP_UP_IDLE`?"
 
 
 # ---- HR305 zone does not bind a channel the rules use -------------------------------------------------
 def test_hr305_zone_without_the_fill_pump(sets):
     files = sets.site_files({"site.hydro": ("      pump_fill on nd-fill-2\n", "")})
-    d = one(sets, files)
-    assert at(d) == ("HR305", *sets.pos(files["site.hydro"], "zn-2"))
+    d = sets.one(files)
+    assert sets.at(d) == ("HR305", *sets.pos(files["site.hydro"], "zn-2"))
     assert "pump_fill" in d.message and d.hint == "add `pump_fill on NODE-UID`"
 
 
 # ---- HR401 NC recirculation OFF longer than max_recirc_off ------------------------------------------------
 def test_hr401_duty_inside_a_window_switches_off_too_long(sets):
     text = sets.replace(RECIRC, "duty 50% period 20m", "duty 25% period 1h")
-    d = one(sets, {"p.hydro": text})
-    assert at(d) == ("HR401", *sets.pos(text, "06:00 to 22:00"))
+    d = sets.one({"p.hydro": text})
+    assert sets.at(d) == ("HR401", *sets.pos(text, "06:00 to 22:00"))
     assert "OFF for 45m at a time, longer than max_recirc_off 10m" in d.message
 
 
 def test_hr401_gap_between_windows(sets):
     text = sets.replace(RECIRC, "window 22:00 to 06:00 duty 25% period 8m", "window 23:00 to 06:00 duty 25% period 8m")
-    d = one(sets, {"p.hydro": text})
-    assert at(d) == ("HR401", *sets.pos(text, "06:00 to 22:00"))
+    d = sets.one({"p.hydro": text})
+    assert sets.at(d) == ("HR401", *sets.pos(text, "06:00 to 22:00"))
     assert "no window covers 22:00-23:00" in d.message and "1h10m" in d.message
 
 
@@ -173,8 +163,8 @@ def test_hr401_disabled_recirculation_is_not_checked(sets):
 # ---- HR402 overlapping windows --------------------------------------------------------------------
 def test_hr402_overlapping_windows(sets):
     text = sets.replace(RECIRC, "window 22:00 to 06:00", "window 21:00 to 06:00")
-    d = one(sets, {"p.hydro": text})
-    assert at(d) == ("HR402", *sets.pos(text, "21:00 to 06:00"))
+    d = sets.one({"p.hydro": text})
+    assert sets.at(d) == ("HR402", *sets.pos(text, "21:00 to 06:00"))
     assert d.message == "schedule windows overlap: 06:00-22:00 and 21:00-06:00"
 
 
@@ -187,37 +177,37 @@ def test_hr402_windows_that_touch_do_not_overlap(sets):
 # ---- HR403 recipe phases with a gap or an overlap ----------------------------------------------------
 def test_hr403_gap_between_phases(sets):
     text = sets.replace(RECIPE, "days 21 .. 59", "days 25 .. 59")
-    d = one(sets, {"r.hydro": text})
-    assert at(d) == ("HR403", *sets.pos(text, "flowering"))
+    d = sets.one({"r.hydro": text})
+    assert sets.at(d) == ("HR403", *sets.pos(text, "flowering"))
     assert "no phase for days 21 to 24" in d.message
 
 
 def test_hr403_overlapping_phases(sets):
     text = sets.replace(RECIPE, "days 60 ..", "days 55 ..")
-    d = one(sets, {"r.hydro": text})
-    assert at(d) == ("HR403", *sets.pos(text, "fruiting"))
+    d = sets.one({"r.hydro": text})
+    assert sets.at(d) == ("HR403", *sets.pos(text, "fruiting"))
     assert "starts on day 55, inside the previous phase" in d.message
 
 
 def test_hr403_recipe_that_does_not_start_on_day_0(sets):
     text = sets.replace(RECIPE, "days 0 .. 20", "days 1 .. 20")
-    d = one(sets, {"r.hydro": text})
-    assert at(d) == ("HR403", *sets.pos(text, "seedling"))
+    d = sets.one({"r.hydro": text})
+    assert sets.at(d) == ("HR403", *sets.pos(text, "seedling"))
 
 
 # ---- HR404 alert code outside the taxonomy --------------------------------------------------------
 @pytest.mark.parametrize("code", ["HighSolutionTemp", "warm_solution", "biz_Warm", "bizwarm"])
 def test_hr404_code_outside_the_taxonomy(sets, code):
     text = sets.ALERT.replace("biz_warm_solution", code)
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR404", *sets.pos(text, code))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR404", *sets.pos(text, code))
     assert "biz_" in d.hint and "infra_" in d.hint
 
 
 def test_hr404_source_that_contradicts_the_code(sets):
     text = sets.replace(sets.ALERT, "source biz", "source infra")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR404", *sets.pos(text, "infra"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR404", *sets.pos(text, "infra"))
 
 
 def test_hr404_infra_alert_is_fine(sets):
@@ -228,8 +218,8 @@ def test_hr404_infra_alert_is_fine(sets):
 # ---- HR405 locking alert with a clear condition -------------------------------------------------------
 def test_hr405_lock_until_reset_with_clear_when(sets):
     text = sets.replace(sets.ALERT, "  clear when", "  lock until reset\n  clear when")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR405", *sets.pos(text, "temp_water < 24"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR405", *sets.pos(text, "temp_water < 24"))
 
 
 def test_hr405_lock_until_reset_alone_is_fine(sets):

@@ -40,16 +40,6 @@ recipe strawberry "Strawberry, everbearing" {
 """
 
 
-def one(sets, files):
-    diags = sets.check(files)
-    assert len(diags) == 1, [(d.code, str(d.span), d.message) for d in diags]
-    return diags[0]
-
-
-def at(d):
-    return d.code, d.span.line, d.span.column
-
-
 def test_valid_profile_and_recipe_are_clean(sets):
     assert sets.found({"p.hydro": PROFILE, "r.hydro": RECIPE}) == []
 
@@ -57,15 +47,15 @@ def test_valid_profile_and_recipe_are_clean(sets):
 # ---- HR201 unit mismatch ----------------------------------------------------------------------
 def test_hr201_ph_against_mS_per_cm(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when ph > 2.5 mS/cm")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR201", *sets.pos(text, "ph > 2.5"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR201", *sets.pos(text, "ph > 2.5"))
     assert d.message == "cannot compare `ph` (a pH value) with `2.5 mS/cm` (a conductivity in mS/cm)"
 
 
 def test_hr201_duration_against_percentage(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when pump_recirc.on_for > 90%")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR201", *sets.pos(text, "pump_recirc.on_for"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR201", *sets.pos(text, "pump_recirc.on_for"))
     assert "(a duration)" in d.message and "(a percentage)" in d.message
 
 
@@ -76,26 +66,26 @@ def test_hr201_same_units_are_fine(sets):
 
 def test_hr201_adding_different_units(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when temp_water + 1 mS/cm > 26 °C")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR201", *sets.pos(text, "temp_water + 1"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR201", *sets.pos(text, "temp_water + 1"))
 
 
 def test_hr201_setting_without_its_unit(sets):
     text = sets.replace(PROFILE, "max_solution_age 10d", "max_solution_age 10")
-    d = one(sets, {"p.hydro": text})
-    assert at(d) == ("HR201", *sets.pos(text, "10\n"))
+    d = sets.one({"p.hydro": text})
+    assert sets.at(d) == ("HR201", *sets.pos(text, "10\n"))
     assert d.hint == "durations carry their unit"
 
 
 def test_hr201_start_for_a_volume(sets):
     text = sets.replace(sets.MACHINE, "start pump_fill guarded", "start pump_fill for 5 L guarded")
-    d = one(sets, {"m.hydro": text})
-    assert at(d) == ("HR201", *sets.pos(text, "5 L"))
+    d = sets.one({"m.hydro": text})
+    assert sets.at(d) == ("HR201", *sets.pos(text, "5 L"))
 
 
 def test_hr201_every_mistake_in_one_condition_is_reported(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when ph > 2 mS/cm or temp_water > 5 L")
-    assert [at(d) for d in sets.check({"a.hydro": text})] == [
+    assert [sets.at(d) for d in sets.check({"a.hydro": text})] == [
         ("HR201", *sets.pos(text, "ph > 2")),
         ("HR201", *sets.pos(text, "temp_water > 5 L")),
     ]
@@ -104,21 +94,21 @@ def test_hr201_every_mistake_in_one_condition_is_reported(sets):
 # ---- HR202 comparison outside the physical range -------------------------------------------------
 def test_hr202_always_true(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when ph < 15")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR202", *sets.pos(text, "ph < 15"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR202", *sets.pos(text, "ph < 15"))
     assert d.message == "`ph < 15` is always true: ph reads 0 pH to 14 pH"
 
 
 def test_hr202_never_true(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when water_level > 120%")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR202", *sets.pos(text, "water_level > 120%"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR202", *sets.pos(text, "water_level > 120%"))
     assert "never true" in d.message
 
 
 def test_hr202_constant_on_the_left(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when 60 °C < temp_water")
-    d = one(sets, {"a.hydro": text})
+    d = sets.one({"a.hydro": text})
     assert d.code == "HR202" and "never true" in d.message
 
 
@@ -132,27 +122,29 @@ def test_hr202_comparisons_inside_the_range_are_fine(sets, cond):
 # ---- HR203 minimum greater than maximum ----------------------------------------------------------
 def test_hr203_target_range_upside_down(sets):
     text = sets.replace(RECIPE, "ph 5.5 .. 6.5", "ph 6.5 .. 5.5")
-    d = one(sets, {"r.hydro": text})
-    assert at(d) == ("HR203", *sets.pos(text, "ph 6.5 .. 5.5"))
+    d = sets.one({"r.hydro": text})
+    assert sets.at(d) == ("HR203", *sets.pos(text, "ph 6.5 .. 5.5"))
     assert d.hint == "write it as 5.5 .. 6.5"
 
 
 def test_hr203_metric_range_upside_down(sets):
     metric = "hydro 1\n\nmetric dissolved_oxygen {\n  unit ppm\n  range 20 ppm .. 0 ppm\n  stale after 10m\n}\n"
-    d = one(sets, {"m.hydro": metric})
-    assert at(d) == ("HR203", 5, 9)
+    d = sets.one({"m.hydro": metric})
+    assert sets.at(d) == ("HR203", 5, 9)
 
 
 def test_hr203_phase_that_ends_before_it_starts(sets):
     text = sets.replace(RECIPE, "days 0 .. 29", "days 29 .. 0")
-    d = one(sets, {"r.hydro": text})
-    assert at(d) == ("HR203", *sets.pos(text, "vegetative")) and "ends (day 0) before it starts (day 29)" in d.message
+    d = sets.one({"r.hydro": text})
+    assert (
+        sets.at(d) == ("HR203", *sets.pos(text, "vegetative")) and "ends (day 0) before it starts (day 29)" in d.message
+    )
 
 
 def test_hr203_levels_that_do_not_rise(sets):
     text = sets.replace(PROFILE, "min 15%", "min 3%")
-    d = one(sets, {"p.hydro": text})
-    assert at(d) == ("HR203", *sets.pos(text, "min 3%"))
+    d = sets.one({"p.hydro": text})
+    assert sets.at(d) == ("HR203", *sets.pos(text, "min 3%"))
     assert "empty < min < target <= max" in d.message
 
 
@@ -173,40 +165,40 @@ def test_hr204_profile_value_out_of_range(sets, old, new, needle):
 
 def test_hr204_unknown_severity(sets):
     text = sets.replace(sets.ALERT, "severity warning", "severity urgent")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR204", *sets.pos(text, "urgent"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR204", *sets.pos(text, "urgent"))
     assert "critical" in d.hint
 
 
 def test_hr204_unknown_time_zone(sets):
     files = sets.site_files({"site.hydro": ('timezone "UTC"', 'timezone "Europe/Amsterdm"')})
-    d = one(sets, files)
-    assert at(d) == ("HR204", *sets.pos(files["site.hydro"], '"Europe/Amsterdm"'))
+    d = sets.one(files)
+    assert sets.at(d) == ("HR204", *sets.pos(files["site.hydro"], '"Europe/Amsterdm"'))
 
 
 def test_hr204_division_by_zero(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when temp_water > 26 °C / 0")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR204", *sets.pos(text, "26 °C / 0"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR204", *sets.pos(text, "26 °C / 0"))
 
 
 # ---- HR205 condition is not a yes/no question ----------------------------------------------------
 def test_hr205_a_value_is_not_a_condition(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when temp_water")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR205", *sets.pos(text, "temp_water for"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR205", *sets.pos(text, "temp_water for"))
     assert "compare it" in d.hint
 
 
 def test_hr205_a_channel_is_not_a_condition(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when pump_recirc")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR205", *sets.pos(text, "pump_recirc")) and "is on" in d.hint
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR205", *sets.pos(text, "pump_recirc")) and "is on" in d.hint
 
 
 def test_hr205_an_alert_is_asked_with_is_active(sets):
     text = sets.replace(sets.ALERT, "when temp_water > 26 °C", "when biz_dry_run")
-    d = one(sets, {"a.hydro": text})
+    d = sets.one({"a.hydro": text})
     assert d.code == "HR205" and "biz_dry_run is active" in d.message
 
 
@@ -217,24 +209,24 @@ def test_hr205_an_alert_is_asked_with_is_active(sets):
 )
 def test_hr206_alert_without_text_or_source(sets, old, needle):
     text = sets.replace(sets.ALERT, old, "")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR206", *sets.pos(text, needle))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR206", *sets.pos(text, needle))
 
 
 def test_hr206_metric_without_stale_after(sets):
     metric = "hydro 1\n\nmetric dissolved_oxygen {\n  unit ppm\n  range 0 ppm .. 20 ppm\n}\n"
-    d = one(sets, {"m.hydro": metric})
-    assert at(d) == ("HR206", 3, 8) and "stale after" in d.message
+    d = sets.one({"m.hydro": metric})
+    assert sets.at(d) == ("HR206", 3, 8) and "stale after" in d.message
 
 
 def test_hr206_zone_without_reservoir(sets):
     files = sets.site_files({"site.hydro": ("      reservoir 150 L\n", "")})
-    d = one(sets, files)
-    assert at(d) == ("HR206", *sets.pos(files["site.hydro"], "zn-2")) and "reservoir" in d.message
+    d = sets.one(files)
+    assert sets.at(d) == ("HR206", *sets.pos(files["site.hydro"], "zn-2")) and "reservoir" in d.message
 
 
 def test_hr206_rule_without_when(sets):
     rule = "hydro 1\n\nrule flush_note {\n  in NORMAL_RECIRC\n  do { event NOTE }\n}\n"
-    d = one(sets, {"r.hydro": rule})
-    assert at(d) == ("HR206", 3, 6)
+    d = sets.one({"r.hydro": rule})
+    assert sets.at(d) == ("HR206", 3, 6)
     assert sets.found({"r.hydro": rule.replace("  do", "  when ph > 7\n  do")}) == []

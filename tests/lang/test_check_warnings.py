@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 
-def one(sets, files):
-    diags = sets.check(files)
-    assert len(diags) == 1, [(d.code, str(d.span), d.message) for d in diags]
-    return diags[0]
-
-
-def at(d):
-    return d.code, d.span.line, d.span.column
-
-
 # ---- HR501 alert without a clear condition --------------------------------------------------
 def test_hr501_alert_without_clear(sets):
     text = sets.replace(sets.ALERT, "  clear when temp_water < 24 °C for 15m\n", "")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR501", *sets.pos(text, "biz_warm_solution"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR501", *sets.pos(text, "biz_warm_solution"))
     assert d.severity.value == "warning"
     assert "clear on reset" in d.hint
 
@@ -36,21 +26,21 @@ def test_hr502_guard_nobody_uses(sets):
 
 def test_hr502_recipe_no_zone_uses(sets):
     extra = 'hydro 1\n\nrecipe mint "Mint" {\n  phase all days 0 .. {\n    ph 5.5 .. 6.5\n  }\n}\n'
-    d = one(sets, sets.site(extra={"mint.hydro": extra}))
-    assert at(d) == ("HR502", *sets.pos(extra, "mint")) and d.severity.value == "warning"
+    d = sets.one(sets.site(extra={"mint.hydro": extra}))
+    assert sets.at(d) == ("HR502", *sets.pos(extra, "mint")) and d.severity.value == "warning"
     assert d.message == "recipe `mint` is not used by any zone"
 
 
 def test_hr502_profile_no_zone_uses(sets):
     extra = "hydro 1\n\nprofile spare {\n  levels {\n    min 20%\n  }\n}\n"
-    d = one(sets, sets.site(extra={"spare.hydro": extra}))
-    assert at(d) == ("HR502", *sets.pos(extra, "spare"))
+    d = sets.one(sets.site(extra={"spare.hydro": extra}))
+    assert sets.at(d) == ("HR502", *sets.pos(extra, "spare"))
 
 
 def test_hr502_channel_neither_bound_nor_used(sets):
     extra = "hydro 1\n\nchannel fan_exhaust {\n  kind sensor\n  measures temp_air\n}\n"
-    d = one(sets, sets.site(extra={"fan.hydro": extra}))
-    assert at(d) == ("HR502", *sets.pos(extra, "fan_exhaust"))
+    d = sets.one(sets.site(extra={"fan.hydro": extra}))
+    assert sets.at(d) == ("HR502", *sets.pos(extra, "fan_exhaust"))
     bound = sets.site_files(
         {
             "site.hydro": (
@@ -70,8 +60,8 @@ def test_hr502_zone_with_an_error_does_not_make_its_recipe_unused(sets):
 # ---- HR503 alert that nothing raises ---------------------------------------------------------------
 def test_hr503_alert_without_when_nor_raiser(sets):
     text = sets.replace(sets.ALERT, "  when temp_water > 26 °C for 15m\n", "")
-    d = one(sets, {"a.hydro": text})
-    assert at(d) == ("HR503", *sets.pos(text, "biz_warm_solution"))
+    d = sets.one({"a.hydro": text})
+    assert sets.at(d) == ("HR503", *sets.pos(text, "biz_warm_solution"))
 
 
 def test_hr503_alert_raised_by_a_rule_is_used(sets):

@@ -80,6 +80,11 @@ class Diagnostic:
     def severity(self) -> Severity:
         return CODES[self.code][0]
 
+    @property
+    def full_message(self) -> str:
+        """The message with its hint, for one-line formats (JSON, GitHub annotations)."""
+        return self.message + (f" ({self.hint})" if self.hint else "")
+
     def sort_key(self) -> tuple:
         s = self.span
         return (s.path, s.line, s.column, self.code, self.message)
@@ -94,7 +99,7 @@ class Diagnostic:
             "column": s.column,
             "end_line": s.end_line,
             "end_column": s.end_column,
-            "message": self.message + (f" ({self.hint})" if self.hint else ""),
+            "message": self.full_message,
         }
 
 

@@ -12,13 +12,23 @@ from .diagnostics import Diagnostic, Severity
 DOCS_URL = "docs/diagnostics/{code}.md"
 
 
-def excerpt(d: Diagnostic, source: str | None) -> list[str]:
+def _line_cache(sources: dict[str, str]):
+    """The lines of a source by path, split once however many diagnostics point into it."""
+    cache: dict[str, list[str] | None] = {}
+
+    def lines(path: str) -> list[str] | None:
+        if path not in cache:
+            source = sources.get(path)
+            cache[path] = source.split("\n") if source is not None else None
+        return cache[path]
+
+    return lines
+
+
+def excerpt(d: Diagnostic, lines: list[str] | None) -> list[str]:
     """The source line of a diagnostic with carets under the span, as plain lines."""
     s = d.span
-    if source is None or s.line < 1:
-        return []
-    lines = source.split("\n")
-    if s.line > len(lines):
+    if lines is None or not 1 <= s.line <= len(lines):
         return []
     text = lines[s.line - 1].replace("\t", " ")
     if not text.strip():  # an empty file or line: nothing worth showing
@@ -37,11 +47,12 @@ def excerpt(d: Diagnostic, source: str | None) -> list[str]:
 
 
 def to_human(diags: list[Diagnostic], sources: dict[str, str], console: Console) -> None:
+    lines_of = _line_cache(sources)
     for d in diags:
         color = "red" if d.severity is Severity.ERROR else "yellow"
         console.print(f"[bold {color}]{d.severity.value}[{d.code}][/]: [bold]{escape(d.message)}[/]", highlight=False)
         console.print(f"  [blue]-->[/] {escape(str(d.span))}", highlight=False)
-        lines = excerpt(d, sources.get(d.span.path))
+        lines = excerpt(d, lines_of(d.span.path))
         for i, line in enumerate(lines):
             style = "blue" if i != 2 else color
             if i == 1:
@@ -58,10 +69,11 @@ def to_human(diags: list[Diagnostic], sources: dict[str, str], console: Console)
 def to_text(diags: list[Diagnostic], sources: dict[str, str]) -> str:
     """The human format without colours (golden tests, logs)."""
     out = []
+    lines_of = _line_cache(sources)
     for d in diags:
         out.append(f"{d.severity.value}[{d.code}]: {d.message}")
         out.append(f"  --> {d.span}")
-        out.extend(excerpt(d, sources.get(d.span.path)))
+        out.extend(excerpt(d, lines_of(d.span.path)))
         if d.hint:
             out.append(f"  = help: {d.hint}")
         out.append("")
@@ -89,6 +101,5 @@ def to_github(diags: list[Diagnostic]) -> str:
             f"file={_gh_escape(s.path, True)},line={s.line},col={s.column},"
             f"endLine={s.end_line},endColumn={s.end_column},title={d.code}"
         )
-        msg = d.message + (f" ({d.hint})" if d.hint else "")
-        out.append(f"::{kind} {props}::{_gh_escape(msg)}")
+        out.append(f"::{kind} {props}::{_gh_escape(d.full_message)}")
     return "\n".join(out)

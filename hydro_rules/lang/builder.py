@@ -60,15 +60,14 @@ class _Builder(Transformer):
         value = re.sub(r"\\(.)", r"\1", raw[1:-1])
         return A.String(value, raw, self.sp(tok))
 
-    def literal(self, tok: Token, negative: bool = False, minus: Token | None = None) -> A.Literal:
+    def literal(self, tok: Token, minus: Token | None = None) -> A.Literal:
+        """The literal of `tok`, negated when `minus` (the `-` token before it) is given."""
         t, text = tok.type, str(tok)
-        sign = -1.0 if negative else 1.0
         if t == "NUMBER":
             value, dim = float(text), U.NUMBER
         elif t == "QUANTITY":
             value, dim, unit = U.parse_quantity(text)
-            num = text[: len(text) - len(unit)].rstrip()
-            text = f"{num} {unit}" if unit not in ("%",) else f"{num}{unit}"
+            text = f"{text[: len(text) - len(unit)].rstrip()} {unit}"
         elif t == "PERCENT":
             value, dim = float(text[:-1]), U.PERCENT
         elif t == "DURATION":
@@ -83,12 +82,8 @@ class _Builder(Transformer):
         else:  # pragma: no cover - grammar and builder disagree
             raise AssertionError(t)
         span = self.sp(tok)
-        if negative:
-            text = "-" + text
-            if minus is not None:
-                span = self.sp(minus).to(span)
-        if isinstance(value, float):
-            value = sign * value
+        if minus is not None:  # only numbers, quantities, percentages and durations are signed
+            value, text, span = -value, "-" + text, self.sp(minus).to(span)
         return A.Literal(value, dim, text, span)
 
     def bool_lit(self, tok: Token) -> A.Literal:
@@ -389,7 +384,7 @@ class _Builder(Transformer):
     def guarded(self, c):
         return tuple(self.ident(t) for t in c)
 
-    def _action(self, verb, c, amount_allowed=False):
+    def _action(self, verb, c):
         target = self.ident(c[0])
         amount, guards = None, ()
         for x in c[1:]:
@@ -629,5 +624,5 @@ class _Builder(Transformer):
 
     def signed(self, c):
         if len(c) == 2:
-            return self.literal(c[1], negative=True, minus=c[0])
+            return self.literal(c[1], minus=c[0])
         return self.literal(c[0])

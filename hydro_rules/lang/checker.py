@@ -94,13 +94,9 @@ class Checker:
             A.MachineDecl: "machine",
             A.RuleDecl: "rule",
             A.SiteDecl: "site",
-            A.TestDecl: "test",
         }
         kind = kinds.get(type(decl))
         if kind is None:
-            return
-        if kind == "test":
-            self.decls["test"][decl.name.value + f"@{decl.span}"] = decl
             return
         ident = decl.uid if kind == "site" else (decl.code if kind == "alert" else decl.name)
         self._define(kind, ident, decl)
@@ -164,7 +160,6 @@ class Checker:
 
     def _aliases(self, metrics) -> dict[str, str]:
         out: dict[str, str] = {}
-        owner: dict[str, A.Ident] = {}
         for name, d in self.decls["metric"].items():
             if name not in metrics:
                 continue
@@ -178,7 +173,6 @@ class Checker:
                         self.d.add("HR107", f"alias `{a.name}` already names metric `{prev}`", a.span)
                         continue
                     out[a.name] = name
-                    owner[a.name] = a
         return out
 
     def _channels(self, metrics) -> dict[str, M.Channel]:

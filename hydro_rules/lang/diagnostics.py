@@ -118,17 +118,9 @@ class Diagnostics:
             self._seen.add(key)
             self.items.append(d)
 
-    def extend(self, other: Diagnostics) -> None:
-        for d in other.items:
-            self.add(d.code, d.message, d.span, d.hint)
-
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity is Severity.WARNING]
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.items, key=Diagnostic.sort_key)

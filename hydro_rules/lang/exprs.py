@@ -109,10 +109,10 @@ class Typer:
             return None
         if head in NAMESPACES:
             return self._namespace(head, rest, e)
-        self._unknown(head, e.parts[0], allow_scope=True)
+        self._unknown(head, e.parts[0])
         return None
 
-    def _unknown(self, name: str, ident: A.Ident, allow_scope: bool = False):
+    def _unknown(self, name: str, ident: A.Ident):
         if name in self.n.broken:
             return
         metric_hint = did_you_mean(name, self.n.metrics)
@@ -122,7 +122,7 @@ class Typer:
         elif channel_hint:
             self.d.add("HR102", f"unknown channel `{name}`", ident.span, channel_hint)
         else:
-            others = list(NAMESPACES) + ([self.scope.var] if self.scope and allow_scope else [])
+            others = list(NAMESPACES) + ([self.scope.var] if self.scope else [])
             self.d.add(
                 "HR106",
                 f"unknown name `{name}`",

@@ -9,7 +9,6 @@ is reported, not only the first.
 from __future__ import annotations
 
 import re
-from datetime import date
 from functools import cache
 
 from lark import Lark, UnexpectedInput
@@ -294,7 +293,3 @@ def parse_file(path: str, data: bytes, diags: Diagnostics) -> A.File | None:
     if text is None:
         return None
     return parse_text(text, path, diags)
-
-
-def planted_date(lit: A.Literal) -> date:
-    return date.fromisoformat(str(lit.value))

@@ -1,4 +1,4 @@
-"""Source files and positions in them."""
+"""Positions in source files."""
 
 from __future__ import annotations
 
@@ -21,22 +21,3 @@ class Span:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
-
-
-NO_SPAN = Span("<builtin>", 0, 0, 0, 0)
-
-
-class SourceFile:
-    """The decoded text of one rule file."""
-
-    __slots__ = ("path", "text", "_lines")
-
-    def __init__(self, path: str, text: str):
-        self.path = path
-        self.text = text
-        self._lines: list[str] | None = None
-
-    def line_text(self, line: int) -> str:
-        if self._lines is None:
-            self._lines = self.text.split("\n")
-        return self._lines[line - 1] if 0 < line <= len(self._lines) else ""

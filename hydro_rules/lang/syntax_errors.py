@@ -369,6 +369,3 @@ def _char_error(text: str, col: int, allowed: set[str], at: Span, diags: Diagnos
         diags.add("HR003", "the text is not closed", at, 'end it with `"` on the same line')
         return
     diags.add("HR003", f"unexpected character `{ch}`", at, hint)
-
-
-# ---- entry points ------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _check_lone_file(path: Path, diags: Diagnostics, sources: dict[str, str]) ->
     sources[shown] = "" if b"\0" in data[:1_000_000] else data[:1_000_000].decode("utf-8", "replace")
     f = parse_file(shown, data, diags)
     if f is not None:
-        Checker(diags, set(f.broken)).check([f], RuleSet(path.stem, "0", ""))
+        Checker(diags).check([f], RuleSet(path.stem, "0", ""))
 
 
 def run(args) -> int:

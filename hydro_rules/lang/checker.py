@@ -27,9 +27,9 @@ PHASE_VALUES = {"ideal_change_interval": U.DURATION}
 
 
 class Checker:
-    def __init__(self, diags: Diagnostics, broken: set[str] | None = None):
+    def __init__(self, diags: Diagnostics):
         self.d = diags
-        self.broken = broken or set()  # names of declarations that did not parse
+        self.broken: set[str] = set()  # names of declarations that did not parse
         self.decls: dict[str, dict] = defaultdict(dict)  # kind -> name -> decl
         self.untyped: set[str] = set()  # alerts with a condition already reported as wrong
 
@@ -63,6 +63,7 @@ class Checker:
     # ---- entry point ------------------------------------------------------------------
     def check(self, files: list[A.File], rs: M.RuleSet) -> M.RuleSet:
         for f in files:
+            self.broken.update(f.broken)
             for decl in f.decls:
                 self._collect(decl)
         rs.metrics = self._metrics()

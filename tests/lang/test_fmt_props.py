@@ -64,7 +64,7 @@ def check_text(text: str):
     diags = Diagnostics()
     tree = parse_text(text, "gen.hydro", diags)
     assert tree is not None and not diags.errors, [str(d.span) + " " + d.message for d in diags.items]
-    rs = Checker(diags, set(tree.broken)).check([tree], M.RuleSet("gen", "0", ""))
+    rs = Checker(diags).check([tree], M.RuleSet("gen", "0", ""))
     return plain(rs), findings(diags)
 
 

@@ -113,7 +113,7 @@ def fmt_and_check_lone(path: Path, data: bytes) -> None:
     diags = Diagnostics()
     tree = parse_file(shown, data, diags)
     if tree is not None:
-        Checker(diags, set(tree.broken)).check([tree], M.RuleSet("fuzz", "0", ""))
+        Checker(diags).check([tree], M.RuleSet("fuzz", "0", ""))
     assert_positioned(diags.items, {path.resolve(): data})
     outcome = format_path(path)
     assert outcome.refused is None, outcome.refused  # the formatter never refuses its own output

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import gc
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import ast as A
 from .diagnostics import Diagnostic, Diagnostics
 from .exprs import _PREC, render
-from .parser import parse_text
+from .parser import no_gc_pauses, parse_text
 from .source import Span
 
 WIDTH = 100
@@ -51,24 +49,11 @@ class NotFormatted(Exception):
 def format_text(text: str, path: str = "<text>") -> str:
     """The canonical form of rule text. Raises NotFormatted when it does not parse."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    with _no_gc_pauses():
+    with no_gc_pauses():
         tree = _parse(text, path)
         out = _Printer(text, tree).run()
         _verify(tree, out, path)
     return out
-
-
-@contextmanager
-def _no_gc_pauses():
-    """Two large acyclic trees are alive at once; the cyclic collector would walk them over and
-    over (half the time on a big file). Collection resumes afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse(text: str, path: str) -> A.File:

@@ -7,10 +7,8 @@ make the rule-set version stamped on commands, alerts and events.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from . import ast as A
 from . import model as M
 from .checker import Checker
 from .diagnostics import Diagnostics
-from .parser import parse_file
+from .parser import no_gc_pauses, parse_file
 from .source import Span
 
 MANIFEST = "ruleset.hydro"
@@ -66,26 +64,12 @@ def test_files(directory: Path) -> list[Path]:
     return sorted(directory.rglob("*" + TEST_SUFFIX))
 
 
-@contextmanager
-def _no_gc_pauses():
-    """Reading builds a large tree of small acyclic objects; the cyclic garbage collector
-    would walk it again and again as it grows (a third of the time on big rule sets).
-    Collection resumes afterwards, so nothing is lost."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def load(path: str | Path, extra: list[Path] | None = None) -> Loaded:
     """Load and check the rule set at `path` (a rule-set directory).
 
     `extra` files (test fixtures) join the rule set's own files.
     """
-    with _no_gc_pauses():
+    with no_gc_pauses():
         return _load(path, extra)
 
 

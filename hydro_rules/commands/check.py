@@ -83,8 +83,7 @@ def _targets(path: Path):
 def _check_lone_file(path: Path, diags: Diagnostics, sources: dict[str, str]) -> None:
     shown = display_path(path)
     data = path.read_bytes()
-    sources[shown] = "" if b"\0" in data[:1_000_000] else data[:1_000_000].decode("utf-8", "replace")
-    f = parse_file(shown, data, diags)
+    f, sources[shown] = parse_file(shown, data, diags)
     if f is not None:
         Checker(diags).check([f], RuleSet(path.stem, "0", ""))
 

@@ -24,7 +24,7 @@ from ..lang import render
 from ..lang.diagnostics import Diagnostic, Diagnostics
 from ..lang.formatter import NotFormatted, format_text
 from ..lang.loader import display_path
-from ..lang.parser import decode
+from ..lang.parser import decode, excerpt_source
 from ..lang.source import Span
 from ._common import err_console
 
@@ -51,6 +51,7 @@ class Outcome:
     path: Path
     shown: str
     data: bytes
+    source: str = ""  # the text excerpts of its diagnostics show
     text: str | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     refused: str | None = None
@@ -92,8 +93,9 @@ def format_path(path: Path) -> Outcome:
     result = Outcome(path, shown, data)
     text = decode(data, shown, diags)
     if text is None:
-        result.diagnostics = diags.sorted()
+        result.source, result.diagnostics = excerpt_source(data), diags.sorted()
         return result
+    result.source = text
     try:
         result.text = format_text(text, shown)
     except NotFormatted as e:
@@ -121,7 +123,7 @@ def run(args) -> int:
     changed = [o for o in outcomes if o.changed]
     for o in outcomes:
         if o.diagnostics:
-            render.to_human(o.diagnostics, {o.shown: o.data[:1_000_000].decode("utf-8", "replace")}, console)
+            render.to_human(o.diagnostics, {o.shown: o.source}, console)
             print(f"error: {o.shown} not formatted: it has errors", file=sys.stderr)
         elif o.refused:
             print(f"error: {o.refused}", file=sys.stderr)

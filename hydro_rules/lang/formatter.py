@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from . import ast as A
 from .diagnostics import Diagnostic, Diagnostics
 from .exprs import _PREC, render
-from .parser import no_gc_pauses, parse_text
+from .parser import no_gc_pauses, normalize, parse_text
 from .source import Span
 
 WIDTH = 100
@@ -48,7 +48,7 @@ class NotFormatted(Exception):
 
 def format_text(text: str, path: str = "<text>") -> str:
     """The canonical form of rule text. Raises NotFormatted when it does not parse."""
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = normalize(text)
     with no_gc_pauses():
         tree = _parse(text, path)
         out = _Printer(text, tree).run()

@@ -98,12 +98,9 @@ def _read_file(p: Path, out: Loaded, digest) -> A.File | None:
         out.diags.add("HR004", f"cannot read file: {e.strerror}", Span(shown, 1, 1, 1, 1))
         return None
     digest.update(p.name.encode() + b"\0" + data + b"\0")
-    f = parse_file(shown, data, out.diags)
+    f, out.sources[shown] = parse_file(shown, data, out.diags)
     if f is not None:
         out.files.append(f)
-        out.sources[shown] = data.decode("utf-8", "replace")
-    else:  # no excerpt of binary data; the start of a mis-encoded text file helps
-        out.sources[shown] = "" if b"\0" in data[:1_000_000] else data[:1_000_000].decode("utf-8", "replace")
     return f
 
 

@@ -31,8 +31,10 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "grammar_text",
     "decode",
+    "excerpt_source",
     "header_version",
     "no_gc_pauses",
+    "normalize",
     "parse_text",
     "parse_file",
 ]
@@ -58,6 +60,18 @@ def _parser(version: int) -> tuple[Lark, _Builder]:
         cache=False,
     )
     return lark, builder
+
+
+def normalize(text: str) -> str:
+    """Text as every position counts it: without a BOM, and CR, LF and CRLF all ending a line as LF."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def excerpt_source(data: bytes) -> str:
+    """What excerpts show of a file that cannot be decoded: nothing of binary data, the start of
+    mis-encoded text (its lines counted as decode() counts them)."""
+    head = data[:1_000_000]
+    return "" if b"\0" in head else normalize(head.decode("utf-8", "replace"))
 
 
 @contextmanager
@@ -118,7 +132,7 @@ def decode(data: bytes, path: str, diags: Diagnostics) -> str | None:
             "save the file with the encoding UTF-8",
         )
         return None
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return normalize(text)
 
 
 def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
@@ -305,8 +319,10 @@ def _scan_comments(chunk, path, offset, out):
                 out.append(A.Comment(m.group(1).rstrip(), Span(path, lineno, c, lineno, c + len(m.group(1)))))
 
 
-def parse_file(path: str, data: bytes, diags: Diagnostics) -> A.File | None:
+def parse_file(path: str, data: bytes, diags: Diagnostics) -> tuple[A.File | None, str]:
+    """A rule file's bytes to its syntax tree (None when it cannot be read or has no usable
+    header) and the text its diagnostics' excerpts show, decoded once."""
     text = decode(data, path, diags)
     if text is None:
-        return None
-    return parse_text(text, path, diags)
+        return None, excerpt_source(data)
+    return parse_text(text, path, diags), text

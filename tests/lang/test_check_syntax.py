@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hydro_rules.commands.check import collect
+from hydro_rules.lang import render
 from hydro_rules.lang.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
 
 
@@ -186,6 +188,15 @@ def test_hr004_file_too_large(sets):
 
 def test_valid_utf8_with_bom_and_crlf_is_clean(sets):
     assert sets.found({"a.hydro": b"\xef\xbb\xbf" + sets.ALERT.replace("\n", "\r\n").encode()}) == []
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_excerpts_of_bom_and_cr_files_show_the_line_the_position_names(sets, newline):
+    text = sets.replace(sets.ALERT, "when temp_water >", "when temp_watr >")
+    d = sets.make({"a.hydro": b"\xef\xbb\xbf" + text.replace("\n", newline).encode()})
+    diags, sources = collect([d.name])
+    assert [sets.at(x) for x in diags] == [("HR101", 7, 8)]
+    assert "7 |   when temp_watr > 26 °C for 15m\n  |        ^^^^^^^^^\n" in render.to_text(diags, sources)
 
 
 # ---- HR005 manifest -------------------------------------------------------------------

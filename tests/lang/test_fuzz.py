@@ -111,7 +111,7 @@ def set_contents(root: Path) -> dict[Path, bytes]:
 def fmt_and_check_lone(path: Path, data: bytes) -> None:
     shown = display_path(path)
     diags = Diagnostics()
-    tree = parse_file(shown, data, diags)
+    tree, _ = parse_file(shown, data, diags)
     if tree is not None:
         Checker(diags).check([tree], M.RuleSet("fuzz", "0", ""))
     assert_positioned(diags.items, {path.resolve(): data})

@@ -8,11 +8,8 @@ from rich.console import Console
 
 from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 from ..lang import render
-from ..lang.checker import Checker
 from ..lang.diagnostics import Diagnostics
-from ..lang.loader import MANIFEST, TEST_SUFFIX, display_path, find_root, load, test_files
-from ..lang.model import RuleSet
-from ..lang.parser import parse_file
+from ..lang.loader import MANIFEST, TEST_SUFFIX, display_path, find_root, load, load_lone, test_files
 from ..testing.cases import load_file
 
 
@@ -38,16 +35,14 @@ def collect(paths: list[str]) -> tuple[list, dict[str, str]]:
         if not path.exists():
             raise UsageError(f"no such file or directory: {raw}")
         for target, only in _targets(path):
-            if target is None:  # a lone file outside any rule set
-                _check_lone_file(only, diags, sources)
-                continue
-            if only is not None and only.name.endswith(TEST_SUFFIX):
+            if target is not None and only is not None and only.name.endswith(TEST_SUFFIX):
                 _check_test_file(only, diags, sources)
                 continue
-            loaded = load(target)
+            loaded = load(target) if target is not None else load_lone(only)  # None: outside any rule set
             sources.update(loaded.sources)
+            shown = display_path(only) if only is not None else None
             for d in loaded.diags.items:
-                if only is None or d.span.path == display_path(only):
+                if shown is None or d.span.path == shown:
                     diags.add(d.code, d.message, d.span, d.hint)
             if only is None:
                 for test_file in test_files(target):
@@ -59,12 +54,12 @@ def _check_test_file(path: Path, diags: Diagnostics, sources: dict[str, str]) ->
     """A rule test file, checked with its rule set and the fixtures of its folder."""
     tf = load_file(path)
     sources.update(tf.loaded.sources)
-    folder = display_path(path.parent)
     own = display_path(path)
     root = find_root(path.parent)
+    # a test in a folder of its own below the rule set brings that folder's files as fixtures
+    fixtures = display_path(path.parent) + "/" if root is not None and path.parent.resolve() != root else None
     for d in tf.loaded.diags.items:
-        in_fixture = root is not None and path.parent.resolve() != root and d.span.path.startswith(folder + "/")
-        if d.span.path == own or in_fixture:
+        if d.span.path == own or (fixtures is not None and d.span.path.startswith(fixtures)):
             diags.add(d.code, d.message, d.span, d.hint)
 
 
@@ -78,14 +73,6 @@ def _targets(path: Path):
         return [(s, None) for s in sets]
     root = find_root(path)
     return [(root, path)] if root else [(None, path)]
-
-
-def _check_lone_file(path: Path, diags: Diagnostics, sources: dict[str, str]) -> None:
-    shown = display_path(path)
-    data = path.read_bytes()
-    f, sources[shown] = parse_file(shown, data, diags)
-    if f is not None:
-        Checker(diags).check([f], RuleSet(path.stem, "0", ""))
 
 
 def run(args) -> int:

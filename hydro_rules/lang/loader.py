@@ -73,6 +73,16 @@ def load(path: str | Path, extra: list[Path] | None = None) -> Loaded:
         return _load(path, extra)
 
 
+def load_lone(path: Path) -> Loaded:
+    """Load and check one rule file that belongs to no rule set, on its own."""
+    out = Loaded(None)
+    digest = hashlib.sha256()
+    f = _read_file(path, out, digest)
+    if f is not None:
+        out.ruleset = Checker(out.diags).check(out.files, M.RuleSet(path.stem, "0", digest.hexdigest()))
+    return out
+
+
 def _load(path: str | Path, extra: list[Path] | None) -> Loaded:
     root = Path(path)
     out = Loaded(None, root=root)

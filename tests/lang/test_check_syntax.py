@@ -199,6 +199,13 @@ def test_excerpts_of_bom_and_cr_files_show_the_line_the_position_names(sets, new
     assert "7 |   when temp_watr > 26 °C for 15m\n  |        ^^^^^^^^^\n" in render.to_text(diags, sources)
 
 
+def test_a_rule_file_outside_any_rule_set_is_checked_on_its_own(sets, tmp_path):
+    (tmp_path / "lone.hydro").write_bytes(b"\xef\xbb\xbfhydro 1\r\rmetric m {\r  unit pHH\r  range 0 .. 14\r}\r")
+    diags, sources = collect(["lone.hydro"])
+    assert [(x.code, x.span.path, x.span.line, x.span.column) for x in diags] == [("HR108", "lone.hydro", 4, 8)]
+    assert "4 |   unit pHH\n  |        ^^^\n" in render.to_text(diags, sources)
+
+
 # ---- HR005 manifest -------------------------------------------------------------------
 def test_hr005_use_of_a_missing_rule_set(sets):
     man = 'hydro 1\nruleset site version "2026.11.1"\nuse "../nowhere"\n'

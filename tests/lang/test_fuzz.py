@@ -19,12 +19,10 @@ from hypothesis import strategies as st
 
 from hydro_rules.commands.check import collect
 from hydro_rules.commands.fmt import format_path
-from hydro_rules.lang import model as M
-from hydro_rules.lang.checker import Checker
 from hydro_rules.lang.diagnostics import Diagnostics
 from hydro_rules.lang.formatter import format_text
-from hydro_rules.lang.loader import display_path
-from hydro_rules.lang.parser import decode, parse_file
+from hydro_rules.lang.loader import display_path, load_lone
+from hydro_rules.lang.parser import decode
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = settings(
@@ -109,12 +107,9 @@ def set_contents(root: Path) -> dict[Path, bytes]:
 
 
 def fmt_and_check_lone(path: Path, data: bytes) -> None:
+    """`path` (holding `data`) checked on its own and formatted."""
     shown = display_path(path)
-    diags = Diagnostics()
-    tree, _ = parse_file(shown, data, diags)
-    if tree is not None:
-        Checker(diags).check([tree], M.RuleSet("fuzz", "0", ""))
-    assert_positioned(diags.items, {path.resolve(): data})
+    assert_positioned(load_lone(path).diags.items, {path.resolve(): data})
     outcome = format_path(path)
     assert outcome.refused is None, outcome.refused  # the formatter never refuses its own output
     assert_positioned(outcome.diagnostics, {path.resolve(): data})

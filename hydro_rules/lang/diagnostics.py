@@ -127,10 +127,13 @@ class Diagnostics:
 
 
 def closest(name: str, candidates) -> str | None:
-    """The known name `name` is most likely a misspelling of, if any."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
-    if not close and name.lower() != name:
-        close = [c for c in candidates if c.lower() == name.lower()][:1]
+    """The known name `name` is most likely a misspelling of, if any: a close spelling, or the
+    same letters in another case (`ph` for the unit `pH`, `AND` for `and`)."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.7)
+    if not close:
+        lower = name.lower()
+        close = [c for c in candidates if c.lower() == lower][:1]
     return close[0] if close else None
 
 

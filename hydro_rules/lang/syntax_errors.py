@@ -257,7 +257,7 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
                 f"a duration is one word: write `{num}{short}` (s, m, h, d or w)",
             )
             return
-        unit_hint = _unit_hint(word)
+        unit_hint = did_you_mean(word, U.UNITS)
         if unit_hint:
             diags.add("HR108", f"unknown unit `{word}`", unit_span, unit_hint)
             return
@@ -271,7 +271,7 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
                 "HR108",
                 f"unknown unit `{word}`",
                 Span(path, line, start, line, start + len(word)),
-                _unit_hint(word) or "units: " + ", ".join(U.UNITS),
+                did_you_mean(word, U.UNITS) or "units: " + ", ".join(U.UNITS),
             )
             return
     if tok.type == "NAME":
@@ -307,12 +307,6 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
         hint = "is a `{` missing at the end of the line before?"
     expected = "" if hint and not hint.startswith("is a") else _expected(lark, acc)
     diags.add("HR003", found + (f": {expected}" if expected else ""), span, hint)
-
-
-def _unit_hint(word: str) -> str | None:
-    return did_you_mean(word, U.UNITS) or next(
-        (f"did you mean `{u}`?" for u in U.UNITS if u.lower() == word.lower()), None
-    )
 
 
 def _end_error(lark, tok, acc, path, line_offset, chunk, diags) -> None:

@@ -69,6 +69,11 @@ def test_hr103_unknown_state_in_a_rule(sets):
     assert sets.at(d) == ("HR103", 4, 6) and d.hint == "did you mean `NORMAL_RECIRC`?"
 
 
+def test_hr103_state_written_in_lower_case(sets):
+    d = sets.one({"r.hydro": sets.replace(RULE, "in NORMAL_RECIRC", "in normal_recirc")})
+    assert sets.at(d) == ("HR103", 4, 6) and d.hint == "did you mean `NORMAL_RECIRC`?"
+
+
 # ---- HR104 unknown alert -------------------------------------------------------------------
 def test_hr104_unknown_alert_raised(sets):
     text = sets.replace(RULE, "event FAST_PH_CORRECTION", "raise biz_high_pH")
@@ -148,7 +153,10 @@ def test_hr107_setting_given_twice(sets):
 
 
 # ---- HR108 unknown unit --------------------------------------------------------------------------
-@pytest.mark.parametrize("unit, hint", [("mg/L", "units: pH, mS/cm"), ("ms/cm", "did you mean `mS/cm`?")])
+@pytest.mark.parametrize(
+    "unit, hint",
+    [("mg/L", "units: pH, mS/cm"), ("ms/cm", "did you mean `mS/cm`?"), ("ph", "did you mean `pH`?")],
+)
 def test_hr108_unknown_unit_of_a_metric(sets, unit, hint):
     metric = f"hydro 1\n\nmetric dissolved_oxygen {{\n  unit {unit}\n  range 0 .. 20\n  stale after 10m\n}}\n"
     d = sets.one({"m.hydro": metric})

@@ -98,8 +98,7 @@ def command_response(payload: bytes) -> M.CommandResponse:
     status = _text(data, "status").upper()
     if status not in RESPONSE_STATUSES:
         raise Malformed(f"`status` {status!r} is not one of {', '.join(RESPONSE_STATUSES)}")
-    ts = _number(data, "ts")
-    ts = ts / 1000.0 if abs(ts) >= _MS_THRESHOLD else float(ts)  # the protocol says ms; a node sending s is read as s
+    ts = _seconds(_number(data, "ts"))  # the protocol says ms; a node sending s is read as s
     details = data.get("details")
     if details is not None and not isinstance(details, dict):
         raise Malformed("`details` must be an object")
@@ -208,7 +207,7 @@ def node_error(payload: bytes) -> NodeError:
         _text(data, "component", required=False),
         _text(data, "error_code", required=False),
         data.get("message") if isinstance(data.get("message"), str) else None,
-        (ts / 1000.0 if abs(ts) >= _MS_THRESHOLD else float(ts)) if ts is not None else None,
+        _seconds(ts) if ts is not None else None,
         {k: v for k, v in data.items() if k not in ("level", "component", "error_code", "message", "ts")},
     )
 

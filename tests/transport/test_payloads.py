@@ -92,6 +92,17 @@ def test_malformed_command_responses(doc):
         payloads.command_response(j(doc))
 
 
+def test_a_ts_that_is_no_time_is_malformed_in_every_payload():
+    # 1e400 is JSON for infinity: refused as malformed, not left to fail later as a time
+    with pytest.raises(Malformed, match="not a time"):
+        payloads.command_response(b'{"cmd_id": "c1", "status": "DONE", "ts": 1e400}')
+    with pytest.raises(Malformed, match="not a time"):
+        payloads.node_error(b'{"level": "ERROR", "ts": -1e400}')
+    with pytest.raises(Malformed, match="not a time"):
+        payloads.telemetry(b'{"metric_type": "PH", "value": 6, "ts": 1e400}')
+    assert payloads.node_error(b'{"ts": 1710003399123}').ts == 1710003399.123
+
+
 def test_heartbeat_without_ts():
     hb = payloads.heartbeat(j({"uptime": 3600, "free_heap": 102000, "rssi": -62, "fw_version": "1.0.0"}))
     assert (hb.uptime, hb.free_heap, hb.rssi, hb.fw_version) == (3600, 102000, -62, "1.0.0")

@@ -180,10 +180,6 @@ class MqttClient:
         return self.connected.is_set() and self._client.is_connected
 
     # ---- publishing ------------------------------------------------------------------
-    @property
-    def in_flight(self) -> int:
-        return self._storage.count
-
     async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
         """Publish, waiting while `window` QoS 1 messages are unacknowledged or the link is down."""
         while True:

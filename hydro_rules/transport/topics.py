@@ -53,11 +53,3 @@ def parse(topic: str) -> Topic | None:
 
 def command(greenhouse: str, zone: str, node: str, channel: str) -> str:
     return f"{ROOT}/{greenhouse}/{zone}/{node}/{channel}/command"
-
-
-def channel_topic(greenhouse: str, zone: str, node: str, channel: str, type: str) -> str:
-    return f"{ROOT}/{greenhouse}/{zone}/{node}/{channel}/{type}"
-
-
-def node_topic(greenhouse: str, zone: str, node: str, type: str) -> str:
-    return f"{ROOT}/{greenhouse}/{zone}/{node}/{type}"

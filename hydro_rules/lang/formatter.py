@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from . import ast as A
 from .diagnostics import Diagnostic, Diagnostics
 from .exprs import _PREC, render
+from .grammar import TEXT_COMMENT_OR_BRACKET
 from .parser import no_gc_pauses, normalize, parse_text
 from .source import Span
 
@@ -123,7 +124,6 @@ class _Chunk:
 
 #: nodes whose span covers all their children (expressions and conditions)
 _COVERING = (A.Literal, A.Path, A.Call, A.Unary, A.Binary, A.IsCheck, A.Cond, A.Ident, A.String)
-_BRACES = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"|#[^\n]*|[{}]')
 _GLUE = re.compile(r"\.\.|[A-Za-z_]\w*|,|\S")
 
 
@@ -136,7 +136,7 @@ class _Printer:
         self.opens: list[int] = []
         self.match: dict[int, int] = {}
         stack = []
-        for m in _BRACES.finditer(text):
+        for m in TEXT_COMMENT_OR_BRACKET.finditer(text):
             if m.group() == "{":
                 stack.append(m.start())
                 self.opens.append(m.start())

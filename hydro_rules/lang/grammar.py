@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +23,10 @@ DECL_KEYWORDS = (
     "rule",
     "test",
 )
+
+#: a text (its closing quote may be missing), a comment, or a bracket: for the scans that match
+#: brackets without the parser, and must skip brackets inside texts and comments
+TEXT_COMMENT_OR_BRACKET = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[(){}]')
 
 
 def grammar_text(version: int) -> str:

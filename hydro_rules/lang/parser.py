@@ -19,7 +19,7 @@ from . import ast as A
 from . import units as U
 from .builder import MAX_EXPR_DEPTH, ExpressionTooDeep, _Builder
 from .diagnostics import Diagnostics
-from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, grammar_text
+from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, TEXT_COMMENT_OR_BRACKET, grammar_text
 from .source import Span
 from .syntax_errors import _syntax_error
 
@@ -196,16 +196,13 @@ def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
     return int(raw)
 
 
-_NESTING_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[(){}]')
-
-
 def _nesting_error(text: str, path: str, diags: Diagnostics) -> bool:
     """Refuse brackets nested deeper than MAX_NESTING before parsing (brackets inside
     text and comments do not count). A regex walks the brackets only: files can be large."""
     if text.count("(") + text.count("{") < MAX_NESTING:
         return False
     depth = 0
-    for m in _NESTING_TOKENS.finditer(text):
+    for m in TEXT_COMMENT_OR_BRACKET.finditer(text):
         ch = m.group()
         if len(ch) != 1 or ch == '"':
             continue  # a text or a comment
@@ -262,9 +259,6 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     return out
 
 
-_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|(#[^\n]*)')
-
-
 def _parse_by_declaration(lark, builder, text, path, diags):
     header, decls, broken = None, [], []
     for offset, chunk in _chunks(text):
@@ -283,8 +277,7 @@ def _parse_by_declaration(lark, builder, text, path, diags):
                 )
             else:
                 _syntax_error(lark, err, path, offset, chunk, diags)
-            del builder.comments[mark:]
-            _scan_comments(chunk, path, offset, builder.comments)
+            del builder.comments[mark:]  # (only fmt reads comments, and it refuses broken files)
             m = _DECL_NAME.match(chunk)
             if m:
                 broken.append(m.group(1))
@@ -306,17 +299,6 @@ def _bare_header(text, path):
     col = first.index(m.group(1)) + 1
     span = Span(path, 1, col, 1, col + len(m.group(1)))
     return A.Header(A.Literal(float(m.group(1)), U.NUMBER, m.group(1), span), span)
-
-
-def _scan_comments(chunk, path, offset, out):
-    """Comments of a declaration that did not parse, so that nothing is lost."""
-    for lineno, line in enumerate(chunk.split("\n"), start=offset + 1):
-        if "#" not in line:
-            continue
-        for m in _COMMENT_OR_STRING.finditer(line):
-            if m.group(1) is not None:
-                c = m.start() + 1
-                out.append(A.Comment(m.group(1).rstrip(), Span(path, lineno, c, lineno, c + len(m.group(1)))))
 
 
 def parse_file(path: str, data: bytes, diags: Diagnostics) -> tuple[A.File | None, str]:

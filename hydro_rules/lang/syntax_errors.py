@@ -14,7 +14,7 @@ from lark import Lark, Token, UnexpectedCharacters, UnexpectedInput, UnexpectedT
 
 from . import units as U
 from .diagnostics import Diagnostics, did_you_mean
-from .grammar import DECL_KEYWORDS
+from .grammar import DECL_KEYWORDS, TEXT_COMMENT_OR_BRACKET
 from .source import Span
 
 _VALUE_WORDS = {
@@ -185,7 +185,7 @@ def _unclosed(chunk: str) -> tuple[str, int, int] | None:
     suspect = None
     for lineno, line in enumerate(chunk.split("\n"), start=1):
         indent = len(line) - len(line.lstrip())
-        for m in _BRACKETS.finditer(line):
+        for m in TEXT_COMMENT_OR_BRACKET.finditer(line):
             ch = m.group()
             if ch in "({":
                 stack.append((ch, lineno, m.start() + 1, indent))
@@ -196,9 +196,6 @@ def _unclosed(chunk: str) -> tuple[str, int, int] | None:
     if not stack:
         return None
     return suspect or stack[-1][:3]
-
-
-_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#.*|[(){}]')
 
 
 def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int, chunk: str, diags: Diagnostics):

@@ -26,19 +26,21 @@ def _run(args) -> int:
     settings = settings_from(args)
     rs = load_site(args.site).ruleset if args.site else None
 
+    # the same settings for one pass and for the loop
+    passes = {
+        "partitions": Partitions(),
+        "ahead_days": settings.partition_ahead_days,
+        "max_sample_age_s": settings.max_sample_age_s,
+        "water_grace_s": settings.water_grace_s,
+    }
+
     async def go():
         db = await Database.connect(settings.database_url, max_size=2)
         try:
             if args.every:
                 setup_logging()
-                await aggregator.loop(db, rs, args.every, Partitions(), ahead_days=settings.partition_ahead_days)
-            return await aggregator.run_once(
-                db,
-                rs,
-                ahead_days=settings.partition_ahead_days,
-                max_sample_age_s=settings.max_sample_age_s,
-                water_grace_s=settings.water_grace_s,
-            )
+                await aggregator.loop(db, rs, args.every, **passes)
+            return await aggregator.run_once(db, rs, **passes)
         finally:
             await db.close()
 

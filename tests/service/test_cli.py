@@ -78,6 +78,21 @@ def test_aggregate_once(site_database, capsys):
     assert "aggregated" in capsys.readouterr().out
 
 
+def test_aggregate_every_passes_the_configured_settings_to_the_loop(site_database, monkeypatch):
+    from hydro_rules.service import aggregator
+
+    seen = {}
+
+    async def loop(db, rs, every_s, **kw):  # returns at once instead of running forever
+        seen.update(kw, every_s=every_s)
+
+    monkeypatch.setattr(aggregator, "loop", loop)
+    monkeypatch.setenv("HYDRO_WATER_GRACE_S", "7")
+    monkeypatch.setenv("HYDRO_MAX_SAMPLE_AGE_S", "86400")
+    assert main(["aggregate", "--every", "5", "--database-url", site_database]) == 0
+    assert seen["every_s"] == 5 and seen["water_grace_s"] == 7 and seen["max_sample_age_s"] == 86400
+
+
 def test_serve_runs_the_service(site_database):
     port = free_port()
     env = {**os.environ, "HYDRO_DATABASE_URL": site_database}

@@ -20,7 +20,7 @@ from . import units as U
 from .builder import MAX_EXPR_DEPTH, ExpressionTooDeep, _Builder
 from .diagnostics import Diagnostics
 from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, TEXT_COMMENT_OR_BRACKET, grammar_text
-from .source import Span
+from .source import Span, position
 from .syntax_errors import _syntax_error
 
 __all__ = [
@@ -152,7 +152,7 @@ def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
     if not m:
         later = re.search(r"^[ \t]*hydro[ \t]+\S+", text, re.M)
         if later and not first.strip().lower().startswith("hydro"):
-            n = text.count("\n", 0, later.start()) + 1
+            n, _ = position(text, later.start())
             diags.add(
                 "HR001",
                 f"the language version must be on the first line, not on line {n}",
@@ -209,9 +209,7 @@ def _nesting_error(text: str, path: str, diags: Diagnostics) -> bool:
         if ch in "({":
             depth += 1
             if depth > MAX_NESTING:
-                at = m.start()
-                line = text.count("\n", 0, at) + 1
-                col = at - (text.rfind("\n", 0, at) + 1) + 1
+                line, col = position(text, m.start())
                 diags.add(
                     "HR006",
                     f"brackets nested more than {MAX_NESTING} deep",

@@ -21,3 +21,8 @@ class Span:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
+
+
+def position(text: str, offset: int) -> tuple[int, int]:
+    """(line, column) of `offset` in decoded rule text (lines end with LF), counted from 1."""
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)

@@ -30,7 +30,7 @@ from .commands import CommandRefused, CommandRequest
 from .ingest import Sample
 from .openapi import build_spec
 from .schemas import epoch
-from .web import ApiError, json_response, parse_body
+from .web import ApiError, invalid, json_response, parse_body
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,8 @@ def _time(request: Request, name: str, default: datetime | None = None) -> datet
             else (datetime.fromtimestamp(float(raw), UTC))
         )
     except ValueError:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"query parameter {name} is not a time",
-            detail=[{"loc": ["query", name], "msg": "ISO 8601 time or epoch seconds", "type": "value_error"}],
+        raise invalid(
+            ["query", name], f"query parameter {name} is not a time", "ISO 8601 time or epoch seconds"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -79,11 +76,8 @@ def _int(request: Request, name: str, default: int, lo: int = 1, hi: int = 1000)
     except ValueError:
         value = None
     if value is None or not lo <= value <= hi:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"query parameter {name} must be an integer {lo} .. {hi}",
-            detail=[{"loc": ["query", name], "msg": f"integer {lo} .. {hi}", "type": "value_error"}],
+        raise invalid(
+            ["query", name], f"query parameter {name} must be an integer {lo} .. {hi}", f"integer {lo} .. {hi}"
         )
     return value
 
@@ -91,20 +85,22 @@ def _int(request: Request, name: str, default: int, lo: int = 1, hi: int = 1000)
 def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
     raw = request.query_params.get(name)
     if raw is not None and raw not in choices:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"query parameter {name} must be one of {', '.join(choices)}",
-            detail=[{"loc": ["query", name], "msg": f"one of {', '.join(choices)}", "type": "enum"}],
-        )
+        one_of = f"one of {', '.join(choices)}"
+        raise invalid(["query", name], f"query parameter {name} must be {one_of}", one_of, "enum")
     return raw
 
 
-async def _zone(svc: Service, conn, uid: str) -> dict:
+async def _zone(conn, uid: str) -> dict:
     zone = await zone_store.get(conn, uid)
     if zone is None:
         raise ApiError(404, "unknown_zone", f"no zone {uid!r}")
     return zone
+
+
+async def _zone_filter(conn, request: Request) -> int | None:
+    """The id of the zone named by the path or by `?zone=`; None (every zone) when neither names one."""
+    uid = request.path_params.get("uid") or request.query_params.get("zone")
+    return (await _zone(conn, uid))["id"] if uid else None
 
 
 def _ready(svc: Service) -> None:
@@ -173,12 +169,7 @@ async def register_node(svc: Service, request, token, body: schemas.RegisterRequ
                 secret=body.secret,
             )
         except node_store.UnknownZone:
-            raise ApiError(
-                422,
-                "validation_error",
-                f"no zone {body.zone_uid!r}",
-                detail=[{"loc": ["zone_uid"], "msg": "unknown zone", "type": "value_error"}],
-            ) from None
+            raise invalid(["zone_uid"], f"no zone {body.zone_uid!r}", "unknown zone") from None
     svc.core.forget_node(body.node_uid)
     out = _node_resource(node)
     if secret is not None:
@@ -213,7 +204,7 @@ async def list_zones(svc: Service, request, token, body) -> Response:
 
 async def get_zone(svc: Service, request, token, body) -> Response:
     async with svc.db.acquire() as conn:
-        zone = await _zone(svc, conn, request.path_params["uid"])
+        zone = await _zone(conn, request.path_params["uid"])
         zone["channels"] = await zone_store.channels(conn, zone["id"])
         zone["nodes"] = await node_store.list_nodes(conn, zone["id"])
     zone.pop("id")
@@ -222,7 +213,7 @@ async def get_zone(svc: Service, request, token, body) -> Response:
 
 async def latest_telemetry(svc: Service, request, token, body) -> Response:
     async with svc.db.acquire() as conn:
-        zone = await _zone(svc, conn, request.path_params["uid"])
+        zone = await _zone(conn, request.path_params["uid"])
         rows = await telemetry_store.latest(conn, zone["id"])
     stale = {name: m.stale_s for name, m in svc.rs.metrics.items()}
     now = datetime.now(UTC)
@@ -235,17 +226,12 @@ async def latest_telemetry(svc: Service, request, token, body) -> Response:
 async def telemetry_series(svc: Service, request, token, body) -> Response:
     metric = request.query_params.get("metric")
     if not metric:
-        raise ApiError(
-            422,
-            "validation_error",
-            "query parameter metric is required",
-            detail=[{"loc": ["query", "metric"], "msg": "field required", "type": "missing"}],
-        )
+        raise invalid(["query", "metric"], "query parameter metric is required", "field required", "missing")
     level = _choice(request, "level", ("raw", "1m", "1h", "daily")) or "1m"
     until = _time(request, "until", datetime.now(UTC))
     since = _time(request, "since", until - timedelta(hours=24))
     async with svc.db.acquire() as conn:
-        zone = await _zone(svc, conn, request.path_params["uid"])
+        zone = await _zone(conn, request.path_params["uid"])
         if level == "raw":
             rows = await telemetry_store.samples(conn, zone["id"], metric, since, until)
         else:
@@ -258,10 +244,7 @@ async def list_alerts(svc: Service, request, token, body) -> Response:
     source = _choice(request, "source", ("biz", "infra"))
     limit = _int(request, "limit", 100)
     async with svc.db.acquire() as conn:
-        zone_id = None
-        uid = request.path_params.get("uid") or request.query_params.get("zone")
-        if uid:
-            zone_id = (await _zone(svc, conn, uid))["id"]
+        zone_id = await _zone_filter(conn, request)
         rows = await alert_store.list_alerts(conn, zone_id=zone_id, status=status, source=source, limit=limit)
     return json_response({"alerts": rows})
 
@@ -270,10 +253,7 @@ async def list_commands(svc: Service, request, token, body) -> Response:
     status = _choice(request, "status", ("queued", "sent", "ack", "done", "failed", "timeout"))
     limit = _int(request, "limit", 100)
     async with svc.db.acquire() as conn:
-        zone_id = None
-        uid = request.path_params.get("uid") or request.query_params.get("zone")
-        if uid:
-            zone_id = (await _zone(svc, conn, uid))["id"]
+        zone_id = await _zone_filter(conn, request)
         rows = await command_store.list_commands(conn, zone_id=zone_id, status=status, limit=limit)
     return json_response({"commands": rows})
 
@@ -292,7 +272,7 @@ async def zone_events(svc: Service, request, token, body) -> Response:
     since = _time(request, "since")
     limit = _int(request, "limit", 100)
     async with svc.db.acquire() as conn:
-        zone = await _zone(svc, conn, request.path_params["uid"])
+        zone = await _zone(conn, request.path_params["uid"])
         rows = await event_store.list_events(
             conn, zone["id"], since=since, type=request.query_params.get("type"), limit=limit
         )
@@ -303,17 +283,14 @@ async def water_usage(svc: Service, request, token, body) -> Response:
     until = _time(request, "until", datetime.now(UTC))
     since = _time(request, "since", until - timedelta(days=7))
     async with svc.db.acquire() as conn:
-        zone = await _zone(svc, conn, request.path_params["uid"])
+        zone = await _zone(conn, request.path_params["uid"])
         usage = await water_store.usage(conn, zone["id"], since, until)
     return json_response({"zone_uid": zone["uid"], **usage})
 
 
 async def list_nodes(svc: Service, request, token, body) -> Response:
     async with svc.db.acquire() as conn:
-        zone_id = None
-        if request.query_params.get("zone"):
-            zone_id = (await _zone(svc, conn, request.query_params["zone"]))["id"]
-        return json_response({"nodes": await node_store.list_nodes(conn, zone_id)})
+        return json_response({"nodes": await node_store.list_nodes(conn, await _zone_filter(conn, request))})
 
 
 async def safety_reset(svc: Service, request, token, body: schemas.ResetIn) -> Response:
@@ -322,7 +299,7 @@ async def safety_reset(svc: Service, request, token, body: schemas.ResetIn) -> R
     codes = sorted(code for code, a in svc.rs.alerts.items() if a.locks or a.clear_on_reset)
     who = body.by or token.name
     async with svc.db.transaction() as conn:
-        zone = await _zone(svc, conn, uid)
+        zone = await _zone(conn, uid)
         resolved = await alert_store.resolve_codes(conn, zone["id"], codes, by=who, reason=body.reason)
         event_id = await event_store.add(
             conn,
@@ -345,12 +322,7 @@ async def safety_reset(svc: Service, request, token, body: schemas.ResetIn) -> R
 async def post_command(svc: Service, request, token, body: schemas.CommandIn) -> Response:
     _ready(svc)
     if body.override and not body.reason:
-        raise ApiError(
-            422,
-            "validation_error",
-            "an override needs a reason",
-            detail=[{"loc": ["reason"], "msg": "required when override is true", "type": "missing"}],
-        )
+        raise invalid(["reason"], "an override needs a reason", "required when override is true", "missing")
     req = CommandRequest(body.zone_uid, body.channel, body.cmd, body.params, body.reason, body.override)
     try:
         cmd = await svc.commands.submit(req, by=token.name, may_override="override" in token.scopes)
@@ -369,12 +341,8 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
     if svc.rs.zone(uid) is None:
         raise ApiError(404, "unknown_zone", f"no zone {uid!r} in the rule set")
     if body.days > svc.settings.simulate_max_days:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"at most {svc.settings.simulate_max_days:g} days",
-            detail=[{"loc": ["days"], "msg": f"at most {svc.settings.simulate_max_days:g}", "type": "less_than_equal"}],
-        )
+        most = f"at most {svc.settings.simulate_max_days:g}"
+        raise invalid(["days"], f"{most} days", most, "less_than_equal")
     if _simulations.locked():
         raise ApiError(429, "busy", "another dry run is running; try again shortly", headers={"Retry-After": "5"})
     async with _simulations:
@@ -391,13 +359,7 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
             )
         except (ValueError, KeyError) as e:
             field = "faults" if type(e).__name__ == "FaultError" else "start"
-            message = str(e).strip("'\"")
-            raise ApiError(
-                422,
-                "validation_error",
-                message,
-                detail=[{"loc": [field], "msg": message, "type": "value_error"}],
-            ) from None
+            raise invalid([field], str(e).strip("'\"")) from None
     return json_response(doc)
 
 

@@ -54,6 +54,11 @@ def json_response(content, status: int = 200, headers: dict | None = None) -> Re
     return Response(body, status, headers, media_type="application/json")
 
 
+def invalid(loc: list, message: str, msg: str | None = None, type: str = "value_error") -> ApiError:
+    """A 422 naming the field at `loc`, in the shape of the body validation's `detail`."""
+    return ApiError(422, "validation_error", message, detail=[{"loc": loc, "msg": msg or message, "type": type}])
+
+
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         super().__init__(413, "request_too_large", f"the request body is larger than {limit} bytes", limit=limit)
@@ -99,12 +104,7 @@ async def parse_body(request: Request, body):
     """The body validated by `body` (a schemas.Body); 400 for bytes that are not JSON, 422 with field paths."""
     raw = await request.body()
     if not raw:
-        raise ApiError(
-            422,
-            "validation_error",
-            "the request needs a JSON body",
-            detail=[{"loc": [], "msg": "body required", "type": "missing"}],
-        )
+        raise invalid([], "the request needs a JSON body", "body required", "missing")
     try:
         return body.validate_json(raw)
     except ValidationError as e:

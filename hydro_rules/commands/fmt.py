@@ -23,9 +23,8 @@ from ..cli import EXIT_INTERNAL, EXIT_OK, EXIT_PROBLEMS, UsageError
 from ..lang import render
 from ..lang.diagnostics import Diagnostic, Diagnostics
 from ..lang.formatter import NotFormatted, format_text
-from ..lang.loader import display_path
+from ..lang.loader import display_path, read_bytes
 from ..lang.parser import decode, excerpt_source
-from ..lang.source import Span
 from ._common import err_console
 
 
@@ -85,10 +84,8 @@ def files(paths: list[str]) -> list[Path]:
 def format_path(path: Path) -> Outcome:
     shown = display_path(path)
     diags = Diagnostics()
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        diags.add("HR004", f"cannot read file: {e.strerror}", Span(shown, 1, 1, 1, 1))
+    data = read_bytes(path, shown, diags)
+    if data is None:
         return Outcome(path, shown, b"", diagnostics=diags.sorted())
     result = Outcome(path, shown, data)
     text = decode(data, shown, diags)

@@ -100,12 +100,19 @@ def _load(path: str | Path, extra: list[Path] | None) -> Loaded:
     return out
 
 
+def read_bytes(p: Path, shown: str, diags: Diagnostics) -> bytes | None:
+    """The bytes of a rule file, or None with a diagnostic when it cannot be read."""
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        diags.add("HR004", f"cannot read file: {e.strerror}", Span(shown, 1, 1, 1, 1))
+        return None
+
+
 def _read_file(p: Path, out: Loaded, digest) -> A.File | None:
     shown = display_path(p)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        out.diags.add("HR004", f"cannot read file: {e.strerror}", Span(shown, 1, 1, 1, 1))
+    data = read_bytes(p, shown, out.diags)
+    if data is None:
         return None
     digest.update(p.name.encode() + b"\0" + data + b"\0")
     f, out.sources[shown] = parse_file(shown, data, out.diags)

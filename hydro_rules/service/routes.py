@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import api as engine_api
+from ..sim.times import parse_time
 from ..store import DatabaseUnavailable
 from ..store import aggregate as aggregate_store
 from ..store import alerts as alert_store
@@ -55,16 +56,11 @@ def _time(request: Request, name: str, default: datetime | None = None) -> datet
     if raw is None:
         return default
     try:
-        value = (
-            datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if not raw.replace(".", "").isdigit()
-            else (datetime.fromtimestamp(float(raw), UTC))
-        )
-    except ValueError:
+        return datetime.fromtimestamp(float(raw) if raw.replace(".", "").isdigit() else parse_time(raw), UTC)
+    except (ValueError, OverflowError, OSError):  # not a time, or one datetime cannot hold
         raise invalid(
             ["query", name], f"query parameter {name} is not a time", "ISO 8601 time or epoch seconds"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _int(request: Request, name: str, default: int, lo: int = 1, hi: int = 1000) -> int:

@@ -174,6 +174,19 @@ async def test_read_routes(http, tokens, db):
     assert [p["value"] for p in raw["points"]] == [6.0]
     assert (await http.get("/zones/zn-9", headers=h)).status_code == 404
     assert (await http.get("/zones/zn-1/telemetry?metric=ph&level=weekly", headers=h)).status_code == 422
+    # times: ISO 8601 (UTC unless an offset says otherwise) or epoch seconds; anything else is a 422 on its field
+    for since in ("2000-01-01", "2000-01-01T03:00:00%2B03:00", "946684800", "946684800.0"):
+        r = await http.get(f"/zones/zn-1/telemetry?metric=ph&level=raw&since={since}", headers=h)
+        assert [p["value"] for p in r.json()["points"]] == [6.0], since
+    future = (await http.get(f"/zones/zn-1/telemetry?metric=ph&level=raw&since={NOW + 60:.0f}", headers=h)).json()
+    assert future["points"] == []
+    for since in ("yesterday", "1e999", "99999999999999999999"):
+        r = await http.get(f"/zones/zn-1/telemetry?metric=ph&since={since}", headers=h)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"], since
+    r = await http.get("/zones/zn-1/telemetry", headers=h)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "metric"]
+    assert (await http.get("/alerts?zone=zn-9", headers=h)).status_code == 404
+    assert (await http.get("/nodes?zone=zn-9", headers=h)).status_code == 404
     assert (await http.get("/alerts?limit=0", headers=h)).status_code == 422
     for path in (
         "/alerts",

@@ -35,6 +35,18 @@ from .web import ApiError, invalid, json_response, parse_body
 
 log = logging.getLogger(__name__)
 
+LEVELS = ("raw", "1m", "1h", "daily")
+ALERT_STATUSES = (alert_store.ACTIVE, alert_store.RESOLVED)
+ALERT_SOURCES = ("biz", "infra")
+COMMAND_STATUSES = (
+    command_store.QUEUED,
+    command_store.SENT,
+    command_store.ACKED,
+    command_store.DONE,
+    command_store.FAILED,
+    command_store.TIMEOUT,
+)
+
 Handler = Callable[[Service, Request, TokenInfo | None, BaseModel | None], Awaitable[Response]]
 
 
@@ -223,7 +235,7 @@ async def telemetry_series(svc: Service, request, token, body) -> Response:
     metric = request.query_params.get("metric")
     if not metric:
         raise invalid(["query", "metric"], "query parameter metric is required", "field required", "missing")
-    level = _choice(request, "level", ("raw", "1m", "1h", "daily")) or "1m"
+    level = _choice(request, "level", LEVELS) or "1m"
     until = _time(request, "until", datetime.now(UTC))
     since = _time(request, "since", until - timedelta(hours=24))
     async with svc.db.acquire() as conn:
@@ -236,8 +248,8 @@ async def telemetry_series(svc: Service, request, token, body) -> Response:
 
 
 async def list_alerts(svc: Service, request, token, body) -> Response:
-    status = _choice(request, "status", ("ACTIVE", "RESOLVED"))
-    source = _choice(request, "source", ("biz", "infra"))
+    status = _choice(request, "status", ALERT_STATUSES)
+    source = _choice(request, "source", ALERT_SOURCES)
     limit = _int(request, "limit", 100)
     async with svc.db.acquire() as conn:
         zone_id = await _zone_filter(conn, request)
@@ -246,7 +258,7 @@ async def list_alerts(svc: Service, request, token, body) -> Response:
 
 
 async def list_commands(svc: Service, request, token, body) -> Response:
-    status = _choice(request, "status", ("queued", "sent", "ack", "done", "failed", "timeout"))
+    status = _choice(request, "status", COMMAND_STATUSES)
     limit = _int(request, "limit", 100)
     async with svc.db.acquire() as conn:
         zone_id = await _zone_filter(conn, request)
@@ -359,6 +371,18 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
     return json_response(doc)
 
 
+# the query parameters the handlers read, as the description lists them
+def _one_of(name: str, choices: tuple[str, ...]) -> tuple[str, str, str]:
+    return (name, "string", " | ".join(choices))
+
+
+_ZONE = ("zone", "string", "zone uid")
+_LIMIT = ("limit", "integer", "1 .. 1000")
+_SINCE = ("since", "string", "ISO 8601 time or epoch seconds")
+_UNTIL = ("until", "string", "ISO 8601 time or epoch seconds")
+_ALERT_QUERY = (_one_of("status", ALERT_STATUSES), _one_of("source", ALERT_SOURCES), _LIMIT)
+_COMMAND_QUERY = (_one_of("status", COMMAND_STATUSES), _LIMIT)
+
 SPECS: tuple[Spec, ...] = (
     Spec("GET", "/health", health, "Liveness of the service, its database and broker", None, responses=(200, 503)),
     Spec("GET", "/openapi.json", openapi, "This description", None),
@@ -380,7 +404,7 @@ SPECS: tuple[Spec, ...] = (
         schemas.Body(schemas.RegisterRequest),
         responses=(200, 401, 403, 422, 503),
     ),
-    Spec("GET", "/nodes", list_nodes, "Nodes and their liveness", "read", query=(("zone", "string", "zone uid"),)),
+    Spec("GET", "/nodes", list_nodes, "Nodes and their liveness", "read", query=(_ZONE,)),
     Spec("GET", "/zones", list_zones, "Zones", "read"),
     Spec("GET", "/zones/{uid}", get_zone, "A zone with its channels and nodes", "read", responses=(200, 404)),
     Spec(
@@ -399,9 +423,9 @@ SPECS: tuple[Spec, ...] = (
         "read",
         query=(
             ("metric", "string", "canonical metric"),
-            ("level", "string", "raw | 1m | 1h | daily"),
-            ("since", "string", "ISO time"),
-            ("until", "string", "ISO time"),
+            _one_of("level", LEVELS),
+            _SINCE,
+            _UNTIL,
         ),
     ),
     Spec(
@@ -410,11 +434,7 @@ SPECS: tuple[Spec, ...] = (
         list_alerts,
         "The zone's alerts",
         "read",
-        query=(
-            ("status", "string", "ACTIVE | RESOLVED"),
-            ("source", "string", "biz | infra"),
-            ("limit", "integer", "1 .. 1000"),
-        ),
+        query=_ALERT_QUERY,
     ),
     Spec(
         "GET",
@@ -422,12 +442,7 @@ SPECS: tuple[Spec, ...] = (
         list_alerts,
         "Alerts of every zone",
         "read",
-        query=(
-            ("zone", "string", "zone uid"),
-            ("status", "string", "ACTIVE | RESOLVED"),
-            ("source", "string", "biz | infra"),
-            ("limit", "integer", "1 .. 1000"),
-        ),
+        query=(_ZONE, *_ALERT_QUERY),
     ),
     Spec(
         "GET",
@@ -435,7 +450,7 @@ SPECS: tuple[Spec, ...] = (
         list_commands,
         "The zone's commands",
         "read",
-        query=(("status", "string", "command status"), ("limit", "integer", "1 .. 1000")),
+        query=_COMMAND_QUERY,
     ),
     Spec(
         "GET",
@@ -443,11 +458,7 @@ SPECS: tuple[Spec, ...] = (
         list_commands,
         "Commands",
         "read",
-        query=(
-            ("zone", "string", "zone uid"),
-            ("status", "string", "command status"),
-            ("limit", "integer", "1 .. 1000"),
-        ),
+        query=(_ZONE, *_COMMAND_QUERY),
     ),
     Spec("GET", "/commands/{cmd_id}", get_command, "One command with its status history", "read", responses=(200, 404)),
     Spec(
@@ -465,7 +476,7 @@ SPECS: tuple[Spec, ...] = (
         zone_events,
         "The zone's events",
         "read",
-        query=(("since", "string", "ISO time"), ("type", "string", "event type"), ("limit", "integer", "1 .. 1000")),
+        query=(_SINCE, ("type", "string", "event type"), _LIMIT),
     ),
     Spec(
         "GET",
@@ -473,7 +484,7 @@ SPECS: tuple[Spec, ...] = (
         water_usage,
         "Pump runs and daily water totals (§15)",
         "read",
-        query=(("since", "string", "ISO time"), ("until", "string", "ISO time")),
+        query=(_SINCE, _UNTIL),
     ),
     Spec(
         "POST",

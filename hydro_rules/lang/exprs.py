@@ -26,19 +26,10 @@ METRIC_ATTRS = {"age": U.DURATION, "unchanged_for": U.DURATION}
 CHANNEL_WORDS = {"on", "off", "locked"}
 ALERT_WORDS = {"active", "resolved"}
 KNOWN_WORDS = {"known", "unknown"}
-NAMESPACES = (
-    "target",
-    "solution",
-    "last_dose",
-    "recipe",
-    "time_of_day",
-    "water_change",
-    "recirc",
-    "levels",
-    "dosing",
-    "commands",
-    "water_cycle",
-)
+#: first words of the profile settings rules read: `levels.min`, `water_change.interval` (short for
+#: `water_cycle.water_change.interval`), ...
+SETTING_HEADS = frozenset(S.SHORT) | {p.split(".", 1)[0] for p in S.SCHEMA}
+NAMESPACES = ("target", "solution", "last_dose", "recipe", "time_of_day", *sorted(SETTING_HEADS))
 FUNCTIONS = {"change": 2, "drift": 1, "failures": 2, "abs": 1, "min": 2, "max": 2}
 _SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
@@ -201,7 +192,7 @@ class Typer:
             return M.ZoneRef("recipe.day", U.NUMBER, e.span)
         if head == "time_of_day" and not rest:
             return M.ZoneRef("time_of_day", U.TIME_OF_DAY, e.span)
-        if head in ("water_change", "recirc", "levels", "dosing", "commands", "water_cycle"):
+        if head in SETTING_HEADS:
             path = S.resolve(dotted)
             if path in S.SCHEMA:
                 dim = S.SCHEMA[path][0]

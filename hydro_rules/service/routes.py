@@ -25,6 +25,7 @@ from ..store import telemetry as telemetry_store
 from ..store import water as water_store
 from ..store import zones as zone_store
 from ..store.tokens import TokenInfo
+from ..twin import FaultError
 from . import schemas
 from .app import Service
 from .commands import CommandRefused, CommandRequest
@@ -366,7 +367,7 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
                 faults=list(body.faults),
             )
         except (ValueError, KeyError) as e:
-            field = "faults" if type(e).__name__ == "FaultError" else "start"
+            field = "faults" if isinstance(e, FaultError) else "start"
             raise invalid([field], str(e).strip("'\"")) from None
     return json_response(doc)
 

@@ -70,7 +70,6 @@ class ChannelControl:
             return dec
         if r.cmd_id in c.acked:
             c.acked.remove(r.cmd_id)
-        c.last_status = r.status
         if r.status in W.FAILED:
             _failed(c, r.ts)
             if c.last_cmd == "on":  # the node did not start it, or stopped it again
@@ -107,7 +106,6 @@ class ChannelControl:
                     c.timeouts += 1
                     c.retry_at = now + min(RETRY_MAX_S, limit * 2 ** (c.timeouts - 1))
                     _failed(c, now)
-                    c.last_status = W.TIMEOUT
                     ch = self.channels[name]
                     default_on = ch.fail_safe == "NC"
                     if c.is_on != default_on:
@@ -269,7 +267,6 @@ class ChannelControl:
         self.dec.commands.append(command)
         c.pending[cmd_id] = self.now
         c.last_cmd = intent if intent != "dose" else c.last_cmd
-        c.last_cmd_at = self.now
         return command
 
 

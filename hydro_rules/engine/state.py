@@ -26,13 +26,11 @@ class ChannelState:
     since: float = 0.0  # believed output holds since
     commanded_until: float | None = None  # the last command's duration ends; the node then falls back
     last_cmd: str | None = None  # "on" | "off": what the last command asked
-    last_cmd_at: float | None = None
     pending: dict = field(default_factory=dict)  # cmd_id -> sent at (awaiting a terminal response)
     acked: list = field(default_factory=list)  # cmd_ids that got ACK but no terminal status yet
     timeouts: int = 0  # commands in a row that got no response
     retry_at: float | None = None  # after timeouts, wait before asking the node again
     failures: list = field(default_factory=list)  # times of failed or timed-out commands
-    last_status: str | None = None
     denied_by: str | None = None  # guard that keeps it off now
     duty_off_since: float | None = None  # start of the current OFF stretch under duty control
     forced_on_until: float | None = None  # duty control cut an OFF short at max_recirc_off
@@ -46,11 +44,7 @@ class AlertState:
     since: float  # pending since, or raised at
     raised_at: float | None = None
     clear_since: float | None = None  # the clear condition holds since
-    count: int = 1  # occurrences
     details: dict = field(default_factory=dict)
-    resolved_at: float | None = None
-    resolved_by: str | None = None
-    resolved_why: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,11 +74,12 @@ class ZoneState:
     @classmethod
     def from_json(cls, d: dict) -> ZoneState:
         d = dict(d)
-        alerts = [AlertState(**a) for a in d.pop("alerts", [])]
+        alerts = [AlertState(**_known(AlertState, a)) for a in d.pop("alerts", [])]
         channels = {
-            k: ChannelState(**{**c, "guards": tuple(c.get("guards", ()))}) for k, c in d.pop("channels", {}).items()
+            k: ChannelState(**{**_known(ChannelState, c), "guards": tuple(c.get("guards", ()))})
+            for k, c in d.pop("channels", {}).items()
         }
-        st = cls(**{k: v for k, v in d.items() if k in _ZONE_FIELDS})
+        st = cls(**_known(cls, d))
         st.alerts = {(a.code, a.channel): a for a in alerts}
         st.channels = channels
         return st
@@ -96,4 +91,9 @@ def _channel_json(c: ChannelState) -> dict:
     return d
 
 
-_ZONE_FIELDS = {f.name for f in fields(ZoneState)}
+def _known(cls, d: dict) -> dict:
+    """The items of `d` that are fields of `cls`: a state saved by another version of the engine still loads."""
+    return {k: v for k, v in d.items() if k in _FIELDS[cls]}
+
+
+_FIELDS = {cls: frozenset(f.name for f in fields(cls)) for cls in (ChannelState, AlertState, ZoneState)}

@@ -128,3 +128,16 @@ def test_a_state_saved_for_another_zone_shape_still_evaluates():
     z.tick(5)
     assert z.state.channels["pump_fill"].is_on is False
     assert z.state.channels["pump_old"].pending == {"x-1": z.now - 900}, "an unbound channel is left alone"
+
+
+def test_a_state_saved_with_fields_this_engine_does_not_know_still_loads():
+    """A state saved by an older or newer engine (fields it had then, e.g. last_status) loads without them."""
+    z = Zone()
+    z.set(ph=6.6, ec=1.4, temp_water=21.0, water_level=90.0).tick(20)
+    data = z.state.to_json()
+    data["retired_field"] = 1
+    data["channels"]["pump_recirc"]["last_status"] = "DONE"
+    data["alerts"] = [dict(a, count=3, resolved_by=None) for a in data["alerts"]]
+    assert data["alerts"], "a pending or active alert is saved with the state"
+    back = ZoneState.from_json(data)
+    assert back.to_json() == z.state.to_json()

@@ -383,7 +383,7 @@ def check_schedules(d: Diagnostics, rs: M.RuleSet, usage: Usage) -> None:
 
 
 def _hm(s: float) -> str:
-    return U.describe(s % 86400 if s != 86400 else 86400, U.TIME_OF_DAY) if s != 86400 else "24:00"
+    return "24:00" if s == 86400 else U.describe(s % 86400, U.TIME_OF_DAY)
 
 
 def _intervals(w: M.Window):
@@ -405,14 +405,11 @@ def _gaps(ws: list[M.Window]):
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([s, e])
-    if merged and merged[0][0] == 0 and merged[-1][1] == 86400 and len(merged) == 1:
-        return []
     gaps = []
     for i, (_start, e) in enumerate(merged):
-        nxt = merged[(i + 1) % len(merged)][0]
+        nxt = merged[(i + 1) % len(merged)][0]  # merged stretches are apart: a gap follows each
         if nxt == 0 and e == 86400:
-            continue
-        if (nxt - e) % 86400 > 0 or len(merged) == 1:
-            before = next(w for w in ws if any(abs(x1 - e) < 1e-9 for _, x1 in _intervals(w)))
-            gaps.append((e % 86400, nxt, before))
+            continue  # ... except where the day wraps round covered
+        before = next(w for w in ws if any(abs(x1 - e) < 1e-9 for _, x1 in _intervals(w)))
+        gaps.append((e % 86400, nxt, before))
     return gaps

@@ -162,6 +162,10 @@ class IngestCore:
         else:
             self._nodes.pop(uid, None)
 
+    async def node(self, uid: str) -> NodeInfo | None:
+        """The node's registry facts (None: unknown), from the cache while they are fresh."""
+        return (await self._lookup({uid}))[uid]
+
     async def _lookup(self, uids: set[str]) -> dict[str, NodeInfo | None]:
         now = time.monotonic()
         out: dict[str, NodeInfo | None] = {}

@@ -118,24 +118,23 @@ class MqttDoor:
         raw = payloads.document(payload)
 
         async def step():
-            async with self.db.acquire() as conn:
-                node = (await node_store.lookup(conn, [t.node])).get(t.node)
-                async with conn.transaction():
-                    res = await command_store.apply_response(
-                        conn,
-                        node_id=node.id if node else None,
-                        cmd_id=r.cmd_id,
-                        status=r.status,
-                        ts=_at(r.ts),
-                        error_code=r.error_code,
-                        error_message=raw.get("error_message") or raw.get("message"),
-                        details=r.details or None,
-                        payload=raw,
-                    )
-                    if res.duplicate or res.command is None or res.note.startswith("response from another"):
-                        return res
-                    await self._alert_on_error(conn, res.command, r)
+            node = await self.core.node(t.node)
+            async with self.db.acquire() as conn, conn.transaction():
+                res = await command_store.apply_response(
+                    conn,
+                    node_id=node.id if node else None,
+                    cmd_id=r.cmd_id,
+                    status=r.status,
+                    ts=_at(r.ts),
+                    error_code=r.error_code,
+                    error_message=raw.get("error_message") or raw.get("message"),
+                    details=r.details or None,
+                    payload=raw,
+                )
+                if res.duplicate or res.command is None or res.note.startswith("response from another"):
                     return res
+                await self._alert_on_error(conn, res.command, r)
+                return res
 
         res = await self._retrying(step)
         if res.command is None or res.note.startswith("response from another"):
@@ -165,24 +164,40 @@ class MqttDoor:
         doc = payloads.document(payload)
         await self._node_event(t, "NODE_EVENT", {"channel": t.channel, "event": doc})
 
-    async def _node_event(self, t: topics.Topic, type: str, details: dict) -> None:
+    async def _node_event(self, t: topics.Topic, type: str, details: dict, alert: dict | None = None) -> None:
+        """Record a zone event of the node's (and raise `alert`, an infra alert, with the same details).
+
+        A message from a node the registry does not know is logged, not recorded.
+        """
+        details = {"node_uid": t.node, **details}
+
         async def step():
-            async with self.db.acquire() as conn:
-                node = (await node_store.lookup(conn, [t.node])).get(t.node)
-                if node is None:
-                    return False
+            node = await self.core.node(t.node)
+            if node is None:
+                return False
+            async with self.db.acquire() as conn, conn.transaction():
                 await event_store.add(
                     conn,
                     zone_id=node.zone_id,
                     node_id=node.id,
                     type=type,
-                    details={"node_uid": t.node, **details},
+                    details=details,
                     ruleset_version=self.rs.ruleset_version,
                 )
-                return True
+                if alert is not None:
+                    await alert_store.raise_alert(
+                        conn,
+                        zone_id=node.zone_id,
+                        node_id=node.id,
+                        source="infra",
+                        details=details,
+                        ruleset_version=self.rs.ruleset_version,
+                        **alert,
+                    )
+            return True
 
         if not await self._retrying(step):
-            self._log.warning(("unknown", t.node), "%s from unknown node %s not recorded", type, t.node)
+            self._log.warning(("unknown", t.node), "%s from unknown node %s not recorded: %s", type, t.node, details)
 
     # ---- node-level ------------------------------------------------------------------
     async def _status(self, t: topics.Topic, payload: bytes, retained: bool) -> None:
@@ -280,38 +295,16 @@ class MqttDoor:
             "ts": e.ts,
             **e.extra,
         }
-
-        async def step():
-            async with self.db.acquire() as conn, conn.transaction():
-                node = (await node_store.lookup(conn, [t.node])).get(t.node)
-                if node is None:
-                    return False
-                await event_store.add(
-                    conn,
-                    zone_id=node.zone_id,
-                    node_id=node.id,
-                    type="NODE_ERROR",
-                    details={"node_uid": t.node, **details},
-                    ruleset_version=self.rs.ruleset_version,
-                )
-                if e.level in ("ERROR", "CRITICAL", "FATAL"):
-                    await alert_store.raise_alert(
-                        conn,
-                        zone_id=node.zone_id,
-                        node_id=node.id,
-                        source="infra",
-                        code="infra_node_error",
-                        type=f"Node {t.node} reports {e.error_code or 'an error'}"
-                        + (f" in {e.component}" if e.component else ""),
-                        severity="critical" if e.level != "ERROR" else "warning",
-                        dedup_key=f"{t.node}/{e.error_code or ''}",
-                        details={"node_uid": t.node, **details},
-                        ruleset_version=self.rs.ruleset_version,
-                    )
-                return True
-
-        if not await self._retrying(step):
-            self._log.warning(("unknown", t.node), "error report of unknown node %s: %s", t.node, details)
+        alert = None
+        if e.level in ("ERROR", "CRITICAL", "FATAL"):
+            alert = {
+                "code": "infra_node_error",
+                "type": f"Node {t.node} reports {e.error_code or 'an error'}"
+                + (f" in {e.component}" if e.component else ""),
+                "severity": "critical" if e.level != "ERROR" else "warning",
+                "dedup_key": f"{t.node}/{e.error_code or ''}",
+            }
+        await self._node_event(t, "NODE_ERROR", details, alert)
 
     async def _time_request(self, t: topics.Topic, payload: bytes, retained: bool) -> None:
         if retained:

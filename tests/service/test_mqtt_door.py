@@ -204,3 +204,18 @@ async def test_error_event_config_and_diagnostics_are_recorded(mqtt_service, mqt
     assert types["NODE_EVENT"]["event"] == {"event": "calibrated", "points": 2}
     assert tuple(alert) == ("infra_node_error", "infra", "nd-ph-1/probe_open")
     assert node["config_report"]["version"] == 3
+
+
+async def test_unknown_nodes_events_are_not_recorded_and_a_warning_raises_no_alert(mqtt_service, mqtt_url, db, acks):
+    async with Node(mqtt_url, "nd-ghost") as ghost, Node(mqtt_url, "nd-ph-1") as node:
+        await ghost.send("error", {"level": "CRITICAL", "error_code": "brownout"})
+        await ghost.send("event", {"event": "boot"}, channel="ph_sensor")
+        await node.send("error", {"level": "WARNING", "component": "ph_sensor", "error_code": "drift"})
+    await eventually(lambda: asyncio.sleep(0, len(acks) >= 3))
+    assert [code for _, code in acks] == [0, 0, 0]  # handled and acknowledged, whoever sent them
+    async with db.acquire() as conn:
+        events = await conn.fetch("SELECT type, details FROM zone_events")
+        assert await conn.fetchval("SELECT count(*) FROM alerts") == 0
+    assert [(e["type"], e["details"]["node_uid"], e["details"]["level"]) for e in events] == [
+        ("NODE_ERROR", "nd-ph-1", "WARNING")
+    ]

@@ -131,13 +131,13 @@ class MqttDoor:
                     details=r.details or None,
                     payload=raw,
                 )
-                if res.duplicate or res.command is None or res.note.startswith("response from another"):
+                if res.duplicate or res.command is None or res.foreign:
                     return res
                 await self._alert_on_error(conn, res.command, r)
                 return res
 
         res = await self._retrying(step)
-        if res.command is None or res.note.startswith("response from another"):
+        if res.command is None or res.foreign:
             self._log.warning(("response", t.node), "command_response from %s for %s: %s", t.node, r.cmd_id, res.note)
 
     async def _alert_on_error(self, conn, cmd: dict, r: M.CommandResponse) -> None:

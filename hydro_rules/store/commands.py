@@ -113,6 +113,7 @@ class ResponseResult:
     duplicate: bool = False
     applied: bool = False  # the status moved forward
     late: bool = False  # arrived after the command timed out
+    foreign: bool = False  # sent by another node than the command's: recorded, not applied
     note: str = ""
 
 
@@ -151,7 +152,7 @@ async def apply_response(
             return ResponseResult(None, note="unknown cmd_id")
         cmd = dict(row)
         if node_id is not None and cmd["node_id"] != node_id:
-            return ResponseResult(cmd, note="response from another node than the command's")
+            return ResponseResult(cmd, foreign=True, note="response from another node than the command's")
         current = cmd["status"]
         if current == TIMEOUT:
             cmd = dict(

@@ -119,7 +119,9 @@ async def test_a_response_from_another_node_is_not_applied(db):
     async with db.acquire() as conn:
         await _cmd(conn)
         r = await _respond(conn, "DONE", node="nd-ph-1")
-        assert not r.applied and (await C.get(conn, "c-1"))["status"] == "queued"
+        assert r.foreign and not r.applied and (await C.get(conn, "c-1"))["status"] == "queued"
+        own = await _respond(conn, "DONE", ts=2)
+        assert own.applied and not own.foreign
 
 
 async def test_unknown_command_and_duplicate_ids(db):

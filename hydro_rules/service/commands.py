@@ -191,11 +191,7 @@ class CommandService:
                 reason=req.reason,
                 override=override,
             )
-        topic = topics.command(zone_row["greenhouse_uid"], zone.uid, binding.node_uid, binding.channel_key)
-        body = payloads.command(node["secret"], cmd_id, req.cmd, req.params, int(now))
-        await self._publish(cmd_id, topic, body)
-        async with self.db.acquire() as conn:
-            return await command_store.get(conn, cmd_id)
+        return await self._send(cmd_id, zone_row, node, binding.channel_key, req.cmd, req.params, now)
 
     async def dispatch(self, command) -> dict:
         """Record, sign and publish a command the engine decided (its guards already asked).
@@ -225,11 +221,7 @@ class CommandService:
                 rule=command.rule,
                 source="engine",
             )
-        topic = topics.command(zone_row["greenhouse_uid"], command.zone_uid, command.node_uid, command.channel_key)
-        body = payloads.command(node["secret"], command.cmd_id, command.cmd, command.params, int(now))
-        await self._publish(command.cmd_id, topic, body)
-        async with self.db.acquire() as conn:
-            return await command_store.get(conn, command.cmd_id)
+        return await self._send(command.cmd_id, zone_row, node, command.channel_key, command.cmd, command.params, now)
 
     async def _guard(self, conn, req: CommandRequest, zone_row: dict, now: float, by: str) -> dict | None:
         state = await zone_store.engine_state(conn, zone_row["id"])
@@ -264,6 +256,16 @@ class CommandService:
             reason=verdict.reason,
             raises=verdict.raises,
         )
+
+    async def _send(
+        self, cmd_id: str, zone_row: dict, node: dict, channel_key: str, cmd: str, params: dict, now: float
+    ) -> dict:
+        """Sign and publish a recorded command to its node's channel; return it as stored then."""
+        topic = topics.command(zone_row["greenhouse_uid"], zone_row["uid"], node["uid"], channel_key)
+        body = payloads.command(node["secret"], cmd_id, cmd, params, int(now))
+        await self._publish(cmd_id, topic, body)
+        async with self.db.acquire() as conn:
+            return await command_store.get(conn, cmd_id)
 
     async def _publish(self, cmd_id: str, topic: str, body: bytes) -> None:
         at = datetime.now(UTC)

@@ -19,7 +19,7 @@ _CACHE: dict[str, CompiledRuleSet] = {}
 def compiled(ruleset: M.RuleSet) -> CompiledRuleSet:
     """The compiled form of `ruleset`, compiled once per rule-set version."""
     c = _CACHE.get(ruleset.ruleset_version)
-    if c is None or c.ruleset is not ruleset and c.ruleset.ruleset_version != ruleset.ruleset_version:
+    if c is None:
         c = CompiledRuleSet(ruleset)
         if len(_CACHE) > 16:
             _CACHE.clear()

@@ -114,9 +114,7 @@ class CompiledRuleSet:
 
     # ---- generation ---------------------------------------------------------------------------
     def _guards(self):
-        env: dict = {}
         lines = []
-        fns = {}
         for i, (name, g) in enumerate(self.ruleset.guards.items()):
             xc = ExprCompiler("ch")
             lines.append(f"def guard_{i}(x, ch):  # guard {name}")
@@ -127,11 +125,9 @@ class CompiledRuleSet:
             lines.append("    return None")
             lines.append("")
         source = "\n".join(lines)
-        ns: dict = dict(env)
+        ns: dict = {}
         exec(compile(source, f"<rules {self.ruleset.ruleset_version} guards>", "exec"), ns)  # noqa: S102
-        for i, name in enumerate(self.ruleset.guards):
-            fns[name] = ns[f"guard_{i}"]
-        return fns, source
+        return {name: ns[f"guard_{i}"] for i, name in enumerate(self.ruleset.guards)}, source
 
     def _tick_source(self, zone: M.Zone):
         rs = self.ruleset
@@ -294,7 +290,3 @@ def _all_expressions(rs: M.RuleSet):
                         yield e
     for r in rs.rules.values():
         yield r.cond.expr
-
-
-def compile_ruleset(rs: M.RuleSet) -> CompiledRuleSet:
-    return CompiledRuleSet(rs)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .. import messages as W
 from ..lang import model as M
+from .channels import refusal_reason
 from .compiler import CompiledRuleSet
 from .state import ACTIVE, AlertState, ZoneState
 
@@ -97,8 +98,7 @@ def check_start(
     if verdict is None:
         return GuardVerdict(True, guards=guards)
     guard, deny, unknown = verdict
-    reason = deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
-    return GuardVerdict(False, guard, reason, None if unknown else deny.raises, guards)
+    return GuardVerdict(False, guard, refusal_reason(deny, unknown), None if unknown else deny.raises, guards)
 
 
 def simulate(

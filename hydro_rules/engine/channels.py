@@ -47,7 +47,7 @@ class ChannelControl:
                 name if self.rs.alerts[deny.raises].scope else None,
                 {"guard": guard, "reason": deny.reason, "condition": deny.text},
             )
-        reason = deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
+        reason = refusal_reason(deny, unknown)
         if c.denied_by != guard + reason:
             c.denied_by = guard + reason
             self.dec.refusals.append(Refusal(name, guard, reason, self.now))
@@ -268,6 +268,11 @@ class ChannelControl:
         c.pending[cmd_id] = self.now
         c.last_cmd = intent if intent != "dose" else c.last_cmd
         return command
+
+
+def refusal_reason(deny: M.Deny, unknown: bool) -> str:
+    """Why a guard keeps a channel off, in words."""
+    return deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
 
 
 def _failed(c: ChannelState, at: float) -> None:

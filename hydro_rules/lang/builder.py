@@ -8,6 +8,7 @@ parsed one declaration at a time).
 from __future__ import annotations
 
 import re
+from functools import partialmethod
 
 from lark import Token, Transformer
 
@@ -143,39 +144,10 @@ class _Builder(Transformer):
     def metric_range(self, c):
         return A.Item("range", (c[0], c[1]), c[0].span.to(c[1].span))
 
-    def metric_stale(self, c):
-        return self._item("stale after", c)
-
-    def metric_alias(self, c):
-        return self._item("alias", c)
-
-    def metric_text(self, c):
-        return self._item("text", c)
-
     def channel_decl(self, c):
         name = self.ident(c[0])
         items = tuple(c[1:])
         return A.ChannelDecl(name, items, name.span if not items else name.span.to(items[-1].span))
-
-    def channel_kind(self, c):
-        return self._item("kind", c)
-
-    def channel_fail_safe(self, c):
-        return self._item("fail_safe", c)
-
-    def channel_current(self, c):
-        return self._item("current", c)
-
-    def channel_flow(self, c):
-        return self._item("flow", c)
-
-    def channel_measures(self, c):
-        return self._item("measures", c)
-
-    def channel_moves_level(self, c):
-        return self._item("moves_level", c)
-
-    channel_text = metric_text
 
     # ---- sites -----------------------------------------------------------------
     def uid(self, c):
@@ -186,9 +158,6 @@ class _Builder(Transformer):
         title, items = self.split_title(c[1:])
         return A.SiteDecl(uid, title, tuple(items), uid.span)
 
-    def site_timezone(self, c):
-        return self._item("timezone", c)
-
     def greenhouse_decl(self, c):
         uid = c[0]
         title, zones = self.split_title(c[1:])
@@ -198,18 +167,6 @@ class _Builder(Transformer):
         uid = c[0]
         title, items = self.split_title(c[1:])
         return A.ZoneDecl(uid, title, tuple(items), uid.span)
-
-    def zone_profile(self, c):
-        return self._item("profile", c)
-
-    def zone_recipe(self, c):
-        return self._item("recipe", c)
-
-    def zone_planted(self, c):
-        return self._item("planted", c)
-
-    def zone_reservoir(self, c):
-        return self._item("reservoir", c)
 
     def zone_bind_channel(self, c):
         name = self.ident(c[0])
@@ -279,14 +236,6 @@ class _Builder(Transformer):
         names = tuple(self.ident(t) for t in c)
         return A.Scope(False, names, names[0].span.to(names[-1].span))
 
-    def alert_source(self, c):
-        return self._item("source", c)
-
-    def alert_severity(self, c):
-        return self._item("severity", c)
-
-    alert_text = metric_text
-
     def _cond(self, c):
         expr, hold = c[0], (self.literal(c[1]) if len(c) > 1 else None)
         return A.Cond(expr, hold, expr.span.to(hold.span) if hold else expr.span)
@@ -308,9 +257,6 @@ class _Builder(Transformer):
     def lock_until_reset(self, c):
         return A.Item("lock until reset", (), self.span_of(c[0], c[-1]))
 
-    def alert_on_error(self, c):
-        return self._item("on error", c)
-
     def guard_decl(self, c):
         name = self.ident(c[0])
         return A.GuardDecl(name, c[1], tuple(c[2:]), name.span)
@@ -327,9 +273,6 @@ class _Builder(Transformer):
         initial = tuple(i.values[0] for i in items if isinstance(i, A.Item))
         states = tuple(i for i in items if isinstance(i, A.StateDecl))
         return A.MachineDecl(name, initial, states, items, name.span)
-
-    def machine_initial(self, c):
-        return self._item("initial", c)
 
     def state_decl(self, c):
         name = self.ident(c[0])
@@ -395,36 +338,6 @@ class _Builder(Transformer):
         end = guards[-1] if guards else (amount or target)
         return A.Action(verb, target, amount, guards, (), target.span.to(end.span))
 
-    def act_start(self, c):
-        return self._action("start", c)
-
-    def act_stop(self, c):
-        return self._action("stop", c)
-
-    def act_recirculate(self, c):
-        return self._action("recirculate", c)
-
-    def act_release(self, c):
-        return self._action("release", c)
-
-    def act_open(self, c):
-        return self._action("open", c)
-
-    def act_close(self, c):
-        return self._action("close", c)
-
-    def act_dose(self, c):
-        return self._action("dose", c)
-
-    def act_raise(self, c):
-        return self._action("raise", c)
-
-    def act_resolve(self, c):
-        return self._action("resolve", c)
-
-    def act_event(self, c):
-        return self._action("event", c)
-
     def act_record(self, c):
         names = tuple(self.ident(t) for t in c)
         return A.Action("record", None, None, (), names, names[0].span.to(names[-1].span))
@@ -437,18 +350,12 @@ class _Builder(Transformer):
         name = self.ident(c[0])
         return A.RuleDecl(name, tuple(c[1:]), name.span)
 
-    def rule_in(self, c):
-        return self._item("in", c)
-
     def rule_when(self, c):
         cond = self._cond(c)
         return A.RuleWhen(cond, cond.span)
 
     def rule_do(self, c):
         return A.RuleDo(c[0], c[0].span)
-
-    def rule_repeat(self, c):
-        return self._item("repeat every", c)
 
     # ---- tests ---------------------------------------------------------------------------
     def test_decl(self, c):
@@ -458,23 +365,11 @@ class _Builder(Transformer):
     def test_zone(self, c):
         return A.Item("zone", (c[0],), c[0].span)
 
-    def test_start(self, c):
-        return self._item("start", c)
-
-    def test_tick(self, c):
-        return self._item("tick", c)
-
-    def test_run(self, c):
-        return self._item("run", c)
-
     def _block(self, c):
         items = tuple(x for x in c if not isinstance(x, Token))
         return A.TestBlock(str(c[0]), items, self.span_of(c[0], c[-1]))
 
     twin_block = given_block = telemetry_block = _block
-
-    def test_series(self, c):
-        return self._item("series", c)
 
     def response(self, c):
         vals = tuple(self.ident(t) for t in c)
@@ -485,32 +380,14 @@ class _Builder(Transformer):
         rest = tuple(self.literal(t) for t in c[2:])
         return A.Item("respond", (channel, c[1], *rest), channel.span.to(c[1].span))
 
-    def test_reset(self, c):
-        return self._item("reset at", c)
-
     def test_expect(self, c):
         at = self.literal(c[0])
         e = c[1]
         return A.Expectation(at, e.kind, e.negated, e.name, e.fields, at.span.to(e.span))
 
-    def twin_fault(self, c):
-        return self._item("fault", c)
-
     def twin_setting(self, c):
         key = self.ident(c[0])
         return A.Setting(key, c[1], key.span.to(c[1].span))
-
-    def given_state(self, c):
-        return self._item("state", c)
-
-    def given_solution_age(self, c):
-        return self._item("solution age", c)
-
-    def given_solution_value(self, c):
-        return self._item("solution", c)
-
-    def given_alert(self, c):
-        return self._item("alert", c)
 
     def sample_key(self, c):
         parts = [self.ident(t) for t in c]
@@ -528,24 +405,6 @@ class _Builder(Transformer):
         fields = tuple(c[1:])
         end = fields[-1] if fields else name
         return A.Expectation(None, kind, negated, name, fields, name.span.to(end.span))
-
-    def expect_state(self, c):
-        return self._expect("state", c)
-
-    def expect_alert(self, c):
-        return self._expect("alert", c)
-
-    def expect_command(self, c):
-        return self._expect("command", c)
-
-    def expect_event(self, c):
-        return self._expect("event", c)
-
-    def expect_running(self, c):
-        return self._expect("running", c)
-
-    def expect_refused(self, c):
-        return self._expect("refused", c)
 
     def expect_field(self, c):
         key = self.ident(c[0])
@@ -626,3 +485,69 @@ class _Builder(Transformer):
         if len(c) == 2:
             return self.literal(c[1], minus=c[0])
         return self.literal(c[0])
+
+
+# ---- rules built alike: one table each, not a method each ------------------------------------------
+#: rule -> the keyword of the `Item` it makes of its tokens (`kind pump`, `stale after 5m`)
+_ITEM_RULES = {
+    "metric_stale": "stale after",
+    "metric_alias": "alias",
+    "metric_text": "text",
+    "channel_text": "text",
+    "alert_text": "text",
+    "channel_kind": "kind",
+    "channel_fail_safe": "fail_safe",
+    "channel_current": "current",
+    "channel_flow": "flow",
+    "channel_measures": "measures",
+    "channel_moves_level": "moves_level",
+    "site_timezone": "timezone",
+    "zone_profile": "profile",
+    "zone_recipe": "recipe",
+    "zone_planted": "planted",
+    "zone_reservoir": "reservoir",
+    "alert_source": "source",
+    "alert_severity": "severity",
+    "alert_on_error": "on error",
+    "machine_initial": "initial",
+    "rule_in": "in",
+    "rule_repeat": "repeat every",
+    "test_start": "start",
+    "test_tick": "tick",
+    "test_run": "run",
+    "test_series": "series",
+    "test_reset": "reset at",
+    "twin_fault": "fault",
+    "given_state": "state",
+    "given_solution_age": "solution age",
+    "given_solution_value": "solution",
+    "given_alert": "alert",
+}
+#: rule -> the verb of the `Action` it makes
+_ACTION_RULES = {
+    "act_start": "start",
+    "act_stop": "stop",
+    "act_recirculate": "recirculate",
+    "act_release": "release",
+    "act_open": "open",
+    "act_close": "close",
+    "act_dose": "dose",
+    "act_raise": "raise",
+    "act_resolve": "resolve",
+    "act_event": "event",
+}
+#: rule -> the kind of the `Expectation` it makes
+_EXPECT_RULES = {
+    "expect_state": "state",
+    "expect_alert": "alert",
+    "expect_command": "command",
+    "expect_event": "event",
+    "expect_running": "running",
+    "expect_refused": "refused",
+}
+for _rule, _keyword in _ITEM_RULES.items():
+    setattr(_Builder, _rule, partialmethod(_Builder._item, _keyword))
+for _rule, _verb in _ACTION_RULES.items():
+    setattr(_Builder, _rule, partialmethod(_Builder._action, _verb))
+for _rule, _kind in _EXPECT_RULES.items():
+    setattr(_Builder, _rule, partialmethod(_Builder._expect, _kind))

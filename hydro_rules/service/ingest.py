@@ -24,6 +24,7 @@ from ..store import Database
 from ..store import alerts as alert_store
 from ..store import nodes as node_store
 from ..store import telemetry as telemetry_store
+from ..store.db import without_nan
 from ..store.nodes import NodeInfo
 from ..store.partitions import Partitions
 from .config import Settings
@@ -74,23 +75,6 @@ class IngestResult:
         for r in self.rejections:
             out[r.index] = r.outcome
         return out
-
-
-def _json_safe(raw: dict | None) -> dict | None:
-    """The sample's extra keys as storable JSON: NaN and infinities (which JSON lacks) become null."""
-    if not raw:
-        return None
-    return _finite(raw)
-
-
-def _finite(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
 
 
 def _ts(value: float) -> datetime:
@@ -252,7 +236,8 @@ class IngestCore:
                         outcome = INVALID_VALUE
                     else:
                         at = _ts(s.ts)
-                        rows.append((at, node.zone_id, node.id, metric, float(s.value), s.channel, _json_safe(s.raw)))
+                        raw = without_nan(s.raw) if s.raw else None  # JSON has no NaN: null in the record
+                        rows.append((at, node.zone_id, node.id, metric, float(s.value), s.channel, raw))
                         if node.id not in seen or seen[node.id] < at:
                             seen[node.id] = at
                         continue

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import date, datetime
 from decimal import Decimal
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+
+from ..store.db import without_nan
 
 
 class ApiError(Exception):
@@ -35,22 +36,11 @@ def _default(value):
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _clean(value):
-    """NaN and infinities are not JSON: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def json_response(content, status: int = 200, headers: dict | None = None) -> Response:
     try:
         body = json.dumps(content, default=_default, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except ValueError:
-        body = json.dumps(_clean(content), default=_default, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(without_nan(content), default=_default, ensure_ascii=False, separators=(",", ":"))
     return Response(body, status, headers, media_type="application/json")
 
 

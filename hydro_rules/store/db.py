@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,7 +42,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+def without_nan(value):
+    """`value` with every NaN and infinity (numbers JSON lacks) replaced by None, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: without_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(v) for v in value]
+    return value
+
+
 def _dumps(value) -> str:
+    """JSON for json/jsonb columns. NaN or an infinity raises ValueError: pass documents that
+    may hold them (what a node sent) through `without_nan` first."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 

@@ -272,3 +272,13 @@ async def test_without_the_broker_http_ingest_goes_on_and_health_says_degraded(d
             assert r.json()["counts"]["accepted"] == 1
     finally:
         await svc.stop()
+
+
+def test_json_answers_carry_nan_and_infinities_as_null():
+    import json
+    from datetime import UTC, datetime
+
+    from hydro_rules.service.web import json_response
+
+    r = json_response({"v": [1.5, float("nan")], "d": {"x": float("-inf")}, "at": datetime(2026, 1, 1, tzinfo=UTC)})
+    assert json.loads(r.body) == {"v": [1.5, None], "d": {"x": None}, "at": "2026-01-01T00:00:00+00:00"}

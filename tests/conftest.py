@@ -95,76 +95,51 @@ def pg_server():
         pg.remove()
 
 
-@pytest.fixture(scope="session")
-def database_url(pg_server):
-    """A fresh, migrated database for this test run; dropped afterwards."""
+async def _admin(pg_server: str, *statements: str) -> None:
+    """Run statements (CREATE/DROP DATABASE) on the server's maintenance database."""
     import asyncpg
 
+    admin = await asyncpg.connect(pg_server)
+    try:
+        for sql in statements:
+            await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_database(pg_server):
+    """A factory of empty databases (no migrations), dropped at the end of the run."""
+    made: list[str] = []
+
+    def make(prefix: str = "hydro_empty") -> str:
+        name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin(pg_server, f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return _with_db(pg_server, name)
+
+    yield make
+    if made:
+        asyncio.run(_admin(pg_server, *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made)))
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_database):
+    """A fresh, migrated database for this test run; dropped afterwards."""
     from hydro_rules.store import connect_once
     from hydro_rules.store.migrate import migrate
 
-    name = f"hydro_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    url = _with_db(pg_server, name)
+    url = fresh_database("hydro_test")
 
-    async def create():
-        admin = await asyncpg.connect(pg_server)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
+    async def migrated():
         conn = await connect_once(url)
         try:
             await migrate(conn)
         finally:
             await conn.close()
 
-    async def drop():
-        admin = await asyncpg.connect(pg_server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    try:
-        yield url
-    finally:
-        asyncio.run(drop())
-
-
-@pytest.fixture(scope="session")
-def fresh_database(pg_server):
-    """A factory of empty databases (no migrations), dropped at the end of the run."""
-    import asyncpg
-
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"hydro_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-        async def create():
-            admin = await asyncpg.connect(pg_server)
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await admin.close()
-
-        asyncio.run(create())
-        made.append(name)
-        return _with_db(pg_server, name)
-
-    yield make
-
-    async def drop():
-        admin = await asyncpg.connect(pg_server)
-        try:
-            for name in made:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    if made:
-        asyncio.run(drop())
+    asyncio.run(migrated())
+    return url
 
 
 def _broker_sizing() -> str:

@@ -81,7 +81,7 @@ class Checker:
         rs.machines, rs.rules, usage = check_machines(self, typer, rs)
         rs.sites = self._sites(rs, usage)
         check_schedules(self.d, rs, usage)
-        self._unused(rs, usage, names)
+        self._unused(rs, usage)
         return rs
 
     def _collect(self, decl) -> None:
@@ -724,7 +724,7 @@ class Checker:
         )
 
     # ---- unused ------------------------------------------------------------------------------
-    def _unused(self, rs: M.RuleSet, usage, names: Names) -> None:
+    def _unused(self, rs: M.RuleSet, usage) -> None:
         for name, g in rs.guards.items():
             if name not in usage.guards:
                 self.d.add("HR502", f"guard `{name}` is never used by a `guarded by`", g.span)
@@ -759,7 +759,7 @@ class Checker:
                     self.d.add("HR502", f"{kind} `{name}` is not used by any zone", obj.span)
         bound = {b.name.name for z in zones for b in z.items if isinstance(b, A.Binding) and not b.is_metric}
         for name, ch in rs.channels.items():
-            if name not in bound and ("channel", name) not in names.used and name not in usage.channels:
+            if name not in bound and name not in usage.channels:  # (which holds the channels expressions use)
                 self.d.add("HR502", f"channel `{name}` is neither bound by a zone nor used by a rule", ch.span)
 
 

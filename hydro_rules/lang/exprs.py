@@ -41,12 +41,12 @@ class Names:
     metrics: dict  # name -> Metric
     channels: dict  # name -> Channel
     alerts: dict  # code -> AlertDecl (AST)
-    used: dict = field(default_factory=dict)  # ("alert"|"channel"|"metric", name) -> first span
+    channels_used: dict = field(default_factory=dict)  # channel -> span of its first use in an expression
     #: names declared with an error already reported: a use of one is not "unknown"
     broken: set = field(default_factory=set)
 
-    def use(self, kind: str, name: str, span) -> None:
-        self.used.setdefault((kind, name), span)
+    def use_channel(self, name: str, span) -> None:
+        self.channels_used.setdefault(name, span)
 
 
 class Typer:
@@ -90,10 +90,9 @@ class Typer:
         if scope is not None and head in (scope.var, "channel"):
             return self._channel_attr(None, rest, e)
         if head in self.n.metrics:
-            self.n.use("metric", head, e.span)
             return self._metric(head, rest, e)
         if head in self.n.channels:
-            self.n.use("channel", head, e.span)
+            self.n.use_channel(head, e.span)
             return self._channel_attr(head, rest, e)
         if head in self.n.alerts:
             self.d.add("HR205", f"`{head}` is an alert; ask `{head} is active` or `{head} is resolved`", e.span)
@@ -166,7 +165,6 @@ class Typer:
         dotted = ".".join([head, *rest])
         if head == "target":
             if len(rest) == 2 and rest[0] in self.n.metrics and rest[1] in ("min", "max"):
-                self.n.use("metric", rest[0], e.span)
                 return M.TargetRef(rest[0], rest[1], self.n.metrics[rest[0]].dim, e.span)
             if len(rest) == 1 and rest[0] == "ideal_change_interval":
                 return M.TargetRef(rest[0], None, U.DURATION, e.span)
@@ -233,14 +231,13 @@ class Typer:
             if scope is not None and name in (scope.var, "channel"):
                 return M.ChannelIs(None, word, e.span)
             if name in self.n.channels:
-                self.n.use("channel", name, e.span)
+                self.n.use_channel(name, e.span)
                 return M.ChannelIs(name, word, e.span)
             if name not in self.n.broken:
                 self.d.add("HR102", f"unknown channel `{name}`", subj.span, did_you_mean(name, self.n.channels))
             return None
         if word in ALERT_WORDS:
             if name in self.n.alerts:
-                self.n.use("alert", name, e.span)
                 return M.AlertIs(name, word, e.span)
             if name not in self.n.broken:
                 self.d.add("HR104", f"unknown alert `{name}`", subj.span, did_you_mean(name, self.n.alerts))
@@ -402,7 +399,7 @@ class Typer:
                 target = None
             elif ch_name in self.n.channels:
                 target = ch_name
-                self.n.use("channel", ch_name, e.span)
+                self.n.use_channel(ch_name, e.span)
             else:
                 if ch_name not in self.n.broken:
                     self.d.add(
@@ -426,7 +423,6 @@ class Typer:
                 )
                 return None
             metric = m.parts[0].name
-            self.n.use("metric", metric, e.span)
             if name == "drift":
                 return M.Func(name, (metric,), U.PERCENT, e.span)
             window = self.expr(e.args[1])

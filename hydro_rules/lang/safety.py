@@ -66,9 +66,8 @@ def check_machines(checker, typer: Typer, rs: M.RuleSet):
         rule = _rule(checker, rdecl, all_states, typer, actions)
         if rule:
             rules[name] = rule
-    for (kind, name), span in typer.n.used.items():
-        if kind == "channel":
-            usage.channels.setdefault(name, span)
+    for name, span in typer.n.channels_used.items():
+        usage.channels.setdefault(name, span)
     return machines, rules, usage
 
 

@@ -60,6 +60,11 @@ class CompiledRuleSet:
                 self.alerts_on_error.setdefault(code, []).append(a.code)
         for e in _all_expressions(ruleset):
             self._note(e)
+        for a in all_actions(ruleset):
+            if a.amount is not None:
+                self._note(a.amount)
+            if a.verb == "record":
+                self.metrics_used.update(a.names)
         self.metrics_used |= {m for m in ruleset.metrics if any(m in z.metric_nodes for z in ruleset.zones)}
         self.guard_fns, self.guard_source = self._guards()
         self._ticks: dict[tuple, tuple] = {}
@@ -269,6 +274,18 @@ def _children(e):
     if isinstance(e, M.Not | M.Neg | M.Known):
         return (e.operand,)
     return ()
+
+
+def all_actions(rs: M.RuleSet):
+    """Every action of the rule set: of states (enter, exit), transitions and reactive rules."""
+    for m in rs.machines.values():
+        for s in m.states.values():
+            yield from s.enter
+            yield from s.exit
+            for t in s.transitions:
+                yield from t.actions
+    for r in rs.rules.values():
+        yield from r.actions
 
 
 def _all_expressions(rs: M.RuleSet):

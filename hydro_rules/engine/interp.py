@@ -63,7 +63,7 @@ def _const(e: M.Const, x, ch):
 
 def _metric(e: M.MetricRef, x, ch):
     if e.attr == "value":
-        return Trace(e.metric, x.mv.get(e.metric) if e.metric in x.mv else x._value_of(e.metric), e.dim)
+        return Trace(e.metric, x.mv[e.metric], e.dim)
     return Trace(f"{e.metric}.{e.attr}", getattr(x, e.attr)(e.metric), e.dim)
 
 

@@ -432,8 +432,7 @@ class ZoneProgram(ChannelControl):
                     self.resolve_alert(al, None, f"resolved by {where}")
             elif verb == "record":
                 for m in a.names:
-                    recorded[m] = self.mv.get(m) if m in self.mv else self._value_of(m)
-                    self.st.solution[m] = recorded[m]
+                    recorded[m] = self.st.solution[m] = self.mv[m]
             elif verb == "reset_solution":
                 self.st.solution_started_at = self.now
                 recorded["solution_started_at"] = self.now
@@ -441,11 +440,6 @@ class ZoneProgram(ChannelControl):
                 self.dec.events.append(
                     ZoneEvent(a.target, self.now, {**recorded, "cause": where, "ruleset_version": self.version})
                 )
-
-    def _value_of(self, metric: str):
-        node, stale = self.zone.metric_nodes.get(metric), self.stale[metric]
-        r = self.snap.get((node, metric)) if node else self._freshest(metric)
-        return r[0] if r is not None and self.now - r[1] <= stale else None
 
     def _dose(self, a: M.Action, where: str) -> None:
         if a.target not in self.st.channels:

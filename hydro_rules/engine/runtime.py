@@ -153,10 +153,6 @@ class ZoneProgram(ChannelControl):
                 best = r
         return best
 
-    def reading(self, channel: str, attr: str):
-        """The channel's current or flow as of now (None when unknown)."""
-        return (self.cur if attr == "current" else self.flw).get(channel)
-
     def _read_channels(self) -> None:
         snap, now = self.snap, self.now
         for name, key, stale, into in self.channel_src:

@@ -101,7 +101,7 @@ def _readings(prog) -> Section:
         for attr in ("current", "flow"):
             metric = getattr(ch, attr)
             if metric:
-                v = prog.reading(name, attr)
+                v = getattr(prog, attr)(name)
                 bits.append(f"{attr} " + (U.describe(v, prog.rs.metrics[metric].dim) if v is not None else "unknown"))
         sec.lines.append(Line("info", name, ", ".join(bits)))
     return sec

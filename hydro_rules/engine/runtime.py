@@ -164,15 +164,15 @@ class ZoneProgram(ChannelControl):
         anchor = self._planted_epoch if self._planted_epoch is not None else self.st.created_at
         if anchor == self._day_anchor and self._day_from <= self.now < self._day_until:
             return
-        day = self.recipe_day()
-        since_anchor = self.local(self.now) - (anchor if self._planted_epoch is not None else self.local(anchor))
-        into_day = since_anchor % 86400.0
+        since = self._since_day_zero()
+        into_day = since % 86400.0
         self._day_anchor = anchor
         self._day_from, self._day_until = self.now - into_day, self.now + 86400.0 - into_day
+        day = int(since // 86400)
         if day == self._phase_day:
             return
         self._phase_day = day
-        phase = self.recipe.phase_on(day) if day is not None and day >= 0 else None
+        phase = self.recipe.phase_on(day) if day >= 0 else None
         T: dict = {}
         if phase:
             for metric, (lo, hi) in phase.targets.items():
@@ -258,11 +258,13 @@ class ZoneProgram(ChannelControl):
     def time_of_day(self) -> float:
         return self.local(self.now) % 86400.0
 
-    def recipe_day(self):
-        now_local = self.local(self.now)
-        if self._planted_epoch is None:
-            return int((now_local - self.local(self.st.created_at)) // 86400)
-        return int((now_local - self._planted_epoch) // 86400)
+    def _since_day_zero(self) -> float:
+        """Local seconds since the zone's day 0: midnight of `planted`, else when its state was created."""
+        zero = self._planted_epoch if self._planted_epoch is not None else self.local(self.st.created_at)
+        return self.local(self.now) - zero
+
+    def recipe_day(self) -> int:
+        return int(self._since_day_zero() // 86400)
 
     def change(self, metric: str, window: float):
         v = self.mv.get(metric)

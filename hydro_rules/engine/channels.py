@@ -73,7 +73,7 @@ class ChannelControl:
         if r.status in W.FAILED:
             _failed(c, r.ts)
             if c.last_cmd == "on":  # the node did not start it, or stopped it again
-                self._believe(c, self.channels[name], False, r.ts)
+                _believe(c, False, r.ts)
             for code in self.compiled.alerts_on_error.get(r.error_code or "", ()):
                 scope = self.rs.alerts[code].scope
                 if scope is None or scope.covers(self.channels[name]):
@@ -90,7 +90,7 @@ class ChannelControl:
         for name, c in self.st.channels.items():
             if c.commanded_until is not None and now >= c.commanded_until and name in self.channels:
                 ch = self.channels[name]
-                self._believe(c, ch, ch.fail_safe == "NC", c.commanded_until)
+                _believe(c, ch.fail_safe == "NC", c.commanded_until)
                 c.commanded_until = None
                 c.last_cmd = None
 
@@ -109,17 +109,10 @@ class ChannelControl:
                     ch = self.channels[name]
                     default_on = ch.fail_safe == "NC"
                     if c.is_on != default_on:
-                        self._believe(c, ch, default_on, now)
+                        _believe(c, default_on, now)
                     c.commanded_until = None
 
     # ---- channels ---------------------------------------------------------------------------------
-    def _believe(self, c: ChannelState, ch: M.Channel, on: bool, at: float) -> None:
-        if c.is_on != on:
-            c.is_on = on
-            c.since = at
-        if not on and c.desired != DUTY:
-            c.duty_off_since = None
-
     def _reconcile(self) -> None:
         now = self.now
         for name, c in self.st.channels.items():
@@ -202,7 +195,7 @@ class ChannelControl:
             if c.is_on:
                 return
             self._send(name, c, "set_relay", {"state": True}, cause, "on")
-            self._believe(c, ch, True, now)
+            _believe(c, True, now)
             c.commanded_until = None
             return
         until = c.desired_until
@@ -215,11 +208,11 @@ class ChannelControl:
             return
         if ch.kind == "valve":
             self._send(name, c, "set_relay", {"state": True}, cause, "on")
-            self._believe(c, ch, True, now)
+            _believe(c, True, now)
             c.commanded_until = None
             return
         self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, cause, "on")
-        self._believe(c, ch, True, now)
+        _believe(c, True, now)
         c.commanded_until = now + run
 
     def _switch_off(self, name: str, c: ChannelState, ch: M.Channel, off_until: float | None, cause: str) -> None:
@@ -237,13 +230,13 @@ class ChannelControl:
             if span < 1.0:
                 return
             self._send(name, c, "set_relay", {"state": False, "duration_ms": int(round(span * 1000))}, cause, "off")
-            self._believe(c, ch, False, now)
+            _believe(c, False, now)
             c.commanded_until = now + span
             return
         if not c.is_on:
             return
         self._send(name, c, "set_relay", {"state": False}, cause, "off")
-        self._believe(c, ch, False, now)
+        _believe(c, False, now)
         c.commanded_until = None
 
     def _send(self, name: str, c: ChannelState, cmd: str, params: dict, cause: str, intent: str) -> Command:
@@ -273,6 +266,15 @@ class ChannelControl:
 def refusal_reason(deny: M.Deny, unknown: bool) -> str:
     """Why a guard keeps a channel off, in words."""
     return deny.reason + (" (cannot tell: a value it needs is unknown)" if unknown else "")
+
+
+def _believe(c: ChannelState, on: bool, at: float) -> None:
+    """What the engine now takes the node's output to be, from `at` on."""
+    if c.is_on != on:
+        c.is_on = on
+        c.since = at
+    if not on and c.desired != DUTY:
+        c.duty_off_since = None
 
 
 def _failed(c: ChannelState, at: float) -> None:

@@ -179,9 +179,9 @@ async def test_an_overcurrent_answer_fails_the_command_and_raises_biz_overcurren
     assert r.status_code == 409, r.text
     assert r.json()["guard"] == "can_run_pump" and "locked" in r.json()["reason"]
     reset = {"reason": "pump replaced"}
-    assert (
-        await http.post("/zones/zn-1/safety/reset", headers=auth(tokens["operator"]), json=reset)
-    ).status_code == 200
+    r = await http.post("/zones/zn-1/safety/reset", headers=auth(tokens["operator"]), json=reset)
+    assert r.status_code == 200
+    assert [(a["code"], a["channel"]) for a in r.json()["resolved"]] == [("biz_overcurrent", "pump_drain")]
     async with FakeNode(mqtt_url, "nd-drain-1", secret):
         r = await http.post("/commands", headers=auth(tokens["operator"]), json=body)
         assert r.status_code == 202, r.text

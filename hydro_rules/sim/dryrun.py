@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..engine.api import compiled
+from ..engine.compiler import all_actions
 from ..engine.state import DUTY
 from ..lang import model as M
 from ..messages import FAILED, TERMINAL, WireCommand
@@ -24,11 +25,9 @@ from .times import DEFAULT_START, iso, parse_time
 
 def recirculated(rs: M.RuleSet, zone: M.Zone) -> str | None:
     """The zone's channel under recirculation duty (the target of a `recirculate` action), if any."""
-    for m in rs.machines.values():
-        for state in m.states.values():
-            for a in (*state.enter, *state.exit, *(x for t in state.transitions for x in t.actions)):
-                if a.verb == "recirculate" and a.target in zone.channels:
-                    return a.target
+    for a in all_actions(rs):
+        if a.verb == "recirculate" and a.target in zone.channels:
+            return a.target
     return None
 
 

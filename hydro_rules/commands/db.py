@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..cli import EXIT_OK, EXIT_PROBLEMS
-from ..service.clitools import add_config_options, run, settings_from
+from ..service.clitools import add_config_options, on_database, run, settings_from
 
 
 def register(sub) -> None:
@@ -34,21 +34,14 @@ def _fail(message: str) -> int:
 
 
 def _migrate(args) -> int:
-    from ..store import DatabaseUnavailable, connect_once
+    from ..store import DatabaseUnavailable
     from ..store import migrate as migrations
 
-    settings = settings_from(args)
-
-    async def go():
-        conn = await connect_once(settings.database_url)
-        try:
-            ran = await migrations.migrate(conn)
-            return ran, await migrations.current_version(conn)
-        finally:
-            await conn.close()
+    async def migrate(conn):
+        return await migrations.migrate(conn), await migrations.current_version(conn)
 
     try:
-        ran, version = run(go())
+        ran, version = run(on_database(settings_from(args), migrate, current=False))
     except (DatabaseUnavailable, migrations.MigrationError) as e:
         return _fail(str(e))
     for m in ran:
@@ -58,20 +51,11 @@ def _migrate(args) -> int:
 
 
 def _status(args) -> int:
-    from ..store import DatabaseUnavailable, connect_once
+    from ..store import DatabaseUnavailable
     from ..store import migrate as migrations
 
-    settings = settings_from(args)
-
-    async def go():
-        conn = await connect_once(settings.database_url)
-        try:
-            return await migrations.applied(conn)
-        finally:
-            await conn.close()
-
     try:
-        done = run(go())
+        done = run(on_database(settings_from(args), migrations.applied, current=False))
     except DatabaseUnavailable as e:
         return _fail(str(e))
     known = migrations.available()
@@ -85,23 +69,17 @@ def _status(args) -> int:
 
 
 def _sync(args) -> int:
-    from ..store import DatabaseUnavailable, connect_once, sites
+    from ..store import DatabaseUnavailable, sites
     from ..store import migrate as migrations
     from ._common import load_site
 
     settings = settings_from(args)
     loaded = load_site(args.site)
 
-    async def go():
-        conn = await connect_once(settings.database_url)
-        try:
-            await migrations.require_current(conn)
-            return await sites.sync(conn, loaded.ruleset, args.site_uid, validate=args.validate)
-        finally:
-            await conn.close()
-
     try:
-        report = run(go())
+        report = run(
+            on_database(settings, lambda conn: sites.sync(conn, loaded.ruleset, args.site_uid, validate=args.validate))
+        )
     except (DatabaseUnavailable, migrations.MigrationError, sites.SyncError) as e:
         return _fail(str(e))
     print(f"synced {report.greenhouses} greenhouse(s), {report.zones} zone(s) of {loaded.ruleset.ruleset_version}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
-from ..service.clitools import add_config_options, run, settings_from
+from ..service.clitools import add_config_options, on_database, run, settings_from
 
 SCOPES = ("ingest", "read", "operator", "override")
 
@@ -27,18 +27,6 @@ def register(sub) -> None:
     r.set_defaults(run=_revoke)
 
 
-async def _with_conn(settings, fn):
-    from ..store import connect_once
-    from ..store import migrate as migrations
-
-    conn = await connect_once(settings.database_url)
-    try:
-        await migrations.require_current(conn)
-        return await fn(conn)
-    finally:
-        await conn.close()
-
-
 def _errors():
     from ..store import DatabaseUnavailable
     from ..store.migrate import MigrationError
@@ -52,7 +40,7 @@ def _create(args) -> int:
     settings = settings_from(args)
     name = args.name or "+".join(sorted(set(args.scope)))
     try:
-        token, info = run(_with_conn(settings, lambda conn: tokens.create(conn, name, args.scope)))
+        token, info = run(on_database(settings, lambda conn: tokens.create(conn, name, args.scope)))
     except _errors() as e:
         print(f"hydro-rules token: {e}", file=sys.stderr)
         return EXIT_PROBLEMS
@@ -65,7 +53,7 @@ def _list(args) -> int:
     from ..store import tokens
 
     try:
-        rows = run(_with_conn(settings_from(args), tokens.list_tokens))
+        rows = run(on_database(settings_from(args), tokens.list_tokens))
     except _errors() as e:
         print(f"hydro-rules token: {e}", file=sys.stderr)
         return EXIT_PROBLEMS
@@ -82,7 +70,7 @@ def _revoke(args) -> int:
     if not args.prefix or len(args.prefix) != 12:
         raise UsageError("the prefix is the 12 hex digits after hr_ in the token")
     try:
-        ok = run(_with_conn(settings_from(args), lambda conn: tokens.revoke(conn, args.prefix)))
+        ok = run(on_database(settings_from(args), lambda conn: tokens.revoke(conn, args.prefix)))
     except _errors() as e:
         print(f"hydro-rules token: {e}", file=sys.stderr)
         return EXIT_PROBLEMS

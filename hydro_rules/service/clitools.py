@@ -31,6 +31,23 @@ def settings_from(args) -> Settings:
         raise UsageError(str(e)) from e
 
 
+async def on_database(settings: Settings, fn, *, current: bool = True):
+    """`await fn(conn)` on one connection to the configured database, closed afterwards.
+
+    With `current`, only when the database has exactly this code's schema (else MigrationError).
+    """
+    from ..store import connect_once
+    from ..store import migrate as migrations
+
+    conn = await connect_once(settings.database_url)
+    try:
+        if current:
+            await migrations.require_current(conn)
+        return await fn(conn)
+    finally:
+        await conn.close()
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

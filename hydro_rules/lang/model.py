@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from . import units as U
 from .source import Span
 
 node = dataclass(frozen=True, slots=True)
@@ -341,16 +342,25 @@ class Transition:
     span: Span
 
     def describe(self) -> str:
+        """Its trigger in short words: `water_level <= levels.empty for 30s`, `timeout 30m`."""
         parts = []
         if self.every is not None:
-            parts.append("schedule")
+            parts.append(f"every {_short(self.every)} at {_short(self.at)}")
         if self.cond is not None:
-            parts.append(self.cond.text)
+            hold = f" for {U.format_duration(self.cond.hold_s)}" if self.cond.hold_s else ""
+            parts.append(self.cond.text + hold)
         if self.after_s is not None:
-            from .units import format_duration
-
-            parts.append(("timeout after " if self.is_fail else "after ") + format_duration(self.after_s))
+            parts.append(("timeout " if self.is_fail else "after ") + U.format_duration(self.after_s))
         return " and ".join(parts)
+
+
+def _short(e) -> str:
+    """A schedule's `every` or `at` in words: a setting as rules write it, or a constant."""
+    if isinstance(e, SettingRef):
+        return e.path.replace("water_cycle.", "")
+    if isinstance(e, Const):
+        return U.describe(float(e.value), e.dim)
+    return "…"
 
 
 @node

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..store import DatabaseUnavailable
+from ..store import DatabaseUnavailable, until_available
 from .ingest import IngestCore, Sample
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,13 @@ class Batcher:
                     fut.set_result(outcome)
 
     async def _store(self, samples: list[Sample]) -> list[str]:
-        delay = 0.1
-        while True:
-            try:
-                result = await self.core.ingest(samples)
-                if self.waiting_for_db:
-                    log.warning("database reachable again; ingest resumes")
-                    self.waiting_for_db = False
-                return result.outcomes
-            except DatabaseUnavailable as e:
-                if not self.waiting_for_db:
-                    log.error("database unavailable (%s); holding %d sample(s) unacknowledged", e, len(samples))
-                    self.waiting_for_db = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+        def held(e: DatabaseUnavailable) -> None:
+            if not self.waiting_for_db:
+                log.error("database unavailable (%s); holding %d sample(s) unacknowledged", e, len(samples))
+                self.waiting_for_db = True
+
+        result = await until_available(lambda: self.core.ingest(samples), max_delay_s=self.retry_max_s, on_wait=held)
+        if self.waiting_for_db:
+            log.warning("database reachable again; ingest resumes")
+            self.waiting_for_db = False
+        return result.outcomes

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from .. import messages as M
 from ..lang.model import RuleSet
-from ..store import Database, DatabaseUnavailable
+from ..store import Database, DatabaseUnavailable, until_available
 from ..store import alerts as alert_store
 from ..store import commands as command_store
 from ..store import events as event_store
@@ -99,14 +99,11 @@ class MqttDoor:
 
     async def _retrying(self, what: Callable[[], Awaitable]) -> object:
         """Run a database step until it succeeds: the message stays unacknowledged meanwhile."""
-        delay = 0.1
-        while True:
-            try:
-                return await what()
-            except DatabaseUnavailable as e:
-                self._log.warning("db", "database unavailable (%s); holding node messages unacknowledged", e)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+
+        def held(e: DatabaseUnavailable) -> None:
+            self._log.warning("db", "database unavailable (%s); holding node messages unacknowledged", e)
+
+        return await until_available(what, max_delay_s=self.retry_max_s, on_wait=held)
 
     # ---- channel-level ---------------------------------------------------------------
     async def _telemetry(self, t: topics.Topic, payload: bytes, retained: bool) -> None:

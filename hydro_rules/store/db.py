@@ -10,14 +10,32 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import asyncpg
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(Exception):
     """The database is down, restarting or unreachable; the same request may succeed later."""
+
+
+async def until_available(step: Callable[[], Awaitable[T]], *, max_delay_s: float, on_wait: Callable) -> T:
+    """`await step()` until the database takes it, backing off from 0.1 s up to `max_delay_s`.
+
+    `on_wait(error)` is called before each wait (to log, or to say that work is held).
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await step()
+        except DatabaseUnavailable as e:
+            on_wait(e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
 
 
 CONNECTION_ERRORS = (

@@ -17,7 +17,7 @@ from ..engine.api import compiled
 from ..engine.compiler import all_actions
 from ..engine.state import DUTY
 from ..lang import model as M
-from ..messages import FAILED, TERMINAL, WireCommand
+from ..messages import FAILED, TERMINAL, CommandResponse, WireCommand
 from ..twin import FaultError, ZoneTwin, parse_fault
 from ..twin.faults import applies_to
 from .times import DEFAULT_START, iso, parse_time
@@ -207,12 +207,8 @@ def _run_zone(
     k = 0
     while now <= end + 1e-9:
         a = perf()
-        twin.advance(now)
-        readings = twin.drain_telemetry()
-        responses = twin.drain_responses()
+        responses = twin_step(twin, snap, now)
         b = perf()
-        for r in readings:
-            snap[(r.node_uid, r.metric)] = (r.value, r.ts)
         for resp in responses:
             d = prog.apply_response(st, resp, now)
             if resp.status in TERMINAL or resp.cmd_id not in zr.outcomes:
@@ -237,8 +233,7 @@ def _run_zone(
             before_tick(zr, now)
         d = prog.evaluate(st, snap, now)
         engine_s += perf() - b
-        for cmd in d.commands:
-            twin.send(WireCommand(cmd.cmd_id, cmd.node_uid, cmd.channel_key, cmd.cmd, cmd.params, now))
+        to_twin(twin, d.commands)
         _record(zr, d, open_alerts, sent)
         twin_s += b - a
         if recirc is not None:
@@ -272,6 +267,21 @@ def _run_zone(
     zr.drained_l, zr.filled_l = twin.drained_l, twin.filled_l
     zr.engine_s, zr.twin_s, zr.ticks = engine_s, twin_s, k
     return zr
+
+
+def twin_step(twin: ZoneTwin, snap: dict, now: float) -> list[CommandResponse]:
+    """Advance the twin to `now`; what its nodes published goes into the engine's telemetry `snap`
+    ((node, metric) -> (value, ts)); returns what they answered to commands."""
+    twin.advance(now)
+    for r in twin.drain_telemetry():
+        snap[(r.node_uid, r.metric)] = (r.value, r.ts)
+    return twin.drain_responses()
+
+
+def to_twin(twin: ZoneTwin, commands) -> None:
+    """The engine's commands, sent to the twin's nodes as they receive them."""
+    for cmd in commands:
+        twin.send(WireCommand(cmd.cmd_id, cmd.node_uid, cmd.channel_key, cmd.cmd, cmd.params, cmd.at))
 
 
 def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:

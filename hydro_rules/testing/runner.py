@@ -15,8 +15,10 @@ from ..engine.api import compiled
 from ..engine.state import ACTIVE, AlertState
 from ..lang import model as M
 from ..lang.units import format_duration
-from ..messages import CommandResponse, WireCommand
+from ..messages import CommandResponse
+from ..sim.dryrun import to_twin, twin_step
 from ..sim.times import DEFAULT_START, parse_time
+from ..twin import ZoneTwin, parse_fault
 from .cases import Case, Expect, _show
 
 
@@ -39,8 +41,7 @@ class _Log:
     commands: list = field(default_factory=list)  # Command
     events: list = field(default_factory=list)  # ZoneEvent
     refusals: list = field(default_factory=list)  # Refusal
-    resolved: dict = field(default_factory=dict)  # (code, channel) -> resolved at
-    raised: dict = field(default_factory=dict)
+    resolved: set = field(default_factory=set)  # (code, channel) of every alert resolved so far
 
 
 def run_case(case: Case, rs: M.RuleSet) -> Result:
@@ -70,8 +71,6 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
         st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, t0, raised_at=t0)
     twin = None
     if case.twin:
-        from ..twin import ZoneTwin, parse_fault
-
         twin = ZoneTwin(zone, rs, seed=case.seed, start=t0, faults=[parse_fault(f) for f in case.faults])
     end = case.run_s if case.run_s is not None else max(e.at for e in case.expects)
     expects = sorted(case.expects, key=lambda e: e.at)
@@ -80,7 +79,7 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
     script: dict = {}  # key -> value currently reported
     snap: dict = {}
     log = _Log()
-    awaiting: list = []  # scripted responses: (due, response)
+    answers: list = []  # scripted responses to the commands of the tick before
     k, si, ei, ri = 0, 0, 0, 0
     while True:
         offset = k * case.tick_s
@@ -91,14 +90,7 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
             s = samples[si]
             script[s.key] = s.value
             si += 1
-        if twin is not None:
-            twin.advance(now)
-            for r in twin.drain_telemetry():
-                snap[(r.node_uid, r.metric)] = (r.value, r.ts)
-            responses = twin.drain_responses()
-        else:
-            responses = [r for due, r in awaiting if due <= now]
-            awaiting = [(due, r) for due, r in awaiting if due > now]
+        responses = twin_step(twin, snap, now) if twin is not None else answers
         for key, value in script.items():
             if value is not None:  # `none`: the sensor falls silent and its last reading ages
                 snap[_source(prog, key)] = (value, now)
@@ -111,15 +103,10 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
         _log(log, d, res)
         for m, s in st.machines.items():
             res.states.add((m, s))
-        for cmd in d.commands:
-            if twin is not None:
-                twin.send(WireCommand(cmd.cmd_id, cmd.node_uid, cmd.channel_key, cmd.cmd, cmd.params, now))
-            else:
-                r = _scripted(case, cmd, now - t0)
-                if r is not None:
-                    awaiting.append(
-                        (now, CommandResponse(cmd.cmd_id, r[0], now, r[1], {"channel": cmd.channel} if r[1] else {}))
-                    )
+        if twin is not None:
+            to_twin(twin, d.commands)
+        else:
+            answers = [r for cmd in d.commands if (r := _scripted(case, cmd, now - t0)) is not None]
         while ei < len(expects) and expects[ei].at <= offset + 1e-9:
             failure = _check(expects[ei], st, log, prog, now, t0)
             if failure:
@@ -138,23 +125,23 @@ def _source(prog, key: str) -> tuple[str, str]:
     return node, key
 
 
-def _scripted(case: Case, cmd, offset: float):
-    for ch, status, code, lo, hi in case.responds:
+def _scripted(case: Case, cmd, offset: float) -> CommandResponse | None:
+    """How the node answers `cmd` (at once) when no twin runs: DONE unless a `respond` line says otherwise."""
+    status, code = "DONE", None
+    for ch, s, c, lo, hi in case.responds:
         if ch == cmd.channel and lo <= offset < hi:
-            return None if status is None else (status, code)
-    return ("DONE", None)
+            if s is None:
+                return None  # `respond ... never`
+            status, code = s, c
+            break
+    return CommandResponse(cmd.cmd_id, status, cmd.at, code, {"channel": cmd.channel} if code else {})
 
 
 def _log(log: _Log, d, res: Result) -> None:
     log.commands.extend(d.commands)
     log.events.extend(d.events)
     log.refusals.extend(d.refusals)
-    for a in d.alerts:
-        key = (a.code, a.channel)
-        if a.change == "raised":
-            log.raised[key] = a.at
-        else:
-            log.resolved[key] = a.at
+    log.resolved.update((a.code, a.channel) for a in d.alerts if a.change == "resolved")
     for t in d.transitions:
         res.transitions.add((t.machine, t.source, t.index))
         res.states.add((t.machine, t.target))

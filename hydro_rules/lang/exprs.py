@@ -6,6 +6,7 @@ after reporting why it cannot.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 from . import ast as A
@@ -31,7 +32,10 @@ KNOWN_WORDS = {"known", "unknown"}
 SETTING_HEADS = frozenset(S.SHORT) | {p.split(".", 1)[0] for p in S.SCHEMA}
 NAMESPACES = ("target", "solution", "last_dose", "recipe", "time_of_day", *sorted(SETTING_HEADS))
 FUNCTIONS = {"change": 2, "drift": 1, "failures": 2, "abs": 1, "min": 2, "max": 2}
+#: comparison -> the same comparison with its operands swapped
 _SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_CMP = frozenset(_SWAP)
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 
 
 @dataclass
@@ -279,12 +283,12 @@ class Typer:
         left, right = self.expr(e.left), self.expr(e.right)
         if left is None or right is None:
             return None
-        if op in _SWAP:
+        if op in _CMP:
             return self._compare(op, left, right, e)
         return self._arith(op, left, right, e)
 
     def _compare(self, op, left, right, e):
-        if not U.compatible(left.dim, right.dim) or left.dim in (U.TEXT,):
+        if not U.compatible(left.dim, right.dim) or left.dim == U.TEXT:
             self.d.add(
                 "HR201",
                 f"cannot compare {_what(e.left, left)} with {_what(e.right, right)}",
@@ -369,8 +373,7 @@ class Typer:
             if op == "/" and b == 0:
                 self.d.add("HR204", "division by zero", e.span)
                 return None
-            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
-            return M.Const(value, dim, e.span)
+            return M.Const(_ARITH[op](a, b), dim, e.span)
         return M.Arith(op, left, right, dim, e.span)
 
     def _Call(self, e: A.Call):
@@ -506,7 +509,6 @@ def _unit_hint(a, b) -> str | None:
 
 
 # ---- rendering --------------------------------------------------------------------------
-_CMP = ("<", "<=", ">", ">=", "==", "!=")
 _PREC = {
     "or": 1,
     "and": 2,
@@ -549,10 +551,7 @@ def render(e, parent: int = 0) -> str:
         # the parser folds to the left, so a right operand of the same precedence keeps its
         # parentheses (`a + (b + c)`); only and/or chains may drop them (the model flattens those)
         right_p = p if e.op in ("and", "or") else p + 1
-        if e.op in ("<", "<=", ">", ">=", "==", "!="):
-            left_p = p + 1
-        else:
-            left_p = p
+        left_p = p + 1 if e.op in _CMP else p  # `a < b < c` does not parse
         s = f"{render(e.left, left_p)} {e.op} {render(e.right, right_p)}"
     else:  # pragma: no cover
         raise TypeError(type(e))

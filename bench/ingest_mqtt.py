@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import time
 
@@ -33,15 +32,10 @@ from ingest_common import (
     site,
 )
 
-from hydro_rules.service.devservers import ThrowawayMosquitto
+from hydro_rules.service.devservers import ThrowawayMosquitto, broker_sizing
 from hydro_rules.transport.mqtt import MqttClient
 
 GOAL = 5000.0
-
-
-def kit_sizing() -> str:
-    conf = (ROOT / "runtime" / "mosquitto" / "hydro.conf").read_text()
-    return "\n".join(line for line in conf.splitlines() if re.match(r"^(max_|persistent_client)", line))
 
 
 async def publish_all(broker_url: str, data: list[dict], nodes: int, window: int) -> float:
@@ -83,7 +77,7 @@ async def main(args) -> None:
     rs = site()
     data = samples(rs, args.messages)
     rates, copies, lost = [], [], 0
-    with ThrowawayMosquitto(extra=kit_sizing()) as broker:
+    with ThrowawayMosquitto(extra=broker_sizing(ROOT / "runtime" / "mosquitto" / "hydro.conf")) as broker:
         async with bench_database(rs) as url:
             rows = await rows_for(url, rs, data)
             with service(url, mqtt_url=broker.url):

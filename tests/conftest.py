@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-BROKER_SIZING = REPO / "runtime" / "mosquitto" / "hydro.conf"
+KIT_BROKER_CONF = REPO / "runtime" / "mosquitto" / "hydro.conf"
 
 #: children before parents; DELETE is far quicker than TRUNCATE on tables this small
 _DATA_TABLES = (
@@ -142,30 +141,24 @@ def database_url(fresh_database):
     return url
 
 
-def _broker_sizing() -> str:
-    """The deployment kit's broker limits (in-flight window, queue), for throwaway brokers."""
-    if not BROKER_SIZING.is_file():
-        return ""
-    return "\n".join(
-        line for line in BROKER_SIZING.read_text().splitlines() if re.match(r"^\s*(max_|persistent_client)", line)
-    )
-
-
 @pytest.fixture(scope="session")
 def broker_sizing() -> str:
-    return _broker_sizing()
+    """The deployment kit's broker limits (in-flight window, queue), for throwaway brokers."""
+    from hydro_rules.service.devservers import broker_sizing
+
+    return broker_sizing(KIT_BROKER_CONF)
 
 
 @pytest.fixture(scope="session")
 def mqtt_url():
-    from hydro_rules.service.devservers import ThrowawayMosquitto, reachable
+    from hydro_rules.service.devservers import ThrowawayMosquitto, broker_sizing, reachable
 
     url = os.environ.get("HYDRO_MQTT_URL")
     if url:
         yield url
         return
     try:
-        broker = ThrowawayMosquitto(extra=_broker_sizing()).start()
+        broker = ThrowawayMosquitto(extra=broker_sizing(KIT_BROKER_CONF)).start()
     except RuntimeError:
         if reachable("127.0.0.1", 1883):
             yield "mqtt://127.0.0.1:1883"

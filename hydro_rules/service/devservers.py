@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -133,6 +134,14 @@ class ThrowawayPostgres:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+def broker_sizing(conf: Path) -> str:
+    """The queue and in-flight limits of a Mosquitto configuration (the deployment kit's), as
+    `extra` lines for a throwaway broker sized like a site's; empty when the file is missing."""
+    if not conf.is_file():
+        return ""
+    return "\n".join(line for line in conf.read_text().splitlines() if re.match(r"^\s*(max_|persistent_client)", line))
 
 
 class ThrowawayMosquitto:

@@ -124,18 +124,18 @@ async def hello(
     async with conn.transaction():
         row = None
         if node_uid:
-            row = await conn.fetchrow("SELECT id FROM nodes WHERE uid = $1 FOR UPDATE", node_uid)
+            row = await conn.fetchrow("SELECT id, uid FROM nodes WHERE uid = $1 FOR UPDATE", node_uid)
         if row is None:
-            row = await conn.fetchrow("SELECT id FROM nodes WHERE hardware_id = $1 FOR UPDATE", hardware_id)
+            row = await conn.fetchrow("SELECT id, uid FROM nodes WHERE hardware_id = $1 FOR UPDATE", hardware_id)
         created = row is None
         if created:
-            node_id = await conn.fetchval(
+            uid = node_uid or hardware_id
+            await conn.execute(
                 """INSERT INTO nodes (uid, hardware_id, node_type, firmware_version, hardware_revision, capabilities,
                                       first_seen_at, last_seen_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                   ON CONFLICT (uid) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
-                   RETURNING id""",
-                node_uid or hardware_id,
+                   ON CONFLICT (uid) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at""",
+                uid,
                 hardware_id,
                 node_type,
                 firmware_version,
@@ -144,7 +144,7 @@ async def hello(
                 at,
             )
         else:
-            node_id = row["id"]
+            uid = row["uid"]
             await conn.execute(
                 """UPDATE nodes SET hardware_id = coalesce(hardware_id, $2), node_type = coalesce($3, node_type),
                        firmware_version = coalesce($4, firmware_version),
@@ -152,7 +152,7 @@ async def hello(
                        capabilities = coalesce($6, capabilities),
                        first_seen_at = coalesce(first_seen_at, $7), last_seen_at = $7, updated_at = now()
                    WHERE id = $1""",
-                node_id,
+                row["id"],
                 hardware_id,
                 node_type,
                 firmware_version,
@@ -160,7 +160,6 @@ async def hello(
                 capabilities,
                 at,
             )
-        uid = await conn.fetchval("SELECT uid FROM nodes WHERE id = $1", node_id)
     return await get(conn, uid), created
 
 

@@ -65,6 +65,19 @@ async def test_hello_creates_an_unvalidated_node_that_registration_takes_over(db
         assert not created
         reg, _ = await nodes.register(conn, "nd-ph-9", zone_uid="zn-1", hardware_id="esp32-AB")
         assert reg["hardware_id"] == "esp32-AB"
+        # a node that says who it is (its node-level hello topic) is found by uid
+        known, created = await nodes.hello(
+            conn,
+            hardware_id="esp32-CD",
+            node_uid="nd-ec-1",
+            node_type="ec",
+            firmware_version="3.0.0",
+            hardware_revision=None,
+            capabilities=None,
+            at=now,
+        )
+        assert not created and known["uid"] == "nd-ec-1" and known["validated"]
+        assert (known["hardware_id"], known["firmware_version"], known["zone_uid"]) == ("esp32-CD", "3.0.0", "zn-1")
 
 
 async def test_heartbeat_detects_reboots(db):

@@ -136,14 +136,13 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool, 
     visiting.append(real)
     name = version = None
     start = len(out.files)
-    files = [_read_file(p, out, digest) for p in rule_files(root)]
+    for p in rule_files(root):
+        _read_file(p, out, digest)
     # The files of used rule sets go before this set's own: a name defined in both is then
     # reported as a duplicate where this set repeats it, not inside the library.
     own = out.files[start:]
     del out.files[start:]
-    for f in files:
-        if f is None:
-            continue
+    for f in own:
         for decl in f.decls:
             if isinstance(decl, A.RulesetDecl):
                 if f.path != shown_manifest:
@@ -162,18 +161,14 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool, 
                 if not (target / MANIFEST).is_file():
                     out.diags.add("HR005", f'`use "{decl.path.value}"`: no rule set there', decl.path.span)
                     continue
-                if target.resolve() in visiting:
+                if (real_target := target.resolve()) in visiting:
                     out.diags.add("HR005", f'`use "{decl.path.value}"` makes a cycle', decl.path.span)
                     continue
-                if target.resolve() in done:
+                if real_target in done:
                     continue  # used by another set already (the standard rules under two site sets)
                 _read_set(target, out, digest, visiting, top=False, done=done)
     out.files.extend(own)
-    if (
-        name is None
-        and (root / MANIFEST).is_file()
-        and not any(d.code == "HR003" and d.span.path == shown_manifest for d in out.diags.items)
-    ):
+    if name is None and not any(d.code == "HR003" and d.span.path == shown_manifest for d in out.diags.items):
         out.diags.add(
             "HR005",
             f'{MANIFEST} must name the rule set: `ruleset NAME version "2026.11.1"`',
@@ -182,5 +177,5 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool, 
     visiting.pop()
     done.add(real)
     if name is None and top:
-        name, version = root.resolve().name, "0"
+        name, version = real.name, "0"
     return name, version

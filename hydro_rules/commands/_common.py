@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -12,16 +11,15 @@ from rich.console import Console
 from ..cli import UsageError
 from ..lang import render
 from ..lang.loader import MANIFEST, Loaded, load
-from ..lang.units import parse_duration
-
-_DURATION = re.compile(r"(\d+(\.\d+)?(ms|s|m|h|d|w))+")
+from ..twin import parse_duration
 
 
 def duration(text: str) -> float:
     """An argparse type: `10m`, `36h`, `1h30m` -> seconds."""
-    if not _DURATION.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 10m, 36h or 7d")
-    value = parse_duration(text.strip())
+    try:
+        value = parse_duration(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 10m, 36h or 7d") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("a duration must be longer than 0")
     return value

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from rich.console import Console
 from rich.markup import escape
 
 from ..cli import EXIT_OK, UsageError
-from ..lang.units import format_duration, parse_duration
+from ..lang.units import format_duration
 from ..sim.times import iso, parse_time
+from ..twin import parse_duration
 from .dry_run import add_run_options, start_of
 
 MARK = {
@@ -37,8 +36,10 @@ def register(sub) -> None:
 
 
 def _moment(text: str, start: float) -> float:
-    if re.fullmatch(r"(\d+(\.\d+)?(ms|s|m|h|d|w))+", text):
+    try:
         return start + parse_duration(text)
+    except ValueError:
+        pass
     try:
         return parse_time(text)
     except ValueError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..lang import units as U
+
 KINDS = (
     "dry_reservoir",
     "leak",
@@ -39,7 +41,7 @@ DEFAULT_FOR_S = {"controller_crash": 1800.0}
 PARAMS = {"dry_reservoir": {"rate"}, "leak": {"rate"}, "overcurrent": {"current"}}
 PARAMS.update({k: {"node"} for k in METRIC_KINDS})
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z/]*)")
 
@@ -64,14 +66,12 @@ class Fault:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in `6d`, `36h`, `90m`, `45s`, `1h30m` or `0`; ValueError otherwise."""
+    """Seconds in a duration written as in rules (`6d`, `36h`, `90m`, `45s`, `1h30m`) or `0`; ValueError otherwise."""
     if text == "0":
         return 0.0
-    m = _DURATION.fullmatch(text)
-    if not text or not m:
+    if not _DURATION.fullmatch(text):
         raise ValueError(text)
-    d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-    return d * 86400.0 + h * 3600.0 + mi * 60.0 + s
+    return U.parse_duration(text)
 
 
 def _number(text: str, units: dict[str, float], what: str, spec: str) -> float:

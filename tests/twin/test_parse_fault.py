@@ -13,10 +13,27 @@ from .helpers import ruleset, zone
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("6d", 518400), ("36h", 129600), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("0", 0), ("1d2h3m4s", 93784)],
+    [
+        ("6d", 518400),
+        ("36h", 129600),
+        ("90m", 5400),
+        ("1h30m", 5400),
+        ("45s", 45),
+        ("0", 0),
+        ("1d2h3m4s", 93784),
+        ("1w", 604800),  # every unit the rules know
+        ("1.5h", 5400),
+        ("500ms", 0.5),
+    ],
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "6", "6x", "-1h", "h", "1h 30m", "1.h"])
+def test_not_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,3 @@ class Throttled:
 
     def warning(self, key: object, msg: str, *args) -> None:
         self.log(logging.WARNING, key, msg, *args)
-
-    def info(self, key: object, msg: str, *args) -> None:
-        self.log(logging.INFO, key, msg, *args)

@@ -4,6 +4,6 @@ Query functions take an asyncpg connection first, so callers compose them in
 one transaction (`async with db.transaction() as conn`).
 """
 
-from .db import Database, DatabaseUnavailable, connect_once, is_connection_error, until_available
+from .db import Database, DatabaseUnavailable, connect_once, until_available
 
-__all__ = ["Database", "DatabaseUnavailable", "connect_once", "is_connection_error", "until_available"]
+__all__ = ["Database", "DatabaseUnavailable", "connect_once", "until_available"]

@@ -48,10 +48,6 @@ CONNECTION_ERRORS = (
 )
 
 
-def is_connection_error(exc: BaseException) -> bool:
-    return isinstance(exc, CONNECTION_ERRORS)
-
-
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
     # binary, so that COPY (always binary in asyncpg) can carry jsonb too

@@ -43,13 +43,14 @@ class Checker:
         table[ident.name] = decl
         return True
 
-    def _items(self, decl, allowed: tuple[str, ...]) -> dict[str, A.Item]:
-        """Items of a block by keyword, reporting repeats."""
+    def _items(self, decl, once: tuple[str, ...]) -> dict[str, A.Item]:
+        """Items of a block by keyword; a repeat of a keyword in `once` is reported and the first
+        kept (the items that may repeat, such as `alias`, are read from the block itself)."""
         out: dict[str, A.Item] = {}
         for it in decl.items:
             if not isinstance(it, A.Item):
                 continue
-            if it.keyword in out and it.keyword in allowed:
+            if it.keyword in out and it.keyword in once:
                 self.d.add("HR107", f"`{it.keyword}` is given twice", it.span)
                 continue
             out[it.keyword] = it

@@ -257,8 +257,7 @@ class CompiledRuleSet:
             at = interp.evaluate(t.at, prog)
             parts.append(f"schedule: every {U.format_duration(every)} at {U.describe(at, U.TIME_OF_DAY)}")
         if t.cond is not None:
-            tr_ = interp.trace(t.cond.expr, prog)
-            vals = ", ".join(f"{leaf.text} = {leaf.shown()}" for leaf in interp.leaves(tr_))
+            vals = interp.values_seen(interp.trace(t.cond.expr, prog))
             hold = f" for {U.format_duration(t.cond.hold_s)}" if t.cond.hold_s else ""
             parts.append(f"{t.cond.text}{hold}" + (f" ({vals})" if vals else ""))
         if t.after_s is not None:

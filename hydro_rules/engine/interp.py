@@ -209,5 +209,10 @@ def leaves(t: Trace) -> list[Trace]:
     return out
 
 
+def values_seen(t: Trace) -> str:
+    """The values a condition read, for people: `ph = 6.2 pH, water_level = 85%`."""
+    return ", ".join(f"{leaf.text} = {leaf.shown()}" for leaf in leaves(t))
+
+
 def _is_literal(t: Trace) -> bool:
     return bool(t.text) and (t.text[0].isdigit() or t.text[0] == "-" or t.text in ("yes", "no"))

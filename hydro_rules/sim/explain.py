@@ -44,14 +44,16 @@ def _verdict(value) -> str:
     return "holds" if value else "does not hold"
 
 
-def _values(t: interp.Trace) -> str:
-    leaves = interp.leaves(t)
-    return ", ".join(f"{leaf.text} = {leaf.shown()}" for leaf in leaves)
+def _and(a, b):
+    """`a and b` where None is unknown: no when either is no, else unknown when either is."""
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
 
 
 def _cond(expr, prog, ch=None) -> tuple[object, str]:
     t = interp.trace(expr, prog, ch)
-    return t.value, _values(t)
+    return t.value, interp.values_seen(t)
 
 
 def explain_tick(zr, now: float, start: float) -> Explanation:
@@ -112,7 +114,7 @@ def _transitions(prog, st) -> Section:
     rs = prog.rs
     for mname, sname in st.machines.items():
         state = rs.machines[mname].states[sname]
-        for t in state.transitions:
+        for i, t in enumerate(state.transitions):
             parts, value = [], True
             if t.every is not None:
                 every = interp.evaluate(t.every, prog)
@@ -123,18 +125,18 @@ def _transitions(prog, st) -> Section:
                     f"every {U.format_duration(every)} at {U.describe(at, U.TIME_OF_DAY)} counted from "
                     f"the solution started {iso(anchor) if anchor else 'never'}: " + ("due" if due else "not due yet")
                 )
-                value = value and due
+                value = _and(value, due)
             if t.cond is not None:
                 v, vals = _cond(t.cond.expr, prog)
                 hold = ""
                 if t.cond.hold_s:
-                    since = st.holds.get(f"{mname}/{sname}/{state.transitions.index(t)}")
+                    since = st.holds.get(f"{mname}/{sname}/{i}")
                     held = U.format_duration(prog.now - since) if since is not None else "0s"
                     hold = f"; must hold {U.format_duration(t.cond.hold_s)}, has held {held}"
                     if v and (since is None or prog.now - since < t.cond.hold_s):
                         v = False
                 parts.append(f"{t.cond.text}: {_verdict(v)} ({vals}{hold})")
-                value = value and v if v is not None else (None if value else value)
+                value = _and(value, v)
             if t.after_s is not None:
                 elapsed = prog.now - (st.entered_at.get(mname) or prog.now)
                 ok = elapsed >= t.after_s
@@ -142,7 +144,7 @@ def _transitions(prog, st) -> Section:
                 parts.append(
                     f"{label} {U.format_duration(t.after_s)}: {U.format_duration(elapsed)} in the state so far"
                 )
-                value = value and ok
+                value = _and(value, ok)
             out.lines.append(Line(_verdict(value), f"{sname} → {t.target}", "; ".join(parts)))
     return out
 
@@ -186,7 +188,7 @@ def _alerts(prog, st) -> Section:
                 pending = f"; pending for {held} of {needed}"
             out.lines.append(
                 Line(
-                    _verdict(v) if v is not None else "unknown",
+                    _verdict(v),
                     title,
                     f"raised when {a.when[0].text}: {_verdict(v)} ({vals}){pending}",
                 )

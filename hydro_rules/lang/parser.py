@@ -23,22 +23,6 @@ from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, TEXT_COMMENT_OR_BRACKET,
 from .source import Span, position
 from .syntax_errors import _syntax_error
 
-__all__ = [
-    "MAX_EXPR_DEPTH",
-    "MAX_FILE_BYTES",
-    "MAX_NESTING",
-    "DECL_KEYWORDS",
-    "SUPPORTED_VERSIONS",
-    "grammar_text",
-    "decode",
-    "excerpt_source",
-    "header_version",
-    "no_gc_pauses",
-    "normalize",
-    "parse_text",
-    "parse_file",
-]
-
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_NESTING = 64
 

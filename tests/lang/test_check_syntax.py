@@ -6,7 +6,8 @@ import pytest
 
 from hydro_rules.commands.check import collect
 from hydro_rules.lang import render
-from hydro_rules.lang.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
+from hydro_rules.lang.builder import MAX_EXPR_DEPTH
+from hydro_rules.lang.parser import MAX_FILE_BYTES, MAX_NESTING
 
 
 def test_valid_inputs_are_clean(sets):

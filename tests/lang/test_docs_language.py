@@ -9,7 +9,8 @@ import pytest
 
 from hydro_rules.lang import exprs, settings
 from hydro_rules.lang.diagnostics import Diagnostics
-from hydro_rules.lang.parser import DECL_KEYWORDS, parse_text
+from hydro_rules.lang.grammar import DECL_KEYWORDS
+from hydro_rules.lang.parser import parse_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 TEXT = DOC.read_text(encoding="utf-8")

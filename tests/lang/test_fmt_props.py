@@ -17,8 +17,9 @@ from hydro_rules.lang import model as M
 from hydro_rules.lang.checker import Checker
 from hydro_rules.lang.diagnostics import Diagnostics
 from hydro_rules.lang.formatter import format_text
+from hydro_rules.lang.grammar import grammar_text
 from hydro_rules.lang.loader import load
-from hydro_rules.lang.parser import grammar_text, parse_text
+from hydro_rules.lang.parser import parse_text
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).parent / "fmt_cases"

@@ -442,15 +442,16 @@ class ZoneProgram(ChannelControl):
     def _dose(self, a: M.Action, where: str) -> None:
         if a.target not in self.st.channels:
             return
-        amount = self.compiled.value(self, a.amount)
+        c = self.st.channels[a.target]
         verdict = self.guard_verdict(a.target, a.guards)
         if verdict is not None:
-            self._refuse(a.target, self.st.channels[a.target], verdict)
+            self._refuse(a.target, c, verdict)
             return
+        c.denied_by = None  # allowed: the next refusal is news again
+        amount = self.compiled.value(self, a.amount)
         if amount is None or amount <= 0:
             return
-        ml = round(amount * 1000.0, 3)
-        self._send(a.target, self.st.channels[a.target], "dose", {"ml": ml}, where, "dose")
+        self._send(a.target, c, "dose", {"ml": round(amount * 1000.0, 3)}, where, "dose")
         self.st.last_dose_at = self.now
 
     # ---- operator reset -------------------------------------------------------------------------

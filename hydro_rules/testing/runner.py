@@ -166,7 +166,7 @@ def _check(e: Expect, st, log: _Log, prog, now: float, t0: float) -> str | None:
             else f"at {at}: expected {e.text}, but it is in {got}"
         )
     if e.kind == "alert":
-        got = _alert_status(e, st, log)
+        got = _alert_status(e, st, log, prog.rs)
         matches = [g for g in got if _fields_match(e.fields, g)]
         if bool(matches) != e.negated:
             return None
@@ -220,7 +220,9 @@ def _check(e: Expect, st, log: _Log, prog, now: float, t0: float) -> str | None:
     return f"at {at}: expected event {e.name}, got events: {kinds}"
 
 
-def _alert_status(e: Expect, st, log: _Log) -> list[dict]:
+def _alert_status(e: Expect, st, log: _Log, rs: M.RuleSet) -> list[dict]:
+    """The alerts of code e.name, active unless the expectation asks for a status, with every field it may name."""
+    declared = rs.alerts[e.name]
     out = []
     for (code, ch), a in st.alerts.items():
         if code == e.name:
@@ -228,6 +230,8 @@ def _alert_status(e: Expect, st, log: _Log) -> list[dict]:
     for code, ch in log.resolved:
         if code == e.name and (code, ch) not in st.alerts:
             out.append({"code": code, "channel": ch, "status": "resolved"})
+    for g in out:
+        g["severity"], g["source"] = declared.severity, declared.source
     if "status" not in e.fields:
         out = [g for g in out if g["status"] == "active"]
     return out
@@ -246,7 +250,7 @@ def _equal(have, want) -> bool:
 
 
 def _describe_alert(g: dict) -> str:
-    return f"{g['code']}" + (f" on {g['channel']}" if g["channel"] else "") + f" ({g['status']})"
+    return f"{g['code']}" + (f" on {g['channel']}" if g["channel"] else "") + f" ({g['status']}, {g['severity']})"
 
 
 def _describe_cmd(c, t0: float) -> str:

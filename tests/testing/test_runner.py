@@ -101,3 +101,25 @@ test "a node that never answers is retried less and less" {
 def test_usage_errors_exit_2():
     assert cli("test", "/no/such/dir").returncode == 2
     assert cli("test", str(ROOT / "docs")).returncode == 2
+
+
+def test_an_alert_expectation_compares_severity_and_source(tmp_path):
+    rules = _copy_rules(tmp_path)
+    t = rules / "tests" / "fields.test.hydro"
+    body = """  zone zn-t
+  telemetry {
+    at 0m water_level 90% ph 6.0 temp_water 21 °C
+  }
+"""  # ec never reported: infra_sensor_stale (infra, critical) is raised
+    t.write_text(
+        "hydro 1\n\n"
+        f'test "the declared fields match" {{\n{body}'
+        "  expect at 10m alert infra_sensor_stale severity critical source infra\n}\n\n"
+        f'test "another severity does not" {{\n{body}  expect at 10m alert infra_sensor_stale severity warning\n}}\n'
+    )
+    out = cli("test", str(t))
+    assert out.returncode == 1, out.stdout
+    assert "✓ the declared fields match" in out.stdout
+    assert "✗ another severity does not" in out.stdout
+    assert "got infra_sensor_stale (active, critical)" in out.stdout
+    assert "1 passed, 1 failed" in out.stdout

@@ -51,3 +51,14 @@ def test_every_unit_is_listed():
 
     for unit in UNITS:
         assert f"`{unit}`" in TEXT, unit
+
+
+def test_the_grammar_lexes_exactly_the_units_the_checker_converts():
+    """The unit spellings are listed in the grammar (terminal UNIT) and in units.UNITS: one
+    missing from UNITS would crash the builder, one missing from the grammar never lexes."""
+    from hydro_rules.lang.grammar import grammar_text
+    from hydro_rules.lang.units import UNITS
+
+    (alternatives,) = re.findall(r"^UNIT\.\d+: /\(([^)]*)\)", grammar_text(1), re.M)
+    # `%` has terminals of its own: PERCENT (`50%`) and PERCENT_SIGN (`unit %`)
+    assert {u.replace("\\/", "/") for u in alternatives.split("|")} == set(UNITS) - {"%"}

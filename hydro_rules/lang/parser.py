@@ -112,7 +112,7 @@ def decode(data: bytes, path: str, diags: Diagnostics) -> str | None:
         diags.add(
             "HR004",
             f"file is not valid UTF-8: byte 0x{byte[0]:02x} on line {line}{seen}",
-            Span(path, line, col, line, col + 1),
+            Span.char(path, line, col),
             "save the file with the encoding UTF-8",
         )
         return None
@@ -197,7 +197,7 @@ def _nesting_error(text: str, path: str, diags: Diagnostics) -> bool:
                 diags.add(
                     "HR006",
                     f"brackets nested more than {MAX_NESTING} deep",
-                    Span(path, line, col, line, col + 1),
+                    Span.char(path, line, col),
                     "split the expression or block",
                 )
                 return True
@@ -254,7 +254,7 @@ def _parse_by_declaration(lark, builder, text, path, diags):
                 diags.add(
                     "HR006",
                     f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
-                    Span(path, s.line, s.column, s.line, s.column + 1),
+                    Span.char(path, s.line, s.column),
                     "split the condition into simpler ones",
                 )
             else:

@@ -15,6 +15,11 @@ class Span:
     end_line: int
     end_column: int
 
+    @classmethod
+    def char(cls, path: str, line: int, column: int) -> Span:
+        """The span of the one character at `line`, `column`."""
+        return cls(path, line, column, line, column + 1)
+
     def to(self, other: Span) -> Span:
         """The span from the start of this one to the end of `other`."""
         return Span(self.path, self.line, self.column, other.end_line, other.end_column)

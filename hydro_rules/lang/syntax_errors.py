@@ -205,7 +205,7 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
     col = err.column if isinstance(err.column, int) and err.column > 0 else 1
     line = rel + line_offset
     text = lines[rel - 1] if rel <= len(lines) else ""
-    at = Span(path, line, col, line, col + 1)
+    at = Span.char(path, line, col)
     if isinstance(err, UnexpectedCharacters):
         _char_error(text, col, set(err.allowed or ()), at, diags)
         return
@@ -316,7 +316,7 @@ def _end_error(lark, tok, acc, path, line_offset, chunk, diags) -> None:
         diags.add(
             "HR003",
             f"`{ch}` is never closed: a `{closer}` is missing",
-            Span(path, oline + line_offset, ocol, oline + line_offset, ocol + 1),
+            Span.char(path, oline + line_offset, ocol),
             f"add `{closer}` where this block ends (at the latest on line {nlines + line_offset})"
             if ch == "{"
             else f"add `{closer}` where the expression ends",
@@ -328,7 +328,7 @@ def _end_error(lark, tok, acc, path, line_offset, chunk, diags) -> None:
     diags.add(
         "HR003",
         "the declaration ends too early" + (f": {expected}" if expected else ""),
-        Span(path, line, col, line, col + 1),
+        Span.char(path, line, col),
     )
 
 

@@ -59,7 +59,7 @@ class ZoneRun:
     twin_s: float = 0.0
     ticks: int = 0
     state: object = None  # the engine's ZoneState at the end
-    snapshot: dict = field(default_factory=dict)  # latest readings: (node, metric) -> (value, ts)
+    snapshot: dict = field(default_factory=dict)  # the engine's telemetry: (node, metric) -> (value, ts), latest
     program: object = None
     twin: object = None
 
@@ -195,8 +195,8 @@ def _run_zone(
     prog = c.program(zone.uid)
     twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults)
     st = prog.new_state(t0)
-    zr = ZoneRun(zone, state=st, program=prog, twin=twin)
     snap: dict = {}
+    zr = ZoneRun(zone, state=st, snapshot=snap, program=prog, twin=twin)
     open_alerts: dict = {}
     sent: dict = {}
     recirc = recirculated(c.ruleset, zone)
@@ -229,7 +229,6 @@ def _run_zone(
             zr.timeline.append(Entry(now, "event", f"operator safety reset: {resets[0][1]}"))
             resets = resets[1:]
         if before_tick is not None:
-            zr.snapshot = snap
             before_tick(zr, now)
         d = prog.evaluate(st, snap, now)
         engine_s += perf() - b

@@ -14,18 +14,19 @@ _CMP = {"<", "<=", ">", ">=", "==", "!="}
 
 
 class ExprCompiler:
-    """Compiles expressions of one function; `temps` counts walrus temporaries."""
+    """Compiles expressions of one function; `n` counts walrus temporaries.
+
+    A scope's channel (`pump` in `for each pump`) is the function's argument `ch`,
+    unless `channel` names it at compile time."""
 
     def __init__(
         self,
-        channel_var: str = "ch",
         settings: dict | None = None,
         hoist: dict | None = None,
         channel: str | None = None,
         channels: dict | None = None,
     ):
         self.n = 0
-        self.channel_var = channel_var
         self.settings = settings  # a profile's settings: fold them into the code as constants
         self.hoist = hoist  # name -> source of per-tick values read once at the top of the function
         self.channel = channel  # the scope's channel, when the code is unrolled per channel
@@ -50,7 +51,7 @@ class ExprCompiler:
 
     def _ch(self, name: str | None) -> str:
         if name is None:
-            return self.channel_var if self.channel is None else repr(self.channel)
+            return "ch" if self.channel is None else repr(self.channel)
         return repr(name)
 
     def _chname(self, name: str | None) -> str | None:

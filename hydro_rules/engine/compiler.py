@@ -121,7 +121,7 @@ class CompiledRuleSet:
     def _guards(self):
         lines = []
         for i, (name, g) in enumerate(self.ruleset.guards.items()):
-            xc = ExprCompiler("ch")
+            xc = ExprCompiler()
             lines.append(f"def guard_{i}(x, ch):  # guard {name}")
             lines.append("    mv = x.mv; S = x.S; T = x.T")
             for j, d in enumerate(g.denies):
@@ -162,7 +162,7 @@ class CompiledRuleSet:
             if a.scope is not None:
                 channels = [c for c in zone.channels if a.scope.covers(rs.channels[c])]
             for ch in channels:
-                xc = ExprCompiler("ch", settings, hoist, ch, rs.channels)
+                xc = ExprCompiler(settings, hoist, ch, rs.channels)
                 when = a.when[0] if a.when else None
                 spec = AlertSpec(
                     a.code,
@@ -203,7 +203,7 @@ class CompiledRuleSet:
                 first_state = False
                 for i, t in enumerate(state.transitions):
                     spec = const(TransitionSpec(mname, i, t))
-                    xc = ExprCompiler("ch", settings, hoist)
+                    xc = ExprCompiler(settings, hoist)
                     conds = []
                     if t.every is not None:
                         conds.append(f"x.due({xc.compile(t.every)}, {xc.compile(t.at)})")
@@ -223,7 +223,7 @@ class CompiledRuleSet:
             spec = RuleSpec(rname, r, r.repeat_s, f"rule/{rname}")
             s = const(spec)
             hk = const(spec.hold_key)
-            xc = ExprCompiler("ch", settings, hoist)
+            xc = ExprCompiler(settings, hoist)
             states = r.states
             out.append(f"    # rule {rname}")
             indent = "    "

@@ -17,7 +17,7 @@ CHANNELS = list(ZONE.prog.channels)
 
 
 def compiled_fn(expr, settings=None):
-    src = ExprCompiler("ch", settings).compile(expr)
+    src = ExprCompiler(settings).compile(expr)
     ns: dict = {}
     exec(f"def f(x, ch):\n    mv = x.mv; S = x.S; T = x.T\n    return {src}\n", ns)
     return ns["f"]

@@ -23,9 +23,20 @@ def compiled_fn(expr, settings=None):
     return ns["f"]
 
 
+def unrolled_fn(expr, channel):
+    """The form of the tick function: settings folded in, per-tick values hoisted, the channel fixed."""
+    hoist: dict = {}
+    src = ExprCompiler(ZONE.prog.S, hoist, channel, RS.channels).compile(expr)
+    head = "".join(f"    {name} = {init}\n" for name, init in hoist.items())
+    ns: dict = {}
+    exec(f"def f(x):\n    now = x.now; mv = x.mv; S = x.S; T = x.T; st = x.st\n{head}    return {src}\n", ns)
+    return ns["f"]
+
+
 FNS = [compiled_fn(e) for e in EXPRS]
 # the tick functions fold a zone's profile settings into the code: check that form too
 FOLDED = [compiled_fn(e, ZONE.prog.S) for e in EXPRS]
+UNROLLED = [{ch: unrolled_fn(e, ch) for ch in CHANNELS} for e in EXPRS]
 maybe = st.one_of(st.none(), st.floats(min_value=0, max_value=100, allow_nan=False))
 
 
@@ -66,12 +77,14 @@ def test_compiled_conditions_equal_the_interpreter(values, ages, flows, on, sinc
         state.solution["ec"] = solution
     state.solution_started_at = None if age is None else now - age
     z.prog.prepare(state, snap, now)
-    for expr, fn, folded in zip(EXPRS, FNS, FOLDED):
+    for expr, fn, folded, unrolled in zip(EXPRS, FNS, FOLDED, UNROLLED):
         for ch in CHANNELS:
             arg = ch if _uses_channel(expr) else None
             want = interp.evaluate(expr, z.prog, arg)
-            assert fn(z.prog, arg) == want, (interp.trace(expr, z.prog, arg).text, fn(z.prog, arg), want)
-            assert folded(z.prog, arg) == want, (interp.trace(expr, z.prog, arg).text, folded(z.prog, arg), want)
+            text = interp.trace(expr, z.prog, arg).text
+            assert fn(z.prog, arg) == want, (text, fn(z.prog, arg), want)
+            assert folded(z.prog, arg) == want, (text, folded(z.prog, arg), want)
+            assert unrolled[ch](z.prog) == want, (text, ch, unrolled[ch](z.prog), want)
             if arg is None:
                 break
 

@@ -16,7 +16,7 @@ from ..lang import ast as A
 from ..lang import model as M
 from ..lang import units as U
 from ..lang.diagnostics import Diagnostics, did_you_mean
-from ..lang.loader import TEST_SUFFIX, Loaded, find_root, load, rule_files
+from ..lang.loader import TEST_SUFFIX, Loaded, find_root, load, rule_files, test_files
 from ..lang.source import Span
 
 SERIES_TOKEN = re.compile(r"^(-?\d+(?:\.\d+)?)(?:([+-])(\d+(?:\.\d+)?)x(\d+))?$")
@@ -77,7 +77,7 @@ def discover(paths: list[str]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(p.rglob("*" + TEST_SUFFIX)))
+            out.extend(test_files(p))
         elif p.name.endswith(TEST_SUFFIX):
             out.append(p)
     return list(dict.fromkeys(out))
@@ -92,20 +92,15 @@ def load_file(path: Path) -> TestFile:
             "HR005", f"{path} is not inside a rule set (no ruleset.hydro above it)", Span(str(path), 1, 1, 1, 1)
         )
         return TestFile(path, loaded, [])
-    extra = []
-    if path.parent.resolve() != root:
-        extra = [p for p in rule_files(path.parent)]
-    loaded = load(root, extra=[*extra, path])
+    fixtures = rule_files(path.parent) if path.parent.resolve() != root else []
+    loaded = load(root, extra=[*fixtures, path])
     cases = []
-    if loaded.ruleset is not None:
-        shown = loaded.files[-1].path if loaded.files else str(path)
-        f = next((f for f in loaded.files if f.path == shown), None)
-        if f is not None:
-            for decl in f.decls:
-                if isinstance(decl, A.TestDecl):
-                    case = _case(decl, loaded.ruleset, loaded.diags)
-                    if case:
-                        cases.append(case)
+    if loaded.ruleset is not None and loaded.files:
+        for decl in loaded.files[-1].decls:  # the test file: read last
+            if isinstance(decl, A.TestDecl):
+                case = _case(decl, loaded.ruleset, loaded.diags)
+                if case:
+                    cases.append(case)
     return TestFile(path, loaded, cases)
 
 
@@ -325,7 +320,7 @@ def _expect(e: A.Expectation, rs: M.RuleSet, zone: M.Zone, d: Diagnostics) -> Ex
     fields = {}
     for f in e.fields:
         v = f.values[0]
-        fields[f.keyword] = v.name if isinstance(v, A.Ident) else v.value if isinstance(v, A.String) else v.value
+        fields[f.keyword] = v.name if isinstance(v, A.Ident) else v.value
     if e.kind == "state":
         if rs.state(name) is None:
             d.add(

@@ -154,3 +154,13 @@ def test_a_state_saved_with_fields_this_engine_does_not_know_still_loads():
     assert data["alerts"], "a pending or active alert is saved with the state"
     back = ZoneState.from_json(data)
     assert back.to_json() == z.state.to_json()
+
+
+def test_the_generated_source_is_there_to_read():
+    """CompiledRuleSet.source(): what runs for a zone, guards and tick, as Python a person can read."""
+    src = ZONE.prog.compiled.source("zn-t")
+    compile(src, "<source>", "exec")
+    assert "def tick(x):" in src
+    assert all(f"# guard {g}" in src for g in RS.guards)
+    assert all(f"# alert {a.code}" in src for a in RS.alerts.values() if a.when or a.clear)
+    assert all(f"# rule {r}" in src for r in RS.rules)

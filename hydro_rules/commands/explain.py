@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from ..cli import EXIT_OK, UsageError
 from ..lang.units import format_duration
-from ..sim.times import iso, parse_time
+from ..sim.times import DEFAULT_START, iso, parse_time
 from ..twin import parse_duration
 from .dry_run import add_run_options, start_of
 
@@ -47,7 +47,7 @@ def _moment(text: str, start: float) -> float:
 
 
 def execute(args) -> int:
-    from ..sim.dryrun import DEFAULT_START, run
+    from ..sim.dryrun import run
     from ..sim.explain import explain_tick
     from ..twin import FaultError
     from ._common import load_site, zone_uids

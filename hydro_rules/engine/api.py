@@ -88,7 +88,7 @@ def check_start(
             del st.alerts[key]
         for code, ch in known:
             if code in ruleset.alerts and (code, ch) not in st.alerts:
-                st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, now, raised_at=now)
+                st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, now)
     for ch, times in (failures or {}).items():
         if ch in st.channels:
             st.channels[ch].failures = sorted(set(st.channels[ch].failures) | set(times))

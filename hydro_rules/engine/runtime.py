@@ -334,7 +334,7 @@ class ZoneProgram(ChannelControl):
         if a is None:
             a = AlertState(code, channel, ACTIVE, self.now)
             self.st.alerts[key] = a
-        a.status, a.raised_at, a.since, a.clear_since, a.details = ACTIVE, self.now, self.now, None, details
+        a.status, a.since, a.clear_since, a.details = ACTIVE, self.now, None, details
         al = self.rs.alerts[code]
         self.dec.alerts.append(
             AlertChange(

@@ -42,7 +42,6 @@ class AlertState:
     channel: str | None
     status: str
     since: float  # pending since, or raised at
-    raised_at: float | None = None
     clear_since: float | None = None  # the clear condition holds since
     details: dict = field(default_factory=dict)
 

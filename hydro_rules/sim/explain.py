@@ -166,8 +166,7 @@ def _alerts(prog, st) -> Section:
                         Line(
                             "holds",
                             title,
-                            f"active since {iso(cur.raised_at or cur.since)}; clears when "
-                            f"{a.clear.text}: {_verdict(v)} ({vals})",
+                            f"active since {iso(cur.since)}; clears when {a.clear.text}: {_verdict(v)} ({vals})",
                         )
                     )
                 else:
@@ -175,7 +174,7 @@ def _alerts(prog, st) -> Section:
                         Line(
                             "holds",
                             title,
-                            f"active since {iso(cur.raised_at or cur.since)}; cleared only by an operator reset",
+                            f"active since {iso(cur.since)}; cleared only by an operator reset",
                         )
                     )
                 continue

@@ -68,7 +68,7 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
         st.solution_started_at = t0 - case.given_solution_age
     st.solution.update(case.given_solution)
     for code, ch in case.given_alerts:
-        st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, t0, raised_at=t0)
+        st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, t0)
     twin = None
     if case.twin:
         twin = ZoneTwin(zone, rs, seed=case.seed, start=t0, faults=[parse_fault(f) for f in case.faults])

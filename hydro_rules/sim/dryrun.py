@@ -200,7 +200,7 @@ def _run_zone(
     open_alerts: dict = {}
     sent: dict = {}
     recirc = recirculated(c.ruleset, zone)
-    off_since = duty_off_since = None
+    off_any, off_duty = _Longest(), _Longest()  # the recirculation pump stands: of any cause, by duty control
     perf = time.perf_counter
     engine_s = twin_s = 0.0
     now = t0
@@ -236,36 +236,39 @@ def _run_zone(
         _record(zr, d, open_alerts, sent)
         twin_s += b - a
         if recirc is not None:
-            running = twin.running(recirc)
             rc = st.channels[recirc]
-            duty = rc.desired == DUTY and rc.denied_by is None  # off by the schedule, not held off by a guard
-            if running:
-                if off_since is not None:
-                    zr.recirc_off_any_s = max(zr.recirc_off_any_s, now - off_since)
-                if duty_off_since is not None:
-                    zr.recirc_off_max_s = max(zr.recirc_off_max_s, now - duty_off_since)
-                off_since = duty_off_since = None
-            else:
-                if off_since is None:
-                    off_since = now
-                if duty and duty_off_since is None:
-                    duty_off_since = now
-                elif not duty and duty_off_since is not None:
-                    zr.recirc_off_max_s = max(zr.recirc_off_max_s, now - duty_off_since)
-                    duty_off_since = None
+            stopped = not twin.running(recirc)
+            off_any.see(stopped, now)
+            off_duty.see(stopped and rc.desired == DUTY and rc.denied_by is None, now)  # not held off by a guard
         k += 1
         if progress is not None and k % 5000 == 0:
             progress(done + k, total)
         now = t0 + k * tick_s
-    last = now - tick_s
-    if off_since is not None:
-        zr.recirc_off_any_s = max(zr.recirc_off_any_s, last - off_since)
-    if duty_off_since is not None:
-        zr.recirc_off_max_s = max(zr.recirc_off_max_s, last - duty_off_since)
+    off_any.see(False, now - tick_s)
+    off_duty.see(False, now - tick_s)
+    zr.recirc_off_any_s, zr.recirc_off_max_s = off_any.longest, off_duty.longest
     zr.final_states = dict(st.machines)
     zr.drained_l, zr.filled_l = twin.drained_l, twin.filled_l
     zr.engine_s, zr.twin_s, zr.ticks = engine_s, twin_s, k
     return zr
+
+
+class _Longest:
+    """The longest stretch of ticks during which something held."""
+
+    __slots__ = ("since", "longest")
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.longest = 0.0
+
+    def see(self, holds: bool, now: float) -> None:
+        if holds:
+            if self.since is None:
+                self.since = now
+        elif self.since is not None:
+            self.longest = max(self.longest, now - self.since)
+            self.since = None
 
 
 def twin_step(twin: ZoneTwin, snap: dict, now: float) -> list[CommandResponse]:

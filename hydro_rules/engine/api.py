@@ -87,7 +87,8 @@ def check_start(
         for key in [k for k, a in st.alerts.items() if a.status == ACTIVE and k not in known]:
             del st.alerts[key]
         for code, ch in known:
-            if code in ruleset.alerts and (code, ch) not in st.alerts:
+            a = st.alerts.get((code, ch))
+            if code in ruleset.alerts and (a is None or a.status != ACTIVE):  # pending here, active there
                 st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, now)
     for ch, times in (failures or {}).items():
         if ch in st.channels:

@@ -87,6 +87,12 @@ def test_check_start_takes_the_stores_alerts_as_the_record():
     assert not check_start(rs, "zn-t", "pump_drain", saved, level, T0 + 30).allowed
     assert check_start(rs, "zn-t", "pump_drain", saved, level, T0 + 30, active_alerts=[]).allowed
     assert z.state.to_json() == saved, "the state passed in is not changed"
+    # an alert still pending in the engine's state but active in the store locks too
+    z.state.alerts[("biz_no_flow", "pump_drain")] = AlertState("biz_no_flow", "pump_drain", "pending", T0)
+    pending = z.state.to_json()
+    assert check_start(rs, "zn-t", "pump_drain", pending, level, T0 + 30, active_alerts=[]).allowed
+    v = check_start(rs, "zn-t", "pump_drain", pending, level, T0 + 30, active_alerts=[("biz_no_flow", "pump_drain")])
+    assert not v.allowed and v.guard == "can_run_pump"
     fails = {"pump_drain": [T0 - 600, T0 - 300, T0 - 60]}
     v = check_start(rs, "zn-t", "pump_drain", None, level, T0 + 30, failures=fails)
     assert not v.allowed and "failed commands" in v.reason

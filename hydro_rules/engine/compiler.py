@@ -46,7 +46,7 @@ class RuleSpec:
 
 
 class CompiledRuleSet:
-    """Compile once, then `program(zone_uid)` for each zone."""
+    """Compile once, then `program(zone_uid)` for each zone and caller."""
 
     def __init__(self, ruleset: M.RuleSet):
         self.ruleset = ruleset
@@ -68,7 +68,6 @@ class CompiledRuleSet:
         self.metrics_used |= {m for m in ruleset.metrics if any(m in z.metric_nodes for z in ruleset.zones)}
         self.guard_fns, self.guard_source = self._guards()
         self._ticks: dict[tuple, tuple] = {}
-        self._programs: dict[str, ZoneProgram] = {}
 
     # ---- what the expressions need ----------------------------------------------------
     def _note(self, e) -> None:
@@ -93,15 +92,14 @@ class CompiledRuleSet:
 
     # ---- programs ---------------------------------------------------------------------------
     def program(self, zone_uid: str) -> ZoneProgram:
-        prog = self._programs.get(zone_uid)
-        if prog is None:
-            zone = self.ruleset.zone(zone_uid)
-            if zone is None:
-                raise KeyError(f"no zone {zone_uid!r} in rule set {self.ruleset.ruleset_version}")
-            tick, _ = self.tick_for(zone)
-            prog = ZoneProgram(self, zone, tick, self.guard_fns)
-            self._programs[zone_uid] = prog
-        return prog
+        """A new program for the zone (its compiled code is shared). A program holds the tick it is
+        evaluating, so each caller gets its own: the service's guard checks and a dry run in a
+        worker thread must not evaluate on the same one."""
+        zone = self.ruleset.zone(zone_uid)
+        if zone is None:
+            raise KeyError(f"no zone {zone_uid!r} in rule set {self.ruleset.ruleset_version}")
+        tick, _ = self.tick_for(zone)
+        return ZoneProgram(self, zone, tick, self.guard_fns)
 
     def tick_for(self, zone: M.Zone):
         key = (frozenset(zone.channels), zone.profile)

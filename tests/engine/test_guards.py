@@ -96,3 +96,13 @@ def test_check_start_takes_the_stores_alerts_as_the_record():
     fails = {"pump_drain": [T0 - 600, T0 - 300, T0 - 60]}
     v = check_start(rs, "zn-t", "pump_drain", None, level, T0 + 30, failures=fails)
     assert not v.allowed and "failed commands" in v.reason
+
+
+def test_a_guard_check_does_not_touch_a_zone_program_running_elsewhere():
+    """The service checks guards while a dry run of the same zone may run in a worker thread."""
+    z = healthy(Zone())
+    z.tick()
+    assert z.prog.mv["water_level"] == 90.0
+    full = [Reading("nd-level", "water_level", 99.0, z.now)]
+    assert not check_start(z.loaded.ruleset, "zn-t", "pump_fill", None, full, z.now).allowed
+    assert z.prog.mv["water_level"] == 90.0 and z.prog.st is z.state

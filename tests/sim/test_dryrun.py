@@ -140,7 +140,7 @@ def test_controller_crash_leaves_the_nc_pump_running_and_a_failed_change_restore
     running_during_crash, no_pump_running = [], []
 
     def watch(zr, now):
-        if crash + 60 <= now - zr.program.st.created_at < crash + 30 * 60:
+        if crash + 60 <= now - zr.state.created_at < crash + 30 * 60:
             running_during_crash.append(zr.twin.running("pump_recirc"))
             no_pump_running.append(not zr.twin.running("pump_drain") and not zr.twin.running("pump_fill"))
 

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 
 from ..lang import units as U
+from .config import TwinConfig
+from .sensors import reporters
 
 KINDS = (
     "dry_reservoir",
@@ -148,8 +150,6 @@ def parse_fault(text: str) -> Fault:
 def check_fault(fault: Fault, zone, ruleset, config=None) -> None:
     """Raise FaultError when the fault's target does not exist in the zone or cannot have that fault."""
     if config is None:
-        from .config import TwinConfig
-
         config = TwinConfig()
     where = f"zone {zone.uid}"
     if fault.kind in CHANNEL_KINDS:
@@ -160,8 +160,6 @@ def check_fault(fault: Fault, zone, ruleset, config=None) -> None:
         if ch is None or ch.kind not in ("pump", "valve"):
             raise FaultError(f"fault {fault}: {fault.kind} needs a pump or valve channel, {name!r} is not one")
     elif fault.kind in METRIC_KINDS:
-        from .sensors import reporters
-
         nodes = [n for n, _ in reporters(zone, ruleset, config).get(fault.target, ())]
         if not nodes:
             raise FaultError(f"fault {fault}: no node of {where} reports metric {fault.target!r}")

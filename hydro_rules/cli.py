@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hydro-rules {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"hydro_rules.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"hydro_rules.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"hydro_rules.commands.{name}").register(sub)
     return parser
 
 

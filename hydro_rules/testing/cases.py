@@ -21,6 +21,12 @@ from ..lang.source import Span
 
 SERIES_TOKEN = re.compile(r"^(-?\d+(?:\.\d+)?)(?:([+-])(\d+(?:\.\d+)?)x(\d+))?$")
 ALERT_FIELDS = {"channel", "status", "severity", "source"}
+#: the fields each kind of expectation can compare, and what the diagnostics call its kind
+FIELDS = {
+    "alert": ("alerts", ALERT_FIELDS),
+    "command": ("commands", {"cmd", "state", "duration_ms", "ml", "rule"}),
+    "refused": ("refusals", {"guard", "reason"}),
+}
 ALERT_STATUSES = {"active", "pending", "resolved"}
 
 
@@ -334,21 +340,18 @@ def _expect(e: A.Expectation, rs: M.RuleSet, zone: M.Zone, d: Diagnostics) -> Ex
         if name not in rs.alerts:
             d.add("HR104", f"unknown alert `{name}`", e.name.span, did_you_mean(name, rs.alerts))
             return None
-        for f in e.fields:
-            if f.keyword not in ALERT_FIELDS:
-                d.add("HR106", f"alerts have no field `{f.keyword}`", f.span, did_you_mean(f.keyword, ALERT_FIELDS))
-                return None
         if "status" in fields and fields["status"] not in ALERT_STATUSES:
             d.add("HR204", f"alert status is one of {', '.join(sorted(ALERT_STATUSES))}", e.span)
             return None
     elif e.kind in ("command", "refused", "running") and name not in zone.channels:
         d.add("HR102", f"zone {zone.uid} has no channel `{name}`", e.name.span, did_you_mean(name, zone.channels))
         return None
-    if e.kind == "refused":
-        for f in e.fields:
-            if f.keyword not in ("guard", "reason"):
-                d.add("HR106", f"refusals have no field `{f.keyword}`", f.span, "fields: guard, reason")
-                return None
+    noun, known = FIELDS.get(e.kind, ("", set()))
+    for f in e.fields:  # a field nothing has could never match, whatever the rules do
+        if f.keyword not in known:
+            hint = did_you_mean(f.keyword, known) or "fields: " + ", ".join(sorted(known))
+            d.add("HR106", f"{noun} have no field `{f.keyword}`", f.span, hint)
+            return None
     text = f"{'no ' if e.negated else ''}{e.kind} {name}" + "".join(f" {k} {_show(v)}" for k, v in fields.items())
     return Expect(float(e.at.value), e.kind, e.negated, name, fields, text, e.span)
 

@@ -123,3 +123,19 @@ def test_an_alert_expectation_compares_severity_and_source(tmp_path):
     assert "✗ another severity does not" in out.stdout
     assert "got infra_sensor_stale (active, critical)" in out.stdout
     assert "1 passed, 1 failed" in out.stdout
+
+
+def test_a_command_expectation_with_a_field_commands_lack_is_an_error(tmp_path):
+    """A field commands do not have could never match, whatever the rules did: it is refused instead."""
+    rules = _copy_rules(tmp_path)
+    t = rules / "tests" / "fields.test.hydro"
+    t.write_text(
+        'hydro 1\n\ntest "a misspelt field" {\n  zone zn-t\n'
+        "  telemetry {\n    at 0m water_level 90% ph 6.0 ec 1.4 mS/cm temp_water 21 °C\n  }\n"
+        "  expect at 20m state NORMAL_RECIRC\n"
+        "  expect at 20m command pump_recirc duration 600000\n}\n"
+    )
+    out = cli("test", str(t))
+    assert out.returncode == 1
+    assert "commands have no field `duration`" in out.stdout
+    assert "did you mean `duration_ms`?" in out.stdout

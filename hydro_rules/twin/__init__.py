@@ -4,8 +4,16 @@ Pure and deterministic: no I/O, no wall clock; noise comes from `random.Random(s
 so the same zone, seed, start, faults, config and command stream give the same
 readings and responses. The dry-run loop calls::
 
-    twin = ZoneTwin(zone, ruleset, seed=1, start=t0, faults=[parse_fault("leak@36h")])
+    twin = ZoneTwin(zone, ruleset, seed=1, start=t0, faults=[parse_fault("leak@36h")], firmware="hydro2")
     twin.advance(t); twin.drain_telemetry(); twin.drain_responses(); twin.send(wire_command)
+
+Node firmware (`firmware=`, or TwinConfig.firmware; ValueError for another name):
+`"hydro2"` (default) is the relay firmware of hydro 2.0 — a `set_relay {state:false}`
+holds OPEN whatever its `duration_ms`, a `set_relay {state:true, duration_ms}` is a
+timed run (at most 300 s, DONE at its end), and a reboot opens every relay, so an NC
+pump stands still until it is switched on; `"bounded-off"` is the older model — an
+OFF with `duration_ms` falls back to the fail-safe default by itself and a reboot
+leaves every output at its fail-safe default. See `nodes`.
 
 Physics (TwinConfig holds every constant): the reservoir (`zone.reservoir_l` = 100 %)
 starts at the profile's `levels.target` with solution at the recipe phase's target
@@ -43,23 +51,28 @@ otherwise it lasts to the end of the run. Offsets beyond the run never fire.
   it froze, with fresh timestamps. Default ph.
 - `sensor_dead[:METRIC][,node=UID]` - the sensor stops reporting. Default water_level.
 - `node_offline[:NODE|CHANNEL]` - the node publishes nothing, answers nothing and
-  loses the commands sent to it; its timers still run (an OFF with duration_ms
-  still expires). Default: the node of pump_recirc.
-- `controller_crash[:for=D]` - every node's outputs drop to their fail-safe default
-  (the NC pump runs, NO pumps stop, pending runs and timers die); nodes are silent
-  for D (default 30m) and lose commands; then they reboot and report again.
+  loses the commands sent to it; it keeps power, its outputs and its timers (a
+  timed run still ends; under bounded-off an OFF with duration_ms still expires).
+  Default: the node of pump_recirc.
+- `controller_crash[:for=D]` - power is lost: every node's outputs drop to their
+  fail-safe default (the NC pump runs, NO pumps stop, pending runs and timers die);
+  nodes are silent for D (default 30m) and lose commands; then they reboot and
+  report again. Under hydro2 the reboot opens every relay: the NC pump stops until
+  it is switched on; under bounded-off the outputs stay at their defaults.
 
 A malformed spec raises FaultError from parse_fault; a target the zone does not have
 raises FaultError from check_fault and from ZoneTwin(). `applies_to(fault, zone)` tells
 whether a fault that names a node (node_offline:UID, node=UID) belongs to that zone.
 """
 
-from .config import DEFAULT_ROLES, TwinConfig
+from .config import DEFAULT_FIRMWARE, DEFAULT_ROLES, FIRMWARES, TwinConfig
 from .faults import KINDS, Fault, FaultError, applies_to, check_fault, parse_duration, parse_fault
 from .twin import ZoneTwin
 
 __all__ = [
+    "DEFAULT_FIRMWARE",
     "DEFAULT_ROLES",
+    "FIRMWARES",
     "KINDS",
     "Fault",
     "FaultError",

@@ -14,6 +14,11 @@ DEFAULT_ROLES = {
 }
 ROLES = frozenset({"recirc", "drain", "fill", "acid", "nutrient", "none"})
 
+#: node firmware models (see `nodes`): "hydro2" is today's relay firmware, "bounded-off" the kinder older model
+FIRMWARES = ("hydro2", "bounded-off")
+DEFAULT_FIRMWARE = "hydro2"
+TIMED_RUN_CAP_MS = 300_000  # hydro2 caps the duration_ms of a set_relay state=true (a timed run) to this
+
 #: Gaussian sensor noise (one standard deviation) per metric, in the metric's base unit
 DEFAULT_NOISE = {
     "ph": 0.01,
@@ -58,6 +63,7 @@ class TwinConfig:
     threshold_ma: float = 1500.0  # the node's overcurrent threshold
     max_run_ms: int = 900_000  # node safe_limits.max_duration_ms: run_pump is clamped to this
     max_clock_skew_s: float | None = 10.0  # nodes reject commands whose ts is this far off (None: never)
+    firmware: str = DEFAULT_FIRMWARE  # one of FIRMWARES: how nodes treat set_relay durations and reboots
 
     # loop: water held in pipes and gullies while the recirculation pump moves it; it drains back when it stops
     loop_holdup_frac: float = 0.03  # of reservoir_l
@@ -94,6 +100,14 @@ class TwinConfig:
     roles: dict = field(default_factory=dict)  # channel name -> role, over DEFAULT_ROLES
     noise: dict = field(default_factory=dict)  # metric -> sigma, over DEFAULT_NOISE
     ambient: dict = field(default_factory=dict)  # metric -> value, over DEFAULT_AMBIENT
+
+    def check(self) -> None:
+        """ValueError for a setting the twin cannot model."""
+        if self.firmware not in FIRMWARES:
+            raise ValueError(f"firmware {self.firmware!r}: the twin models {', '.join(FIRMWARES)}")
+        for name, role in self.roles.items():
+            if role not in ROLES:
+                raise ValueError(f"TwinConfig.roles[{name!r}] = {role!r}: roles are {', '.join(sorted(ROLES))}")
 
     def role(self, channel: str) -> str:
         return self.roles.get(channel) or DEFAULT_ROLES.get(channel, "none")

@@ -1,13 +1,30 @@
 """Node firmware as the protocol describes it: relay contacts, run timers, doses and responses.
 
 `set_relay.state` is the contact state (True = closed = load powered). A relay's
-fail-safe default is closed for NC and open for NO; `set_relay` with
-`duration_ms` returns to that default when it expires. `run_pump` closes the
-contacts for the (clamped) duration, then opens them. Every accepted command is
-answered ACK and then DONE (run_pump: when the run ends or is cut short);
-`NO_EFFECT` when a plain set_relay finds the contacts already so; `INVALID` for
+fail-safe default is closed for NC and open for NO: a node without power (a
+`controller_crash`) leaves every output there. `run_pump` closes the contacts for
+the (clamped) duration, then opens them. Every accepted command is answered ACK
+and then DONE (run_pump: when the run ends or is cut short); `NO_EFFECT` when a
+plain set_relay finds the contacts already so and no timer pending; `INVALID` for
 an unknown command, channel or parameters. A start of a pump with the overcurrent
-fault is answered ERROR `overcurrent` and the node opens the contacts.
+fault is answered ERROR `overcurrent` and the node opens the contacts. Pumps on
+NO relays are clamped to `max_run_ms` (safe_limits.max_duration_ms) whatever asked
+them to run.
+
+Two firmware models (TwinConfig.firmware, or `ZoneTwin(..., firmware=...)`):
+
+- `hydro2` (the default: the relay firmware of hydro 2.0 as the protocol page
+  describes it). `set_relay {state:false}` ignores `duration_ms`: the contacts stay
+  OPEN until told otherwise (ACK then DONE, or NO_EFFECT when already open with no
+  timer). `set_relay {state:true, duration_ms}` is a timed run: the contacts close,
+  ACK, and open again after min(duration_ms, 300 s), then DONE (cut short by
+  another command: DONE at once). At start-up (the end of a `controller_crash`, a
+  `restart`) the firmware drives EVERY relay to contacts OPEN, so an NC pump stands
+  still until it is told `set_relay {state:true}`.
+- `bounded-off` (the older, kinder model). `set_relay` with `duration_ms` answers
+  ACK then DONE at once and returns to the fail-safe default when it expires (an NC
+  OFF ends by itself); after a reboot every output is at its fail-safe default (an
+  NC pump runs).
 """
 
 from __future__ import annotations
@@ -15,6 +32,7 @@ from __future__ import annotations
 import heapq
 
 from ..messages import ACK, DONE, ERROR, INVALID, NO_EFFECT, CommandResponse, WireCommand
+from .config import TIMED_RUN_CAP_MS
 
 EV_TIMER, EV_CMD, EV_FAULT_ON, EV_FAULT_OFF = 0, 1, 2, 3
 
@@ -96,15 +114,19 @@ class NodeLogic:
             self._respond(ld.node, run_id, DONE, t)
         self._refresh()
 
-    def _reset_outputs(self, nodes) -> None:
-        """Outputs drop to their fail-safe default; pending runs and timers die with the firmware."""
+    def _reset_outputs(self, nodes, contact: bool | None = None) -> None:
+        """Outputs drop to `contact` (None: their fail-safe default); pending runs and timers die with the firmware."""
         for node in nodes:
             for ld in node.channels.values():
                 if ld is not None:
                     ld.run_id = ld.until = None
                     ld.gen += 1
-                    ld.contact = ld.default
+                    ld.contact = ld.default if contact is None else contact
         self._refresh()
+
+    def _reboot(self, nodes) -> None:
+        """The firmware starts: hydro2 opens every relay (an NC pump stops), bounded-off leaves the defaults."""
+        self._reset_outputs(nodes, False if self._hydro2 else None)
 
     def _overcurrent(self, ld: Load, cmd: WireCommand, t: float) -> None:
         self._respond(ld.node, cmd.cmd_id, ACK, t)
@@ -147,7 +169,7 @@ class NodeLogic:
             self._respond(node, cmd.cmd_id, DONE, t, details={"ml": p["ml"]})
         elif name == "restart":
             self._respond(node, cmd.cmd_id, ACK, t)
-            self._reset_outputs((node,))
+            self._reboot((node,))
             self._respond(node, cmd.cmd_id, DONE, t)
         elif name in ("test_sensor", "calibrate"):
             self._respond(node, cmd.cmd_id, ACK, t)
@@ -163,6 +185,8 @@ class NodeLogic:
             return self._invalid(node, cmd, t, "bad_params", "set_relay needs state: bool and duration_ms > 0")
         if state and ld.over:
             return self._overcurrent(ld, cmd, t)
+        if self._hydro2:
+            return self._set_relay_hydro2(node, ld, cmd, state, duration, t)
         until = None
         if duration is not None:
             until = t + duration / 1000.0
@@ -174,6 +198,23 @@ class NodeLogic:
         self._respond(node, cmd.cmd_id, ACK, t)
         self._set(ld, state, t, until, ld.default)
         self._respond(node, cmd.cmd_id, DONE, t)
+
+    def _set_relay_hydro2(self, node: Node, ld: Load, cmd: WireCommand, state: bool, duration, t: float) -> None:
+        """An OFF holds until told otherwise; an ON with duration_ms is a timed run that ends OPEN, DONE then."""
+        clamp = self._cfg.max_run_ms if state and ld.kind == "pump" and not ld.default else None
+        if not state or duration is None:
+            until = None if clamp is None else t + clamp / 1000.0  # an NO pump still stops at the node's limit
+            if until is None and ld.contact == state and ld.until is None:
+                self._respond(node, cmd.cmd_id, NO_EFFECT, t)
+                return
+            self._respond(node, cmd.cmd_id, ACK, t)
+            self._set(ld, state, t, until, False)
+            self._respond(node, cmd.cmd_id, DONE, t)
+            return
+        run_ms = min(duration, TIMED_RUN_CAP_MS, clamp if clamp is not None else TIMED_RUN_CAP_MS)
+        self._respond(node, cmd.cmd_id, ACK, t)
+        self._set(ld, True, t, t + run_ms / 1000.0, False)
+        ld.run_id = cmd.cmd_id  # DONE when the run ends or is cut short
 
     def _invalid(self, node: Node, cmd: WireCommand, t: float, code: str, message: str) -> None:
         self._respond(node, cmd.cmd_id, INVALID, t, code, {"message": message})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from collections.abc import Sequence
 
 from ..lang.model import RuleSet, Zone
 from ..messages import CommandResponse, Reading, WireCommand
-from .config import ROLES, TwinConfig
+from .config import TwinConfig
 from .faults import Fault, FaultError, check_fault, fault_node
 from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
 from .publish import S_CONST, S_CURRENT, S_FLOW, SOURCE, Pub, compile_publisher
@@ -24,6 +25,7 @@ class ZoneTwin(NodeLogic):
         "zone", "ruleset", "faults", "_cfg", "_rng", "_table", "_water", "_nodes", "_loads", "_by_name",
         "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
         "_readings", "_responses", "_pct", "_probe_pct", "_switch_pct", "_run_ma", "_idle_ma", "_dry_ma",
+        "_hydro2",
     )  # fmt: skip
 
     def __init__(
@@ -35,16 +37,20 @@ class ZoneTwin(NodeLogic):
         start: float,
         faults: Sequence[Fault] = (),
         config: TwinConfig | None = None,
+        firmware: str | None = None,
     ) -> None:
-        cfg = self._cfg = config or TwinConfig()
+        """`firmware` ("hydro2" | "bounded-off", see `nodes`) overrides `config.firmware` when given."""
+        cfg = config or TwinConfig()
+        if firmware is not None:
+            cfg = dataclasses.replace(cfg, firmware=firmware)
+        cfg.check()
+        self._cfg = cfg
+        self._hydro2 = cfg.firmware == "hydro2"
         if zone.reservoir_l <= 0:
             raise ValueError(f"zone {zone.uid}: reservoir must hold more than 0 L")
         self.zone, self.ruleset, self.faults = zone, ruleset, tuple(faults)
         self._rng = random.Random(seed)
         self._table = gaussian_table()
-        for name, role in cfg.roles.items():
-            if role not in ROLES:
-                raise ValueError(f"TwinConfig.roles[{name!r}] = {role!r}: roles are {', '.join(sorted(ROLES))}")
         for f in self.faults:
             check_fault(f, zone, ruleset, cfg)
         self._events: list = []
@@ -191,6 +197,11 @@ class ZoneTwin(NodeLogic):
         return self._t
 
     @property
+    def firmware(self) -> str:
+        """The node firmware modelled: "hydro2" or "bounded-off"."""
+        return self._cfg.firmware
+
+    @property
     def run_seconds(self) -> dict[str, float]:
         """Seconds each relay channel's load has been powered."""
         return {ld.name: ld.run_s for ld in self._loads}
@@ -295,7 +306,9 @@ class ZoneTwin(NodeLogic):
         elif kind == "controller_crash":
             self._crashed += d
             if on:
-                self._reset_outputs(self._nodes.values())
+                self._reset_outputs(self._nodes.values())  # no power: every output at its fail-safe default
+            elif not self._crashed:
+                self._reboot(self._nodes.values())  # power is back: the firmware starts
         else:  # pragma: no cover - parse_fault admits only known kinds
             raise FaultError(f"unknown fault kind {kind!r}")
         self._activate()

@@ -131,7 +131,7 @@ def test_sensor_dead_on_one_node_of_a_shared_metric():
 
 
 def test_node_offline_is_silent_and_deaf_but_its_timers_run():
-    twin = make("node_offline@1h:for=1h")
+    twin = make("node_offline@1h:for=1h", firmware="bounded-off")
     run(twin, 55 * MIN)
     twin.drain_responses()
     off = send(twin, "pump_recirc", "set_relay", state=False, duration_ms=600_000)
@@ -157,8 +157,8 @@ def test_node_offline_by_channel_name_and_run_pump_done_is_lost():
     assert {r.node_uid for r in readings[10:]} == {"nd-ph-1", "nd-ec-1", "nd-level-1", "nd-pump-1", "nd-fill-1"}
 
 
-def test_controller_crash_drops_outputs_to_fail_safe_and_silences_nodes():
-    twin = make("controller_crash@1h")
+def test_bounded_off_controller_crash_drops_outputs_to_fail_safe_and_silences_nodes():
+    twin = make("controller_crash@1h", firmware="bounded-off")
     run(twin, 50 * MIN)
     send(twin, "pump_recirc", "set_relay", state=False, duration_ms=600_000)
     send(twin, "pump_fill", "set_relay", state=True)

@@ -22,8 +22,8 @@ def test_without_commands_the_nc_pump_runs_and_no_pumps_stay_off():
     assert min(values(readings, "nd-pump-1", "flow_rate")) > 18
 
 
-def test_nc_off_with_duration_falls_back_on_by_itself():
-    twin = make()
+def test_bounded_off_nc_off_with_duration_falls_back_on_by_itself():
+    twin = make(firmware="bounded-off")
     off = send(twin, "pump_recirc", "set_relay", state=False, duration_ms=600_000)
     assert statuses(twin, off) == ["ACK", "DONE"]
     assert not twin.running("pump_recirc")
@@ -48,8 +48,8 @@ def test_nc_off_without_duration_holds_until_switched_on():
     assert statuses(twin, again) == ["NO_EFFECT"]
 
 
-def test_off_renewed_before_it_expires_extends_the_off_stretch():
-    twin = make()
+def test_bounded_off_off_renewed_before_it_expires_extends_the_off_stretch():
+    twin = make(firmware="bounded-off")
     send(twin, "pump_recirc", "set_relay", state=False, duration_ms=600_000)
     run(twin, 8 * MIN)
     renew = send(twin, "pump_recirc", "set_relay", state=False, duration_ms=600_000)
@@ -103,8 +103,9 @@ def test_set_relay_off_cuts_a_run_short():
     assert not twin.running("pump_drain")
 
 
-def test_set_relay_on_a_no_pump_with_duration_returns_to_open():
-    twin = make()
+@pytest.mark.parametrize("firmware", ["hydro2", "bounded-off"])
+def test_set_relay_on_a_no_pump_with_duration_returns_to_open(firmware):
+    twin = make(firmware=firmware)
     send(twin, "pump_fill", "set_relay", state=True, duration_ms=60_000)
     assert twin.running("pump_fill")
     run(twin, MIN)
@@ -178,8 +179,8 @@ def test_a_command_from_the_future_arrives_at_its_time():
     assert twin.run_seconds["pump_drain"] == pytest.approx(30.0)
 
 
-def test_restart_drops_outputs_to_default():
-    twin = make()
+def test_bounded_off_restart_drops_outputs_to_default():
+    twin = make(firmware="bounded-off")
     send(twin, "pump_recirc", "set_relay", state=False)
     restart = send(twin, "pump_recirc", "restart")
     assert statuses(twin, restart) == ["ACK", "DONE"]

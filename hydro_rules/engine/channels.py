@@ -2,8 +2,10 @@
 
 Every tick each channel is brought to what the rules want: guards are asked
 before a start and while a load runs, and the wanted state becomes the
-protocol's command for the channel's fail-safe wiring. NC loads are switched
-off only for a bounded time, so a node whose controller dies falls back to ON.
+protocol's command for the channel's fail-safe wiring. An NC load's OFF ends
+by itself only on a node declared able to (`bounded_off`); on any other node
+the engine ends it with an explicit ON. A deny that does not lock never holds
+an NC pump off longer than `max_recirc_off`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ RENEW_S = 90.0
 RUN_CHUNK_S = 600.0
 #: longest wait before a command is sent again to a node that does not answer
 RETRY_MAX_S = 600.0
+#: the back-off doubles per timeout up to RETRY_MAX_S; the exponent stops growing here
+_RETRY_MAX_DOUBLINGS = 30
 #: failure times older than this are forgotten
 FAILURE_MEMORY_S = 7 * 86400.0
 INF = math.inf
@@ -90,7 +94,10 @@ class ChannelControl:
         for name, c in self.st.channels.items():
             if c.commanded_until is not None and now >= c.commanded_until and name in self.channels:
                 ch = self.channels[name]
-                _believe(c, ch.fail_safe == "NC", c.commanded_until)
+                nc = ch.fail_safe == "NC"
+                _believe(c, nc, c.commanded_until)
+                if nc:  # the node ended the OFF: a deny that does not lock may not start another at once
+                    c.override_until = c.commanded_until + self.S["water_cycle.recirc.min_on"]
                 c.commanded_until = None
                 c.last_cmd = None
 
@@ -104,7 +111,8 @@ class ChannelControl:
                 if now - sent >= limit:
                     del c.pending[cmd_id]
                     c.timeouts += 1
-                    c.retry_at = now + min(RETRY_MAX_S, limit * 2 ** (c.timeouts - 1))
+                    c.retry_at = now + min(RETRY_MAX_S, limit * 2.0 ** min(c.timeouts - 1, _RETRY_MAX_DOUBLINGS))
+                    c.reassert = True  # the node may or may not have done it
                     _failed(c, now)
                     ch = self.channels[name]
                     default_on = ch.fail_safe == "NC"
@@ -113,6 +121,28 @@ class ChannelControl:
                     c.commanded_until = None
 
     # ---- channels ---------------------------------------------------------------------------------
+    def _nc_must_run(self, name: str, c: ChannelState) -> bool:
+        """Must an NC pump run although a guard denies? Yes once it has been off for max_recirc_off,
+        for min_on, unless it is locked: only a locking alert holds it off longer."""
+        if self.locked(name):
+            c.override_until = None
+            return False
+        now = self.now
+        if c.override_until is not None:
+            if now < c.override_until:
+                return True
+            c.override_until = None
+        if not c.is_on and now - c.since >= self.S["water_cycle.recirc.max_recirc_off"] - 1e-6:
+            c.override_until = now + self.S["water_cycle.recirc.min_on"]
+            return True
+        return False
+
+    def _nc_off_end(self, name: str, c: ChannelState) -> float | None:
+        """When an OFF that a guard asks of an NC pump must end: at max_recirc_off unless it is locked."""
+        if self.locked(name):
+            return None
+        return (self.now if c.is_on else c.since) + self.S["water_cycle.recirc.max_recirc_off"]
+
     def _reconcile(self) -> None:
         now = self.now
         for name, c in self.st.channels.items():
@@ -139,8 +169,13 @@ class ChannelControl:
                 verdict = self.guard_verdict(name, c.guards)
                 if verdict is not None:
                     self._refuse(name, c, verdict)
-                    want, off_until = False, None
                     cause = f"guard {verdict[0]}: {verdict[1].reason}" + (" (unknown)" if verdict[2] else "")
+                    nc = ch.fail_safe == "NC"
+                    if nc and self._nc_must_run(name, c):
+                        want, off_until = True, None
+                        cause = f"max_recirc_off reached: {cause} does not lock, so it may not hold the pump off longer"
+                    else:
+                        want, off_until = False, self._nc_off_end(name, c) if nc else None
                 else:
                     c.denied_by = None
             elif want and self.locked(name):
@@ -178,6 +213,11 @@ class ChannelControl:
             if now < c.forced_on_until:
                 return True, None
             c.forced_on_until = None
+        if self.st.mixing_until is not None:
+            if now < self.st.mixing_until:  # a dose mixes: keep circulating
+                c.duty_off_since = None
+                return True, None
+            self.st.mixing_until = None
         if c.duty_off_since is None:
             c.duty_off_since = now
         limit = c.duty_off_since + max_off
@@ -192,17 +232,18 @@ class ChannelControl:
         if c.retry_at is not None and now < c.retry_at:
             return  # the node does not answer: back off
         if ch.fail_safe == "NC":
-            if c.is_on:
+            if c.is_on and not c.reassert:
                 return
             self._send(name, c, "set_relay", {"state": True}, cause, "on")
             _believe(c, True, now)
             c.commanded_until = None
             return
         until = c.desired_until
-        if c.is_on and (c.commanded_until is None or c.commanded_until - now > RENEW_S):
-            return
-        if c.is_on and until is not None and c.commanded_until >= until:
-            return
+        if not c.reassert:
+            if c.is_on and (c.commanded_until is None or c.commanded_until - now > RENEW_S):
+                return
+            if c.is_on and until is not None and c.commanded_until >= until:
+                return
         run = RUN_CHUNK_S if until is None else min(RUN_CHUNK_S, until - now)
         if run <= 0:
             return
@@ -219,13 +260,18 @@ class ChannelControl:
         now = self.now
         if ch.fail_safe == "NC":
             if c.retry_at is not None and now < c.retry_at:
-                return  # the node does not answer: it falls back to ON by itself anyway
-            if not c.is_on and c.commanded_until is not None and c.commanded_until - now > RENEW_S:
+                return  # the node does not answer: nothing can reach it
+            if self.bindings[name].node_uid not in self.bounded_off:  # the OFF lasts until the engine ends it
+                if c.is_on or c.reassert:
+                    self._send(name, c, "set_relay", {"state": False}, cause, "off")
+                    _believe(c, False, now)
+                    c.commanded_until = None
                 return
             cap = self.S["water_cycle.recirc.max_recirc_off"]
             end = off_until if off_until is not None else now + cap
             span = min(end - now, cap)
-            if not c.is_on and c.commanded_until is not None and c.commanded_until >= end - 1e-6:
+            held = not c.is_on and not c.reassert and c.commanded_until is not None
+            if held and (c.commanded_until - now > self._renew_window() or c.commanded_until >= end - 1e-6):
                 return
             if span < 1.0:
                 return
@@ -233,7 +279,7 @@ class ChannelControl:
             _believe(c, False, now)
             c.commanded_until = now + span
             return
-        if not c.is_on:
+        if not c.is_on and not c.reassert:
             return
         self._send(name, c, "set_relay", {"state": False}, cause, "off")
         _believe(c, False, now)
@@ -259,6 +305,8 @@ class ChannelControl:
         )
         self.dec.commands.append(command)
         c.pending[cmd_id] = self.now
+        if intent != "dose":
+            c.reassert = False
         c.last_cmd = intent if intent != "dose" else c.last_cmd
         return command
 

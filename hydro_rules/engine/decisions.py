@@ -77,12 +77,24 @@ class Refusal:
 
 
 @dataclass(slots=True)
+class Held:
+    """A transition that would start a water change waits: the water path is not sound."""
+
+    machine: str
+    source: str
+    target: str
+    at: float
+    reason: str
+
+
+@dataclass(slots=True)
 class Decisions:
     commands: list = field(default_factory=list)
     alerts: list = field(default_factory=list)
     transitions: list = field(default_factory=list)
     events: list = field(default_factory=list)
     refusals: list = field(default_factory=list)
+    held: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.commands or self.alerts or self.transitions or self.events or self.refusals)
+        return bool(self.commands or self.alerts or self.transitions or self.events or self.refusals or self.held)

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 from ..lang import model as M
 from .channels import INF, ChannelControl
 from .decisions import AlertChange, Decisions, StateChange, ZoneEvent
+from .safety import FROZEN, OK, STALE, SafetyMixin
 from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
 
 
-class ZoneProgram(ChannelControl):
+class ZoneProgram(SafetyMixin, ChannelControl):
     """Rules compiled for one zone. Not thread-safe: one evaluation at a time."""
 
     def __init__(self, compiled, zone: M.Zone, tick_fn, guard_fns: dict):
@@ -64,9 +65,12 @@ class ZoneProgram(ChannelControl):
         self._offset_hour = None
         self._offset = 0.0
         self._due_cache: dict = {}
+        self._init_safety()
         # per-tick
         self.now = 0.0
-        self.mv: dict = {}
+        self.mv: dict = {}  # metric -> value rules may use, None when stale, frozen or implausible
+        self.rv: dict = {}  # metric -> fresh reading as sent, plausible or not
+        self.mstat: dict = {}  # metric -> ok | stale | frozen | implausible
         self.mts: dict = {}
         self.T: dict = {}
         self.st: ZoneState | None = None
@@ -94,6 +98,7 @@ class ZoneProgram(ChannelControl):
                     st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
         self._read_metrics()
         self._read_channels()
+        self._hear_nodes()
         self._targets()
         self._expire_commands()
         if self.compiled.drift_metrics:
@@ -104,6 +109,7 @@ class ZoneProgram(ChannelControl):
         self.prepare(st, telemetry, now)
         self.dec = dec = Decisions()
         self._sweep_timeouts()
+        self._check_doses()
         if len(st.entered_at) < len(self.rs.machines) or None in st.entered_at.values():
             for mname, m in self.rs.machines.items():
                 if st.entered_at.get(mname) is None:  # not entered yet: run its enter actions
@@ -113,23 +119,35 @@ class ZoneProgram(ChannelControl):
                     self.run_actions(m.states[state].enter, f"state {state}")
         self.tick_fn(self)
         self._reconcile()
+        self._end_waits()
+        self._last_now = now
         return dec
 
     # ---- telemetry ------------------------------------------------------------------------
     def _read_metrics(self) -> None:
-        snap, now, mv, mts = self.snap, self.now, self.mv, self.mts
+        snap, now, mv, rv, mts, mstat = self.snap, self.now, self.mv, self.rv, self.mts, self.mstat
+        st = self.st
         for metric, (node, stale) in self.metric_src.items():
             r = snap.get((node, metric)) if node else self._freshest(metric)
             if r is not None and now - r[1] <= stale:
-                mv[metric] = r[0]
+                v = rv[metric] = r[0]
                 mts[metric] = r[1]
+                status = self._plausibility(metric, v, r[1])
+                if metric in self.frozen_s:
+                    u = st.unchanged.get(metric)
+                    if u is None or u[0] != v:
+                        st.unchanged[metric] = [v, r[1]]
+                    elif status == OK and now - u[1] >= self.frozen_s[metric]:
+                        status = FROZEN
+                mstat[metric] = status
+                mv[metric] = v if status == OK else None
             else:
-                mv[metric] = None
+                mv[metric] = rv[metric] = None
                 mts[metric] = r[1] if r is not None else None
-        st = self.st
+                mstat[metric] = STALE
         for metric in self.compiled.unchanged_metrics:
-            v = mv.get(metric)
-            if v is None:
+            v = rv.get(metric)
+            if v is None or metric in self.frozen_s:
                 continue
             u = st.unchanged.get(metric)
             if u is None or u[0] != v:
@@ -192,7 +210,7 @@ class ZoneProgram(ChannelControl):
         return None if ts is None else self.now - ts
 
     def unchanged_for(self, metric: str):
-        if self.mv.get(metric) is None:
+        if self.rv.get(metric) is None:
             return None
         u = self.st.unchanged.get(metric)
         return None if u is None else self.now - u[1]
@@ -374,6 +392,8 @@ class ZoneProgram(ChannelControl):
         machine = tr.machine
         source = st.machines[machine]
         m = self.rs.machines[machine]
+        if self._change_held(tr):
+            return
         reason = self.compiled.explain_transition(self, tr)
         self.run_actions(m.states[source].exit, f"state {source} (exit)")
         self.run_actions(tr.model.actions, f"transition {source} -> {tr.model.target}")
@@ -447,12 +467,17 @@ class ZoneProgram(ChannelControl):
         if verdict is not None:
             self._refuse(a.target, c, verdict)
             return
-        c.denied_by = None  # allowed: the next refusal is news again
         amount = self.compiled.value(self, a.amount)
         if amount is None or amount <= 0:
             return
-        self._send(a.target, c, "dose", {"ml": round(amount * 1000.0, 3)}, where, "dose")
-        self.st.last_dose_at = self.now
+        ml = round(amount * 1000.0, 3)
+        why = self._dose_blocked(a.target, c, ml)
+        if why is not None:
+            self._refuse_dose(a.target, c, why)
+            return
+        c.denied_by = None  # allowed: the next refusal is news again
+        self._send(a.target, c, "dose", {"ml": ml}, where, "dose")
+        self._dosed(a.target, c, ml)
 
     # ---- operator reset -------------------------------------------------------------------------
     def reset(self, st: ZoneState, who: str, why: str, now: float) -> Decisions:
@@ -466,4 +491,6 @@ class ZoneProgram(ChannelControl):
             c.timeouts = 0
             c.retry_at = None
             c.denied_by = None
+            c.ineffective = 0
+            c.dose_checks.clear()
         return dec

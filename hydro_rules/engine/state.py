@@ -34,6 +34,11 @@ class ChannelState:
     denied_by: str | None = None  # guard that keeps it off now
     duty_off_since: float | None = None  # start of the current OFF stretch under duty control
     forced_on_until: float | None = None  # duty control cut an OFF short at max_recirc_off
+    override_until: float | None = None  # NC: on despite a non-locking deny, max_recirc_off was reached
+    reassert: bool = False  # what the node does is not known (it came back, a command got no answer): send again
+    doses: list = field(default_factory=list)  # [[at, ml], ...] of the last day, for the dosing budget
+    dose_checks: list = field(default_factory=list)  # [[due, value before], ...]: did a dose show?
+    ineffective: int = 0  # doses in a row whose effect the sensor did not show
 
 
 @dataclass(slots=True)
@@ -62,6 +67,10 @@ class ZoneState:
     history: dict = field(default_factory=dict)  # metric -> [[ts, value], ...] for change()
     unchanged: dict = field(default_factory=dict)  # metric -> [value, since]
     seq: int = 0  # command counter: ids are deterministic
+    plausible: dict = field(default_factory=dict)  # metric -> [ref value, ref ts, candidate, since, last ts]
+    mixing_until: float | None = None  # a dose mixes: circulation stays on until then
+    waiting: dict = field(default_factory=dict)  # machine -> [since, reason, last seen, target]: a change held
+    nodes_heard: dict = field(default_factory=dict)  # node -> [newest reading ts, silent since or None]
 
     # ---- JSON ------------------------------------------------------------------------
     def to_json(self) -> dict:

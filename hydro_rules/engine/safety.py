@@ -1,0 +1,319 @@
+"""Safety the engine enforces whatever the rules say (a mixin of ZoneProgram).
+
+- Sensor readings: stale, frozen or implausible values are unknown to rules
+  (`metric_status`), so no condition fires on them.
+- Dosing: a per-doser budget, doses whose effect the sensor does not show stop
+  the doser after a few in a row, no dose on an untrusted reading, and none
+  unless circulation goes on for the mixing time (duty control then keeps it on).
+- Water changes: a transition that starts one waits while the water path is not
+  sound (a critical alert on it, a pump it must stop whose node does not answer).
+- Nodes: one that is heard again after a silence (or that the daemon saw reboot)
+  gets every relay re-asserted, and what timed out while it was away is forgotten.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .decisions import Held, Refusal
+from .state import ACTIVE, DUTY, ON
+
+OK, STALE, FROZEN, IMPLAUSIBLE = "ok", "stale", "frozen", "implausible"
+
+#: alerts the engine raises itself when the rule set defines them
+DOSE_INEFFECTIVE = "biz_dose_ineffective"
+CHANGE_WAITING = "biz_water_change_waiting"
+
+#: a node unheard for longer than this is silent; heard again, it has come back
+SILENCE_S = 180.0
+#: a reading that jumped is believed once the readings after it agree among themselves this long
+SETTLE_S = 600.0
+#: default dosing budget per doser, ml per litre of reservoir
+BUDGET_ML_PER_L_HOUR = 0.05
+BUDGET_ML_PER_L_DAY = 0.15
+DAY_S = 86400.0
+
+
+class SafetyMixin:
+    """Engine-side safety; ZoneProgram holds the attributes used here."""
+
+    def _init_safety(self) -> None:
+        rs, zone = self.rs, self.zone
+        self.frozen_s = {m: rs.metrics[m].frozen_s for m in self.metric_src if getattr(rs.metrics[m], "frozen_s", None)}
+        self.recirc = tuple(a.target for a in _all_actions(rs) if a.verb == "recirculate" and a.target in self.channels)
+        self.recirc = tuple(dict.fromkeys(self.recirc))
+        self.affects: dict = {}  # doser channel -> (metric, direction, smallest change that shows)
+        for name, ch in self.channels.items():
+            aff = getattr(ch, "affects", None)
+            if ch.kind == "doser" and aff and aff[0] in rs.metrics:
+                m = rs.metrics[aff[0]]
+                least = aff[2]
+                if least is None:
+                    span = m.high - m.low
+                    least = 0.001 * span if math.isfinite(span) else 0.0
+                self.affects[name] = (aff[0], aff[1], least)
+        self.bounded_off = frozenset(getattr(zone, "bounded_off_nodes", ()) or ())
+        self.relay_nodes = frozenset(
+            b.node_uid for name, b in zone.channels.items() if self.channels[name].kind in ("pump", "valve", "doser")
+        )
+        per_hour, per_day = self.S.get("dosing.max_per_hour"), self.S.get("dosing.max_per_day")
+        self.budget_hour_ml = per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * zone.reservoir_l
+        self.budget_day_ml = per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * zone.reservoir_l
+        self._plans: dict = {}
+        self._last_now: float | None = None
+
+    # ---- readings ---------------------------------------------------------------------------
+    def metric_status(self, metric: str) -> str:
+        """ok | stale (also never seen) | frozen | implausible, as of this tick."""
+        return self.mstat.get(metric, STALE)
+
+    def _plausibility(self, metric: str, v: float, ts: float) -> str:
+        m = self.rs.metrics[metric]
+        if v < m.low or v > m.high:
+            return IMPLAUSIBLE
+        if getattr(m, "implausible_at_limits", False) and (v <= m.low or v >= m.high):
+            return IMPLAUSIBLE
+        if v == 0 and getattr(m, "implausible_zero", False):
+            return IMPLAUSIBLE
+        step = getattr(m, "max_step", None)
+        if not step:
+            return OK
+        amount, per = step
+        p = self.st.plausible.get(metric)
+        if p is None:
+            self.st.plausible[metric] = [v, ts, None, None, None]
+            return OK
+        if ts <= p[1]:
+            return OK  # the reference reading itself, seen again
+        if abs(v - p[0]) <= amount * max(1.0, (ts - p[1]) / per):
+            p[0], p[1], p[2], p[3], p[4] = v, ts, None, None, None
+            return OK
+        if p[4] is not None and ts <= p[4]:
+            return IMPLAUSIBLE  # the jumped reading, seen again
+        if p[2] is None or abs(v - p[2]) > amount * max(1.0, (ts - p[4]) / per):
+            p[2], p[3], p[4] = v, ts, ts  # a new level the sensor jumped to
+            return IMPLAUSIBLE
+        p[2], p[4] = v, ts
+        if ts - p[3] >= SETTLE_S:  # the new level holds: a replaced or recalibrated probe
+            p[0], p[1], p[2], p[3], p[4] = v, ts, None, None, None
+            return OK
+        return IMPLAUSIBLE
+
+    # ---- nodes --------------------------------------------------------------------------------
+    def _hear_nodes(self) -> None:
+        if not self.relay_nodes:
+            return
+        latest: dict = {}
+        for (node, _), r in self.snap.items():
+            if node in self.relay_nodes and r[1] > latest.get(node, -math.inf):
+                latest[node] = r[1]
+        heard, now = self.st.nodes_heard, self.now
+        for node, ts in latest.items():
+            h = heard.get(node)
+            if h is None:
+                heard[node] = [ts, None]
+            elif ts > h[0]:
+                if h[1] is not None or ts - h[0] > SILENCE_S:
+                    self._came_back(node, h[0])
+                h[0], h[1] = ts, None
+            elif h[1] is None and now - h[0] > SILENCE_S:
+                h[1] = h[0]
+
+    def node_came_back(self, st, node_uid: str, now: float, silent_since: float | None = None) -> None:
+        """A node rebooted or was heard again (the daemon sees heartbeats, status and lwt): re-assert
+        each of its relays at the next evaluation. Failures while it was away are forgotten."""
+        self.now, self.st = now, st
+        self._came_back(node_uid, now if silent_since is None else silent_since)
+
+    def _came_back(self, node: str, silent_since: float) -> None:
+        for name, b in self.bindings.items():
+            c = self.st.channels.get(name)
+            if b.node_uid != node or c is None:
+                continue
+            c.reassert = True
+            c.retry_at = None
+            c.timeouts = 0
+            c.pending.clear()
+            c.failures = [t for t in c.failures if t < silent_since]
+
+    def _renew_window(self) -> float:
+        """A bounded command is renewed when this little of it is left: at least two ticks."""
+        from .channels import RENEW_S
+
+        tick = 60.0 if self._last_now is None else self.now - self._last_now
+        return max(RENEW_S, 2.0 * tick)
+
+    # ---- dosing ---------------------------------------------------------------------------------
+    def _dose_blocked(self, name: str, c, ml: float) -> str | None:
+        """Why the engine refuses this dose, or None."""
+        now, S = self.now, self.S
+        aff = self.affects.get(name)
+        if aff is not None:
+            limit = int(S.get("dosing.ineffective_after") or 3)
+            if c.ineffective >= limit:
+                return (
+                    f"dosing stopped: {c.ineffective} doses in a row did not move {aff[0]} "
+                    "(frozen sensor, empty concentrate tank or blocked line?); an operator reset resumes it"
+                )
+            status = self.metric_status(aff[0])
+            if status != OK:
+                return f"the {aff[0]} reading is {status}: no dose on a reading that cannot be trusted"
+        mixing = S["dosing.mixing_time"]
+        for rc in self.recirc:
+            r = self.st.channels[rc]
+            ends = r.desired_until is not None and r.desired_until < now + mixing
+            if not r.is_on or r.desired not in (DUTY, ON) or ends:
+                return f"{rc} will not keep the solution circulating for the mixing time"
+        if c.doses and now - c.doses[0][0] >= DAY_S:
+            c.doses = [d for d in c.doses if now - d[0] < DAY_S]
+        hour = sum(d[1] for d in c.doses if now - d[0] < 3600.0)
+        if hour + ml > self.budget_hour_ml + 1e-9:
+            return f"the dosing budget of {self.budget_hour_ml:g} ml per hour is used up ({hour:g} ml given)"
+        day = sum(d[1] for d in c.doses)
+        if day + ml > self.budget_day_ml + 1e-9:
+            return f"the dosing budget of {self.budget_day_ml:g} ml per day is used up ({day:g} ml given)"
+        return None
+
+    def _refuse_dose(self, name: str, c, why: str) -> None:
+        key = "dosing safety" + why
+        if c.denied_by != key:
+            c.denied_by = key
+            self.dec.refusals.append(Refusal(name, "dosing safety", why, self.now))
+
+    def _dosed(self, name: str, c, ml: float) -> None:
+        now, st = self.now, self.st
+        mixing = self.S["dosing.mixing_time"]
+        st.last_dose_at = now
+        c.doses.append([now, ml])
+        aff = self.affects.get(name)
+        if aff is not None:
+            c.dose_checks.append([now + mixing, self.mv.get(aff[0])])
+        st.mixing_until = max(st.mixing_until or now, now + mixing)
+
+    def _check_doses(self) -> None:
+        """After the mixing time, did the sensor show the dose? Count those it did not, in a row."""
+        now, st = self.now, self.st
+        for name, (metric, direction, least) in self.affects.items():
+            c = st.channels.get(name)
+            if c is None or not c.dose_checks:
+                continue
+            while c.dose_checks and c.dose_checks[0][0] <= now:
+                _, before = c.dose_checks.pop(0)
+                v = self.mv.get(metric)
+                if v is None or before is None:
+                    continue
+                if (v - before) * direction >= least:
+                    c.ineffective = 0
+                    continue
+                c.ineffective += 1
+                limit = int(self.S.get("dosing.ineffective_after") or 3)
+                if c.ineffective == limit and DOSE_INEFFECTIVE in self.rs.alerts:
+                    scope = self.rs.alerts[DOSE_INEFFECTIVE].scope
+                    self.raise_alert(
+                        DOSE_INEFFECTIVE,
+                        name if scope is not None else None,
+                        {"metric": metric, "doses": c.ineffective, "before": before, "after": v},
+                    )
+
+    # ---- water changes ---------------------------------------------------------------------------
+    def _plan(self, tr):
+        """(channels the change touches, channels its first state stops, starts) of a transition that
+        starts a water change, else None. A change starts where a state that runs no NO pump or valve
+        is left for one that starts one; the fail path (FAILED and what follows it) is recovery, not a change."""
+        key = (tr.machine, tr.index, tr.model.source)
+        if key in self._plans:
+            return self._plans[key]
+        t = tr.model
+        m = self.rs.machines[tr.machine]
+        plan = None
+        if not t.is_fail and t.source != "FAILED" and not self._starts_no(m.states[t.source]):
+            first = m.states[t.target]
+            if self._starts_no(first):
+                seen, todo = {t.target}, [t.target]
+                while todo:
+                    for t2 in m.states[todo.pop()].transitions:
+                        if not t2.is_fail and t2.target != t.source and t2.target not in seen:
+                            seen.add(t2.target)
+                            todo.append(t2.target)
+                touched = {
+                    a.target
+                    for s in seen
+                    for a in m.states[s].enter
+                    if a.target in self.channels and self.channels[a.target].kind in ("pump", "valve")
+                }
+                stops = {a.target for a in first.enter if a.verb in ("stop", "close") and a.target in touched}
+                starts = {a.target for a in first.enter if a.verb in ("start", "open") and a.target in touched}
+                plan = (frozenset(touched), frozenset(stops), frozenset(starts))
+        self._plans[key] = plan
+        return plan
+
+    def _starts_no(self, state) -> bool:
+        return any(
+            a.verb in ("start", "open")
+            and a.target in self.channels
+            and self.channels[a.target].kind in ("pump", "valve")
+            and self.channels[a.target].fail_safe != "NC"
+            for a in state.enter
+        )
+
+    def _change_blocked(self, plan) -> str | None:
+        touched, stops, starts = plan
+        rs, st = self.rs, self.st
+        for (code, ch), a in st.alerts.items():
+            if a.status == ACTIVE and rs.alerts[code].severity == "critical" and (ch is None or ch in touched):
+                return f"{code}{' on ' + ch if ch else ''} is active"
+        for ch in sorted(stops):
+            c = st.channels[ch]
+            if c.timeouts > 0 or c.reassert or c.retry_at is not None:
+                return f"{ch} must stop, but its node does not answer"
+            heard = st.nodes_heard.get(self.bindings[ch].node_uid)
+            if heard is not None and heard[1] is not None:
+                return f"{ch} must stop, but its node has gone silent"
+        for ch in sorted(starts):
+            if self.locked(ch):
+                return f"{ch} is locked until an operator reset"
+        return None
+
+    def _change_held(self, tr) -> bool:
+        """Hold a transition that would start a water change while the water path is not sound."""
+        plan = self._plan(tr)
+        if plan is None:
+            return False
+        st, now, machine = self.st, self.now, tr.machine
+        why = self._change_blocked(plan)
+        if why is None:
+            if machine in st.waiting:
+                self._stop_waiting(machine, "the water change started")
+            return False
+        target = tr.model.target
+        w = st.waiting.get(machine)
+        if w is None or w[3] != target:
+            w = st.waiting[machine] = [now, why, now, target]
+            self.dec.held.append(Held(machine, tr.model.source, target, now, why))
+        elif w[1] != why:
+            w[1] = why
+            self.dec.held.append(Held(machine, tr.model.source, target, now, why))
+        w[2] = now
+        limit = self.S.get("water_cycle.water_change.max_wait") or 6 * 3600.0
+        if now - w[0] >= limit and CHANGE_WAITING in self.rs.alerts:
+            self.raise_alert(CHANGE_WAITING, None, {"target": target, "reason": why, "waiting_since": w[0]})
+        return True
+
+    def _end_waits(self) -> None:
+        """A held change whose transition no longer wants to go has stopped waiting."""
+        if self.st.waiting:
+            for machine, w in list(self.st.waiting.items()):
+                if w[2] != self.now:
+                    self._stop_waiting(machine, "the water change is no longer due")
+
+    def _stop_waiting(self, machine: str, why: str) -> None:
+        del self.st.waiting[machine]
+        a = self.st.alerts.get((CHANGE_WAITING, None))
+        if a is not None and a.status == ACTIVE and not self.st.waiting:
+            self.resolve_alert(a, None, why)
+
+
+def _all_actions(rs):
+    from .compiler import all_actions
+
+    return all_actions(rs)

@@ -37,6 +37,19 @@ def add_run_options(p) -> None:
     )
 
 
+def add_firmware_option(p) -> None:
+    """--firmware: the node firmware the digital twin models (dry-run, test)."""
+    from ..twin import DEFAULT_FIRMWARE, FIRMWARES
+
+    p.add_argument(
+        "--firmware",
+        choices=FIRMWARES,
+        default=DEFAULT_FIRMWARE,
+        help="node firmware of the twin: hydro2 (default; an OFF holds until switched on, a reboot opens every "
+        "relay) or bounded-off (an OFF with a duration ends by itself, a reboot leaves fail-safe defaults)",
+    )
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "dry-run",
@@ -45,6 +58,7 @@ def register(sub) -> None:
         "the rules did: transitions, commands, alerts and a summary per zone.",
     )
     add_run_options(p)
+    add_firmware_option(p)
     p.add_argument("--days", type=positive_float, required=True, metavar="N", help="how many days to simulate")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the timeline")
     p.add_argument(
@@ -119,6 +133,7 @@ def execute(args) -> int:
             faults=args.fault,
             progress=progress,
             resets=args.reset,
+            firmware=args.firmware,
         )
     except FaultError as e:
         raise UsageError(str(e)) from None

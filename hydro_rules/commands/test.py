@@ -14,6 +14,7 @@ from ..lang import render
 from ..testing.cases import discover, load_file
 from ..testing.coverage import Coverage
 from ..testing.runner import run_case
+from .dry_run import add_firmware_option
 
 
 def register(sub) -> None:
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--coverage", action="store_true", help="report which states and transitions the tests reached")
     p.add_argument("--coverage-min", type=float, metavar="PCT", help="fail below this coverage (implies --coverage)")
     p.add_argument("-k", metavar="TEXT", dest="select", help="only tests whose name contains TEXT")
+    add_firmware_option(p)
     p.set_defaults(run=execute)
 
 
@@ -58,7 +60,7 @@ def execute(args) -> int:
         for case in tf.cases:
             if args.select and args.select not in case.name:
                 continue
-            r = run_case(case, tf.loaded.ruleset)
+            r = run_case(case, tf.loaded.ruleset, args.firmware)
             file_results.append(r)
             coverage.add(r)
             mark = "[green]✓[/]" if r.passed else "[red]✗[/]"

@@ -4,6 +4,12 @@ Each tick the twin's nodes publish readings and answer commands, the engine
 evaluates the zone exactly as the site daemon would, and its commands go back
 to the twin's nodes. Everything that happened is kept as a timeline and
 summed up per zone.
+
+Fine stepping: while a pump or valve on an NO relay is powered in the twin, or
+the engine believes one on, the zone is evaluated every `fine_tick` seconds
+(5 s by default) between ticks, as a site's sample-driven safety path would
+react: a drain stops within seconds of the level reaching empty, not a tick
+later. The ticks themselves stay on their grid.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from ..engine.compiler import all_actions
 from ..engine.state import DUTY
 from ..lang import model as M
 from ..messages import FAILED, TERMINAL, CommandResponse, WireCommand
-from ..twin import FaultError, ZoneTwin, parse_fault
+from ..twin import DEFAULT_FIRMWARE, FIRMWARES, FaultError, ZoneTwin, parse_fault
 from ..twin.faults import applies_to
 from .times import DEFAULT_START, iso, parse_time
 
@@ -29,6 +35,27 @@ def recirculated(rs: M.RuleSet, zone: M.Zone) -> str | None:
         if a.verb == "recirculate" and a.target in zone.channels:
             return a.target
     return None
+
+
+def no_loads(rs: M.RuleSet, zone: M.Zone) -> frozenset[str]:
+    """The zone's pumps and valves on NO relays: they stop only when told to, so fine stepping watches them."""
+    return frozenset(
+        name
+        for name in zone.channels
+        if (ch := rs.channels.get(name)) is not None and ch.kind in ("pump", "valve") and ch.fail_safe == "NO"
+    )
+
+
+def needs_fine(twin: ZoneTwin, st, watched: frozenset[str]) -> bool:
+    """Is one of `watched` powered in the twin, or believed on by the engine (zone state `st`)?"""
+    if twin.any_running(watched):
+        return True
+    channels = st.channels
+    for name in watched:
+        c = channels.get(name)
+        if c is not None and c.is_on:
+            return True
+    return False
 
 
 @dataclass
@@ -58,6 +85,7 @@ class ZoneRun:
     engine_s: float = 0.0
     twin_s: float = 0.0
     ticks: int = 0
+    fine_steps: int = 0  # evaluations between ticks (fine stepping)
     state: object = None  # the engine's ZoneState at the end
     snapshot: dict = field(default_factory=dict)  # the engine's telemetry: (node, metric) -> (value, ts), latest
     program: object = None
@@ -94,6 +122,8 @@ class DryRun:
     faults: list[str]
     zones: list[ZoneRun]
     wall_s: float = 0.0
+    firmware: str = DEFAULT_FIRMWARE
+    fine_tick_s: float | None = None  # None: no fine stepping
 
     def to_json(self) -> dict:
         return {
@@ -101,6 +131,8 @@ class DryRun:
             "start": iso(self.start),
             "end": iso(self.end),
             "tick_seconds": self.tick_s,
+            "fine_tick_seconds": self.fine_tick_s,
+            "firmware": self.firmware,
             "seed": self.seed,
             "faults": self.faults,
             "zones": [
@@ -134,14 +166,25 @@ def run(
     stop_at: float | None = None,
     before_tick=None,
     resets: list[tuple[float, str]] = (),
+    firmware: str = DEFAULT_FIRMWARE,
+    fine_tick: float | None = 5.0,
 ) -> DryRun:
     """Run the zones for `days`. `faults` are `KIND@OFFSET[:ARGS]` texts (FaultError when malformed).
 
     `progress(done_ticks, total_ticks)` is called now and then; `stop_at` ends the run early
     (explain uses it to stop at the moment it explains); `before_tick(zone_run, now)` is called
-    each tick after the telemetry and responses are in and before the engine evaluates.
-    `resets` are operator safety resets: (offset from the start in seconds, reason).
+    at every evaluation (each tick and each fine step) after the telemetry and responses are in
+    and before the engine evaluates. `resets` are operator safety resets: (offset from the start
+    in seconds, reason), applied at the first evaluation at or after their time.
+    `firmware` is the twin's node firmware ("hydro2" or "bounded-off"); `fine_tick` the step
+    between ticks while an NO pump or valve runs (None, or not shorter than `tick_s`: never).
+    ValueError for an unknown firmware or a fine_tick that is not positive.
     """
+    if firmware not in FIRMWARES:
+        raise ValueError(f"firmware {firmware!r}: the twin models {', '.join(FIRMWARES)}")
+    if fine_tick is not None and not fine_tick > 0:
+        raise ValueError(f"fine_tick {fine_tick!r}: it must be a positive number of seconds, or None")
+    fine = fine_tick if fine_tick is not None and fine_tick < tick_s else None
     t0 = (
         parse_time(start)
         if isinstance(start, str)
@@ -155,7 +198,9 @@ def run(
             raise FaultError(f"fault {text}: no zone of this run has {fault.node or fault.target!r}")
     n_ticks = int(round(days * 86400.0 / tick_s))
     end = t0 + n_ticks * tick_s if stop_at is None else min(stop_at, t0 + n_ticks * tick_s)
-    result = DryRun(ruleset.ruleset_version, t0, end, tick_s, seed, list(faults), [])
+    result = DryRun(
+        ruleset.ruleset_version, t0, end, tick_s, seed, list(faults), [], firmware=firmware, fine_tick_s=fine
+    )
     wall = time.perf_counter()
     total = n_ticks * len(zones)
     for i, zone in enumerate(zones):
@@ -172,6 +217,8 @@ def run(
             total,
             before_tick,
             sorted(resets),
+            firmware,
+            fine,
         )
         result.zones.append(zr)
     result.wall_s = time.perf_counter() - wall
@@ -191,20 +238,24 @@ def _run_zone(
     total,
     before_tick=None,
     resets=(),
+    firmware: str = DEFAULT_FIRMWARE,
+    fine: float | None = None,
 ):
     prog = c.program(zone.uid)
-    twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults)
+    twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults, firmware=firmware)
     st = prog.new_state(t0)
     snap: dict = {}
     zr = ZoneRun(zone, state=st, snapshot=snap, program=prog, twin=twin)
     open_alerts: dict = {}
     sent: dict = {}
     recirc = recirculated(c.ruleset, zone)
+    watched = no_loads(c.ruleset, zone) if fine is not None else frozenset()
     off_any, off_duty = _Longest(), _Longest()  # the recirculation pump stands: of any cause, by duty control
     perf = time.perf_counter
     engine_s = twin_s = 0.0
-    now = t0
-    k = 0
+    now = tick_at = t0  # the instant evaluated, and the tick it follows
+    k = j = fine_steps = 0  # ticks done, fine steps since the tick, fine steps in all
+    last = t0
     while now <= end + 1e-9:
         a = perf()
         responses = twin_step(twin, snap, now)
@@ -240,21 +291,30 @@ def _run_zone(
             stopped = not twin.running(recirc)
             off_any.see(stopped, now)
             off_duty.see(stopped and rc.desired == DUTY and rc.denied_by is None, now)  # not held off by a guard
+        last = now
+        if watched and needs_fine(twin, st, watched):
+            j += 1
+            nxt = tick_at + j * fine
+            if nxt < tick_at + tick_s - 1e-9 and nxt <= end + 1e-9:
+                now = nxt
+                fine_steps += 1
+                continue
         k += 1
         if progress is not None and k % 5000 == 0:
             progress(done + k, total)
-        now = t0 + k * tick_s
-    off_any.see(False, now - tick_s)
-    off_duty.see(False, now - tick_s)
+        now = tick_at = t0 + k * tick_s
+        j = 0
+    off_any.see(False, last)
+    off_duty.see(False, last)
     zr.recirc_off_any_s, zr.recirc_off_max_s = off_any.longest, off_duty.longest
     zr.final_states = dict(st.machines)
     zr.drained_l, zr.filled_l = twin.drained_l, twin.filled_l
-    zr.engine_s, zr.twin_s, zr.ticks = engine_s, twin_s, k
+    zr.engine_s, zr.twin_s, zr.ticks, zr.fine_steps = engine_s, twin_s, k, fine_steps
     return zr
 
 
 class _Longest:
-    """The longest stretch of ticks during which something held."""
+    """The longest stretch of evaluations (ticks and fine steps) during which something held."""
 
     __slots__ = ("since", "longest")
 

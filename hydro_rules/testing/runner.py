@@ -4,6 +4,10 @@ Without a twin, a reading written in the test holds (it is reported every tick)
 until the test changes it, or writes `none` to silence the sensor; every command is answered DONE
 unless a `respond` line says otherwise. Expectations are checked after the
 tick at their time.
+
+With a twin, its nodes run the firmware given to `run_case` (hydro2 by default) and,
+as in a dry run, the engine is evaluated every `fine_tick` seconds between ticks while
+an NO pump or valve runs (see `sim.dryrun`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from ..engine.state import ACTIVE, AlertState
 from ..lang import model as M
 from ..lang.units import format_duration
 from ..messages import CommandResponse
-from ..sim.dryrun import to_twin, twin_step
+from ..sim.dryrun import needs_fine, no_loads, to_twin, twin_step
 from ..sim.times import DEFAULT_START, parse_time
-from ..twin import ZoneTwin, parse_fault
+from ..twin import DEFAULT_FIRMWARE, ZoneTwin, parse_fault
 from .cases import Case, Expect, _show
 
 
@@ -44,18 +48,19 @@ class _Log:
     resolved: set = field(default_factory=set)  # (code, channel) of every alert resolved so far
 
 
-def run_case(case: Case, rs: M.RuleSet) -> Result:
+def run_case(case: Case, rs: M.RuleSet, firmware: str = DEFAULT_FIRMWARE, fine_tick: float | None = 5.0) -> Result:
+    """Run one test. `firmware` and `fine_tick` matter only to tests with a twin (as in `sim.dryrun.run`)."""
     res = Result(case)
     t_wall = time.perf_counter()
     try:
-        _run(case, rs, res)
+        _run(case, rs, res, firmware, fine_tick)
     except Exception as e:  # a fault spec the twin refuses, or an engine bug: report, keep going
         res.error = f"{type(e).__name__}: {e}"
     res.seconds = time.perf_counter() - t_wall
     return res
 
 
-def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
+def _run(case: Case, rs: M.RuleSet, res: Result, firmware: str, fine_tick: float | None) -> None:
     c = compiled(rs)
     prog = c.program(case.zone)
     zone = prog.zone
@@ -70,8 +75,13 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
     for code, ch in case.given_alerts:
         st.alerts[(code, ch)] = AlertState(code, ch, ACTIVE, t0)
     twin = None
+    watched: frozenset = frozenset()
     if case.twin:
-        twin = ZoneTwin(zone, rs, seed=case.seed, start=t0, faults=[parse_fault(f) for f in case.faults])
+        twin = ZoneTwin(
+            zone, rs, seed=case.seed, start=t0, faults=[parse_fault(f) for f in case.faults], firmware=firmware
+        )
+        if fine_tick is not None and 0 < fine_tick < case.tick_s:
+            watched = no_loads(rs, zone)
     end = case.run_s if case.run_s is not None else max(e.at for e in case.expects)
     expects = sorted(case.expects, key=lambda e: e.at)
     resets = sorted(case.resets)
@@ -80,11 +90,9 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
     snap: dict = {}
     log = _Log()
     answers: list = []  # scripted responses to the commands of the tick before
-    k, si, ei, ri = 0, 0, 0, 0
-    while True:
-        offset = k * case.tick_s
-        if offset > end + 1e-9:
-            break
+    k, si, ei, ri, j = 0, 0, 0, 0, 0
+    offset = 0.0  # of the instant evaluated: a tick, or a fine step after the tick k
+    while offset <= end + 1e-9:
         now = t0 + offset
         while si < len(samples) and samples[si].at <= offset + 1e-9:
             s = samples[si]
@@ -107,12 +115,20 @@ def _run(case: Case, rs: M.RuleSet, res: Result) -> None:
             to_twin(twin, d.commands)
         else:
             answers = [r for cmd in d.commands if (r := _scripted(case, cmd, now - t0)) is not None]
-        while ei < len(expects) and expects[ei].at <= offset + 1e-9:
+        while j == 0 and ei < len(expects) and expects[ei].at <= offset + 1e-9:  # checked at ticks only
             failure = _check(expects[ei], st, log, prog, now, t0)
             if failure:
                 res.failures.append(failure)
             ei += 1
+        if watched and needs_fine(twin, st, watched):
+            j += 1
+            fine = k * case.tick_s + j * fine_tick
+            if fine < (k + 1) * case.tick_s - 1e-9 and fine <= end + 1e-9:
+                offset = fine
+                continue
         k += 1
+        j = 0
+        offset = k * case.tick_s
 
 
 def _source(prog, key: str) -> tuple[str, str]:

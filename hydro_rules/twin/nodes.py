@@ -42,7 +42,7 @@ class Load:
 
     __slots__ = (
         "name", "role", "kind", "node", "key", "default", "contact", "stuck", "blocked", "over", "fault_ma",
-        "gen", "until", "run_id", "run_s", "lpm", "cur", "flow",
+        "gen", "until", "run_id", "run_s", "dry_s", "lpm", "cur", "flow",
     )  # fmt: skip
 
     def __init__(self, name: str, role: str, kind: str, node: Node, key: str, nc: bool, lpm: float) -> None:
@@ -54,6 +54,7 @@ class Load:
         self.until: float | None = None  # when the pending timer fires
         self.run_id: str | None = None  # the run_pump waiting for its DONE
         self.run_s = 0.0
+        self.dry_s = 0.0  # powered while its intake had no water
         self.lpm = lpm  # nominal flow, L/min
         self.cur = self.flow = 0.0  # as last published
 

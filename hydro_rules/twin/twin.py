@@ -187,6 +187,13 @@ class ZoneTwin(NodeLogic):
         ld = self._by_name[channel]
         return ld is not None and ld.powered
 
+    def any_running(self, channels) -> bool:
+        """Is the load of any of these zone channels (a set of names) powered? Unknown names are not."""
+        for ld in self._powered:  # noqa: SIM110 - once per tick of a dry run: no generator
+            if ld.name in channels:
+                return True
+        return False
+
     def contact(self, channel: str) -> bool:
         """The contact state the node believes it set (differs from running() under stuck_relay)."""
         ld = self._by_name[channel]
@@ -205,6 +212,12 @@ class ZoneTwin(NodeLogic):
     def run_seconds(self) -> dict[str, float]:
         """Seconds each relay channel's load has been powered."""
         return {ld.name: ld.run_s for ld in self._loads}
+
+    @property
+    def dry_seconds(self) -> dict[str, float]:
+        """Seconds each relay channel's pump has been powered with nothing to pump: a drain on an empty
+        reservoir, a recirculation pump that lost its prime."""
+        return {ld.name: ld.dry_s for ld in self._loads}
 
     @property
     def volume_l(self) -> float:
@@ -271,9 +284,16 @@ class ZoneTwin(NodeLogic):
     # ---- internals ------------------------------------------------------------------------------------
     def _step(self, t0: float, t1: float) -> None:
         dt = t1 - t0
-        self._water.step(t0, dt)
+        w = self._water
+        w.step(t0, dt)
         for ld in self._powered:
             ld.run_s += dt
+        if w.drain_dry or not w.primed:
+            for ld in self._powered:
+                if ld.role == "drain" and not ld.blocked:
+                    ld.dry_s += w.drain_dry
+                elif ld.role == "recirc" and not w.primed:
+                    ld.dry_s += dt
 
     def _fault(self, f: Fault, on: bool, t: float) -> None:
         d = 1 if on else -1

@@ -38,6 +38,7 @@ class Water:
         "consumed",
         "overflow",
         "dosed",
+        "drain_dry",
         "_holdup",
         "_use_lps",
         "_uptake_ps",
@@ -64,6 +65,7 @@ class Water:
         self.primed = True
         self.recirc_lps = self.drain_lps = self.fill_lps = self.loss_lps = 0.0
         self.drained = self.filled = self.leaked = self.consumed = self.overflow = self.dosed = 0.0
+        self.drain_dry = 0.0  # seconds of the last step the drain pulled on an empty reservoir
         self._use_lps = cfg.water_use_frac_day * capacity / DAY_S
         self._uptake_ps = cfg.nutrient_uptake_frac_day / DAY_S
         self._ph_ps = cfg.ph_drift_day / DAY_S
@@ -117,6 +119,7 @@ class Water:
             self._f_temp = 1.0 - math.exp(-dt / cfg.temp_tau_s)
         v = self.volume
         flowing = self.recirc_lps > 0.0 and self.primed
+        self.drain_dry = 0.0
 
         # the loop fills while the pump moves water and drains back when it stops
         move = ((self._holdup if flowing else 0.0) - self.loop) * self._f_loop
@@ -175,6 +178,7 @@ class Water:
         before = v
         out = self.drain_lps * dt
         if out > v:
+            self.drain_dry = dt - v / self.drain_lps  # it emptied the reservoir this long before the step ended
             out = v
         self.drained += out
         v -= out

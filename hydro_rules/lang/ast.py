@@ -165,6 +165,16 @@ class GreenhouseDecl:
     title: String | None
     zones: tuple
     span: Span
+    nodes: tuple = ()  # NodeDecl (language 1.1)
+
+
+@node
+class NodeDecl:
+    """`node nd-pump-1 { bounded_off yes }` in a greenhouse (language 1.1): what a node can do."""
+
+    uid: Ident
+    items: tuple[Item, ...]
+    span: Span
 
 
 @node

@@ -37,6 +37,8 @@ class _Builder(Transformer):
         self.line_offset = 0
         self.comments: list[A.Comment] = []
         self.depth: dict[int, int] = {}  # id of an expression node -> depth of its tree
+        #: (span, words) of each language 1.1 construct built, for telling a `hydro 1` file it needs 1.1
+        self.newer: list[tuple[Span, str]] = []
 
     def on_comment(self, tok: Token) -> None:
         self.comments.append(A.Comment(str(tok).rstrip(), self.sp(tok)))
@@ -144,6 +146,33 @@ class _Builder(Transformer):
     def metric_range(self, c):
         return A.Item("range", (c[0], c[1]), c[0].span.to(c[1].span))
 
+    # language 1.1
+    def _newer(self, node, words: str):
+        self.newer.append((node.span, words))
+        return node
+
+    def _keyword_item(self, keyword: str, c):
+        """An item whose keyword tokens the grammar keeps (`!rule`): spanned from its first keyword,
+        with the values that follow the keyword's words."""
+        glue = ("PER", "BY")  # the words between values; the formatter takes them from the source
+        vals = tuple(self._value(x) for x in c[len(keyword.split()) :] if not (isinstance(x, Token) and x.type in glue))
+        return self._newer(A.Item(keyword, vals, self.span_of(c[0], c[-1])), keyword)
+
+    def metric_frozen(self, c):
+        return self._keyword_item("frozen after", c)
+
+    def implausible_zero(self, c):
+        return self._keyword_item("implausible zero", c)
+
+    def implausible_at_limits(self, c):
+        return self._keyword_item("implausible at limits", c)
+
+    def metric_max_step(self, c):
+        return self._keyword_item("max_step", c)
+
+    def channel_affects(self, c):
+        return self._keyword_item("affects", c)
+
     def channel_decl(self, c):
         name = self.ident(c[0])
         items = tuple(c[1:])
@@ -160,8 +189,18 @@ class _Builder(Transformer):
 
     def greenhouse_decl(self, c):
         uid = c[0]
-        title, zones = self.split_title(c[1:])
-        return A.GreenhouseDecl(uid, title, tuple(zones), uid.span)
+        title, items = self.split_title(c[1:])
+        zones = tuple(i for i in items if isinstance(i, A.ZoneDecl))
+        nodes = tuple(i for i in items if isinstance(i, A.NodeDecl))
+        return A.GreenhouseDecl(uid, title, zones, uid.span, nodes)
+
+    def node_item(self, c):
+        value = self.ident(c[1])
+        return A.Item(str(c[0]), (value,), self.sp(c[0]).to(value.span))
+
+    def node_decl(self, c):
+        uid = c[0]
+        return self._newer(A.NodeDecl(uid, tuple(c[1:]), uid.span), "node")
 
     def zone_decl(self, c):
         uid = c[0]

@@ -29,6 +29,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "HR004": (E, "file cannot be read as rule text"),
     "HR005": (E, "rule set manifest missing or invalid"),
     "HR006": (E, "nesting too deep"),
+    "HR007": (E, "construct of a later language version"),
     # names
     "HR101": (E, "unknown metric"),
     "HR102": (E, "unknown channel"),

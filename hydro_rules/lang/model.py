@@ -89,6 +89,17 @@ class AlertIs:
 
 
 @node
+class MetricIs:
+    """`ph is stale`, `ec is frozen`, `ec is implausible` (language 1.1): the status of a metric's
+    latest reading, which the engine tells (`ZoneProgram.metric_status`)."""
+
+    metric: str
+    word: str  # stale | frozen | implausible
+    span: Span
+    dim: str = "yes/no"
+
+
+@node
 class Known:
     operand: object
     known: bool
@@ -164,6 +175,13 @@ class Metric:
     aliases: tuple[str, ...]
     text: str
     span: Span
+    # plausibility (language 1.1); a reading outside `low`..`high` is always implausible
+    implausible_at_limits: bool = False  # a reading at or beyond a range limit (<= low or >= high)
+    implausible_zero: bool = False  # a reading of exactly 0 (an EC probe in air)
+    #: (amount in the base unit, per seconds): a change larger than amount * max(1, dt / per)
+    #: between two consecutive readings is implausible
+    max_step: tuple[float, float] | None = None
+    frozen_s: float | None = None  # the same exact value for this long: the sensor is frozen
 
 
 @node
@@ -177,6 +195,9 @@ class Channel:
     moves_level: bool
     text: str
     span: Span
+    #: a doser's effect (language 1.1): (metric, +1 raises / -1 lowers, the smallest change that
+    #: shows a dose worked in the metric's base unit, or None for 0.1 % of the metric's range span)
+    affects: tuple[str, int, float | None] | None = None
 
 
 @node
@@ -247,6 +268,8 @@ class Zone:
     metric_nodes: dict  # metric -> node uid
     timezone: str
     span: Span
+    #: nodes of this zone declared able to end an OFF by themselves (`node UID { bounded_off yes }`)
+    bounded_off_nodes: frozenset[str] = frozenset()
 
     @property
     def nodes(self) -> tuple[str, ...]:

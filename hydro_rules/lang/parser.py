@@ -19,7 +19,7 @@ from . import ast as A
 from . import units as U
 from .builder import MAX_EXPR_DEPTH, ExpressionTooDeep, _Builder
 from .diagnostics import Diagnostics
-from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, TEXT_COMMENT_OR_BRACKET, grammar_text
+from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, TEXT_COMMENT_OR_BRACKET, grammar_text, version_key
 from .source import Span, position
 from .syntax_errors import _syntax_error
 
@@ -31,7 +31,7 @@ _HEADER = re.compile(r"[ \t]*hydro[ \t]+(\S+)[ \t]*(#.*)?$")
 
 
 @cache
-def _parser(version: int) -> tuple[Lark, _Builder]:
+def _parser(version: str) -> tuple[Lark, _Builder]:
     builder = _Builder()
     lark = Lark(
         grammar_text(version),
@@ -119,11 +119,11 @@ def decode(data: bytes, path: str, diags: Diagnostics) -> str | None:
     return normalize(text)
 
 
-def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
-    """The language version from the first line, or None with a diagnostic."""
+def header_version(text: str, path: str, diags: Diagnostics) -> str | None:
+    """The language version from the first line (as written there: `1`, `1.1`), or None with a diagnostic."""
     first = text.split("\n", 1)[0]
     m = _HEADER.match(first)
-    supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+    supported = ", ".join(SUPPORTED_VERSIONS)
     latest = SUPPORTED_VERSIONS[-1]
     if not text.strip():
         diags.add(
@@ -161,13 +161,19 @@ def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
         return None
     raw = m.group(1)
     col = first.index(raw) + 1
-    if not raw.isdigit() or int(raw) not in SUPPORTED_VERSIONS:
-        spelled = re.fullmatch(r"[vV]?(\d+)(?:\.0+)*", raw)
+    if raw not in SUPPORTED_VERSIONS:
+        spelled = re.fullmatch(r"[vV]?(\d+(?:\.\d+)*)", raw)
+        meant = None
+        if spelled:  # `1.0` is `1`, `v1.1` is `1.1`
+            parts = [str(int(p)) for p in spelled.group(1).split(".")]
+            while len(parts) > 1 and parts[-1] == "0":
+                parts.pop()
+            meant = ".".join(parts)
         hint = (
-            f"write `hydro {int(spelled.group(1))}`"
-            if spelled and int(spelled.group(1)) in SUPPORTED_VERSIONS
+            f"write `hydro {meant}`"
+            if meant in SUPPORTED_VERSIONS
             else f"this hydro-rules reads version {supported}; a newer file needs a newer hydro-rules"
-            if raw.isdigit() and int(raw) > latest
+            if meant is not None and spelled.group(0) == spelled.group(1) and version_key(meant) > version_key(latest)
             else f"write `hydro {latest}`"
         )
         diags.add(
@@ -177,7 +183,7 @@ def header_version(text: str, path: str, diags: Diagnostics) -> int | None:
             hint,
         )
         return None
-    return int(raw)
+    return raw
 
 
 def _nesting_error(text: str, path: str, diags: Diagnostics) -> bool:
@@ -220,10 +226,39 @@ def parse_text(text: str, path: str, diags: Diagnostics) -> A.File | None:
         broken: tuple[str, ...] = ()
     except (UnexpectedInput, ExpressionTooDeep):
         builder.comments = []
-        header, decls, broken = _parse_by_declaration(lark, builder, text, path, diags)
+        header, decls, broken = _parse_by_declaration(lark, builder, text, path, diags, version)
     comments = tuple(sorted(builder.comments, key=lambda c: (c.span.line, c.span.column)))
     builder.comments, builder.depth = [], {}
     return A.File(path, header, decls, comments, broken)
+
+
+def _parse_newer(chunk: str, offset: int, builder: _Builder, version: str, path: str, diags: Diagnostics):
+    """The declarations of a chunk that the file's language version cannot parse, if the latest
+    version can: each construct of the later version is then reported (HR007), and the
+    declarations are kept so that the rest of the check goes on. None when it does not parse either."""
+    latest = SUPPORTED_VERSIONS[-1]
+    if version == latest:
+        return None
+    lark, newer = _parser(latest)
+    newer.file_path, newer.line_offset, newer.depth, newer.newer = path, offset, {}, []
+    newer.comments = builder.comments  # one list: the caller drops what a failed parse added
+    try:
+        res = lark.parse(chunk, start="start" if offset == 0 else "decls")
+    except (UnexpectedInput, ExpressionTooDeep):
+        return None
+    finally:
+        newer.comments, newer.depth = [], {}
+    if not newer.newer:  # pragma: no cover - what the older version rejects, the newer marks
+        return None
+    for span, words in newer.newer:
+        diags.add(
+            "HR007",
+            f"`{words}` is language {latest}, but this file starts with `hydro {version}`",
+            span,
+            f"write `hydro {latest}` on the first line",
+        )
+    newer.newer = []
+    return res
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:
@@ -241,7 +276,7 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _parse_by_declaration(lark, builder, text, path, diags):
+def _parse_by_declaration(lark, builder, text, path, diags, version):
     header, decls, broken = None, [], []
     for offset, chunk in _chunks(text):
         builder.line_offset, builder.depth = offset, {}
@@ -249,6 +284,15 @@ def _parse_by_declaration(lark, builder, text, path, diags):
         try:
             res = lark.parse(chunk, start="start" if offset == 0 else "decls")
         except (UnexpectedInput, ExpressionTooDeep) as err:
+            del builder.comments[mark:]
+            res = None
+            if not isinstance(err, ExpressionTooDeep):
+                res = _parse_newer(chunk, offset, builder, version, path, diags)
+            if res is not None:
+                if offset == 0:
+                    header, res = res[0], res[1:]
+                decls.extend(res)
+                continue
             if isinstance(err, ExpressionTooDeep):
                 s = err.span
                 diags.add(

@@ -19,8 +19,15 @@ from . import units as U
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .exprs import Names, Typer, render
 from .safety import check_machines, check_schedules
+from .source import Span
 
 KINDS = ("pump", "valve", "doser", "sensor")
+#: the plausibility items of a metric (language 1.1), each given at most once
+PLAUSIBILITY = ("frozen after", "implausible zero", "implausible at limits", "max_step")
+#: the way a doser moves its metric (`affects ph down`)
+DIRECTIONS = {"up": 1, "down": -1}
+#: what a greenhouse may declare of a node (`node nd-1 { bounded_off yes }`): capability -> its values
+NODE_CAPABILITIES = {"bounded_off": ("yes", "no")}
 SEVERITIES = ("info", "warning", "critical")
 ALERT_CODE = re.compile(r"^(biz|infra)_[a-z][a-z0-9_]*$")
 PHASE_VALUES = {"ideal_change_interval": U.DURATION}
@@ -74,6 +81,7 @@ class Checker:
         # declared, but with an error reported at the declaration
         names.broken = set(self.broken) | (set(self.decls["metric"]) - set(rs.metrics))
         names.broken |= set(self.decls["channel"]) - set(rs.channels)
+        names.versions = {f.path: f.header.version.text for f in files if f.header is not None}
         typer = Typer(names, self.d)
         rs.profiles = self._profiles()
         rs.recipes = self._recipes(rs.metrics)
@@ -107,7 +115,7 @@ class Checker:
     def _metrics(self) -> dict[str, M.Metric]:
         out = {}
         for name, d in self.decls["metric"].items():
-            items = self._items(d, ("unit", "range", "stale after", "text"))
+            items = self._items(d, ("unit", "range", "stale after", "text", *PLAUSIBILITY))
             unit, dim = "", U.NUMBER
             if "unit" in items:
                 uid = items["unit"].values[0]
@@ -123,7 +131,10 @@ class Checker:
                     continue
             low = high = None
             if "range" not in items:
-                self.d.add("HR206", f"metric `{name}` needs its physical `range`, e.g. `range 0 .. 14`", d.name.span)
+                why = ": `implausible at limits` reads its limits" if "implausible at limits" in items else ""
+                self.d.add(
+                    "HR206", f"metric `{name}` needs its physical `range`, e.g. `range 0 .. 14`{why}", d.name.span
+                )
             else:
                 lo, hi = items["range"].values
                 if self._dims_ok((lo, hi), dim, f"the range of {name}"):
@@ -146,10 +157,37 @@ class Checker:
                     self.d.add("HR204", "`stale after` must be longer than 0", items["stale after"].span)
             aliases = tuple(a.name for it in d.items if it.keyword == "alias" for a in it.values)
             text = items["text"].values[0].value if "text" in items else ""
-            if low is None or high is None or stale is None:
+            plausible = self._plausibility(name, items, dim)
+            if low is None or high is None or stale is None or plausible is None:
                 continue
-            out[name] = M.Metric(name, unit, dim, low, high, stale, aliases, text, d.name.span)
+            out[name] = M.Metric(name, unit, dim, low, high, stale, aliases, text, d.name.span, **plausible)
         return out
+
+    def _plausibility(self, name, items, dim) -> dict | None:
+        """The language 1.1 plausibility items of a metric as Metric fields, or None after an error."""
+        out: dict = {
+            "implausible_at_limits": "implausible at limits" in items,
+            "implausible_zero": "implausible zero" in items,
+        }
+        ok = True
+        if "frozen after" in items:
+            lit = items["frozen after"].values[0]
+            if lit.value <= 0:
+                self.d.add("HR204", "`frozen after` must be longer than 0", lit.span)
+                ok = False
+            out["frozen_s"] = float(lit.value)
+        if "max_step" in items:
+            amount, per = items["max_step"].values
+            if not self._dims_ok((amount,), dim, f"the max_step of {name}"):
+                ok = False
+            elif amount.value <= 0:
+                self.d.add("HR204", "the `max_step` amount must be more than 0", amount.span)
+                ok = False
+            if per.value <= 0:
+                self.d.add("HR204", "the `max_step` duration must be longer than 0", per.span)
+                ok = False
+            out["max_step"] = (float(amount.value), float(per.value))
+        return out if ok else None
 
     def _dims_ok(self, lits, dim, what) -> bool:
         ok = True
@@ -180,7 +218,9 @@ class Checker:
     def _channels(self, metrics) -> dict[str, M.Channel]:
         out = {}
         for name, d in self.decls["channel"].items():
-            items = self._items(d, ("kind", "fail_safe", "current", "flow", "measures", "moves_level", "text"))
+            items = self._items(
+                d, ("kind", "fail_safe", "current", "flow", "measures", "moves_level", "text", "affects")
+            )
             kind = items["kind"].values[0].name if "kind" in items else None
             if kind is None:
                 self.d.add("HR206", f"channel `{name}` needs a `kind` ({', '.join(KINDS)})", d.name.span)
@@ -223,10 +263,55 @@ class Checker:
                 self.d.add("HR204", f"`moves_level` is yes or no, not `{word}`", moves.values[0].span)
             moves_level = word == "yes"
             text = items["text"].values[0].value if "text" in items else ""
+            affects = self._affects(name, kind, items["affects"], metrics) if "affects" in items else None
             out[name] = M.Channel(
-                name, kind, fail_safe, refs["current"], refs["flow"], refs["measures"], moves_level, text, d.name.span
+                name,
+                kind,
+                fail_safe,
+                refs["current"],
+                refs["flow"],
+                refs["measures"],
+                moves_level,
+                text,
+                d.name.span,
+                affects,
             )
         return out
+
+    def _affects(self, name, kind, it: A.Item, metrics) -> tuple[str, int, float | None] | None:
+        """`affects ec up by 0.01 mS/cm` (language 1.1) as (metric, +1 or -1, smallest change or None)."""
+        metric, direction, *amount = it.values
+        if kind != "doser":
+            self.d.add(
+                "HR113",
+                f"`affects` tells what a doser does to the solution; `{name}` is a {kind}",
+                it.span,
+                "remove the line, or make the channel `kind doser`",
+            )
+            return None
+        ok = True
+        if direction.name not in DIRECTIONS:
+            self.d.add(
+                "HR204",
+                f"a doser moves its metric `up` or `down`, not `{direction.name}`",
+                direction.span,
+                did_you_mean(direction.name, DIRECTIONS),
+            )
+            ok = False
+        if metric.name not in metrics:
+            self._unknown("HR101", "metric", metric, metrics)
+            return None
+        m = metrics[metric.name]
+        least = None
+        if amount:
+            (lit,) = amount
+            if not self._dims_ok((lit,), m.dim, f"`{metric.name}`"):
+                return None
+            if lit.value <= 0:
+                self.d.add("HR204", "the smallest change a dose shows must be more than 0", lit.span)
+                return None
+            least = float(lit.value)
+        return (metric.name, DIRECTIONS[direction.name], least) if ok else None
 
     # ---- profiles and recipes -------------------------------------------------------------
     def _profiles(self) -> dict[str, M.Profile]:
@@ -620,6 +705,7 @@ class Checker:
                     self.d.add("HR107", f"greenhouse `{g.uid.name}` is defined twice", g.uid.span)
                     continue
                 gh_uids.add(g.uid.name)
+                bounded = self._nodes(g)
                 zones = []
                 for z in g.zones:
                     if z.uid.name in zone_uids:
@@ -630,7 +716,7 @@ class Checker:
                         )
                         continue
                     zone_uids[z.uid.name] = z.uid
-                    zone = self._zone(z, uid, g.uid.name, tz, rs, usage)
+                    zone = self._zone(z, uid, g.uid.name, tz, rs, usage, bounded)
                     if zone:
                         zones.append(zone)
                 greenhouses.append(
@@ -639,7 +725,47 @@ class Checker:
             sites.append(M.Site(uid, d.title.value if d.title else uid, tz, tuple(greenhouses), d.uid.span))
         return sites
 
-    def _zone(self, z: A.ZoneDecl, site, gh, tz, rs: M.RuleSet, usage) -> M.Zone | None:
+    def _nodes(self, g: A.GreenhouseDecl) -> frozenset[str]:
+        """The nodes a greenhouse declares able to end an OFF by themselves (`bounded_off yes`)."""
+        bounded: set[str] = set()
+        declared: dict[str, A.NodeDecl] = {}
+        bound = {b.node.name for z in g.zones for b in z.items if isinstance(b, A.Binding)}
+        for n in g.nodes:
+            uid = n.uid.name
+            if uid in declared:
+                self.d.add("HR107", f"node `{uid}` is declared twice; first at {declared[uid].span}", n.uid.span)
+                continue
+            declared[uid] = n
+            caps: dict[str, str] = {}
+            for it in n.items:
+                cap, value = it.keyword, it.values[0]
+                if cap not in NODE_CAPABILITIES:
+                    self.d.add(
+                        "HR204",
+                        f"unknown node capability `{cap}`",
+                        Span(it.span.path, it.span.line, it.span.column, it.span.line, it.span.column + len(cap)),
+                        did_you_mean(cap, NODE_CAPABILITIES) or "capabilities: " + ", ".join(NODE_CAPABILITIES),
+                    )
+                elif cap in caps:
+                    self.d.add("HR107", f"`{cap}` is given twice", it.span)
+                elif value.name not in NODE_CAPABILITIES[cap]:
+                    self.d.add(
+                        "HR204", f"`{cap}` is {' or '.join(NODE_CAPABILITIES[cap])}, not `{value.name}`", value.span
+                    )
+                else:
+                    caps[cap] = value.name
+            if caps.get("bounded_off") == "yes":
+                bounded.add(uid)
+            if uid not in bound:
+                self.d.add(
+                    "HR502",
+                    f"node `{uid}` is declared in greenhouse `{g.uid.name}`, but no zone of it binds the node",
+                    n.uid.span,
+                    "bind one of its outputs or sensors in a zone of this greenhouse, or remove the declaration",
+                )
+        return frozenset(bounded)
+
+    def _zone(self, z: A.ZoneDecl, site, gh, tz, rs: M.RuleSet, usage, bounded=frozenset()) -> M.Zone | None:
         items = self._items(z, ("profile", "recipe", "planted", "reservoir"))
         ok = True
         refs = {}
@@ -722,6 +848,7 @@ class Checker:
             metric_nodes,
             tz,
             z.uid.span,
+            bounded & ({b.node_uid for b in channels.values()} | set(metric_nodes.values())),
         )
 
     # ---- unused ------------------------------------------------------------------------------

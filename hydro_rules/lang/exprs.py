@@ -14,6 +14,7 @@ from . import model as M
 from . import settings as S
 from . import units as U
 from .diagnostics import Diagnostics, did_you_mean
+from .grammar import SUPPORTED_VERSIONS, version_key
 
 CHANNEL_ATTRS = {
     "current": U.CURRENT,
@@ -27,6 +28,8 @@ METRIC_ATTRS = {"age": U.DURATION, "unchanged_for": U.DURATION}
 CHANNEL_WORDS = {"on", "off", "locked"}
 ALERT_WORDS = {"active", "resolved"}
 KNOWN_WORDS = {"known", "unknown"}
+#: the status of a metric's latest reading (language 1.1): `ph is stale`
+METRIC_WORDS = {"stale", "frozen", "implausible"}
 #: first words of the profile settings rules read: `levels.min`, `water_change.interval` (short for
 #: `water_cycle.water_change.interval`), ...
 SETTING_HEADS = frozenset(S.SHORT) | {p.split(".", 1)[0] for p in S.SCHEMA}
@@ -48,6 +51,8 @@ class Names:
     channels_used: dict = field(default_factory=dict)  # channel -> span of its first use in an expression
     #: names declared with an error already reported: a use of one is not "unknown"
     broken: set = field(default_factory=set)
+    #: file path -> the language version its header states (`1`, `1.1`); the latest when not known
+    versions: dict = field(default_factory=dict)
 
     def use_channel(self, name: str, span) -> None:
         self.channels_used.setdefault(name, span)
@@ -221,6 +226,8 @@ class Typer:
             if t is None:
                 return None
             return M.Known(t, word == "known", e.span)
+        if word in METRIC_WORDS:
+            return self._metric_is(e, word)
         if not isinstance(subj, A.Path) or len(subj.parts) != 1:
             self.d.add(
                 "HR106",
@@ -250,8 +257,34 @@ class Typer:
             "HR106",
             f"unknown state word `{word}`",
             e.word.span,
-            did_you_mean(word, CHANNEL_WORDS | ALERT_WORDS | KNOWN_WORDS)
-            or "use on, off, locked, active, resolved, known or unknown",
+            did_you_mean(word, CHANNEL_WORDS | ALERT_WORDS | KNOWN_WORDS | METRIC_WORDS)
+            or "use on, off, locked, active, resolved, known, unknown, stale, frozen or implausible",
+        )
+        return None
+
+    def _metric_is(self, e: A.IsCheck, word: str):
+        """`ph is stale`, `ec is frozen`, `ec is implausible`: language 1.1, and only of a metric."""
+        version = self.n.versions.get(e.span.path, SUPPORTED_VERSIONS[-1])
+        if version_key(version) < version_key("1.1"):
+            self.d.add(
+                "HR007",
+                f"`is {word}` is language 1.1, but this file starts with `hydro {version}`",
+                e.word.span,
+                "write `hydro 1.1` on the first line",
+            )
+            return None
+        subj = e.subject
+        name = subj.parts[0].name if isinstance(subj, A.Path) else None
+        if name is not None and len(subj.parts) == 1 and name in self.n.metrics:
+            return M.MetricIs(name, word, e.span)
+        if name is not None and name in self.n.broken:
+            return None
+        self.d.add(
+            "HR101",
+            f"`is {word}` asks about a metric's readings; `{render(subj)}` is not a metric",
+            subj.span,
+            (did_you_mean(name, self.n.metrics) if name is not None and len(subj.parts) == 1 else None)
+            or f"ask about a metric, e.g. `ph is {word}`",
         )
         return None
 

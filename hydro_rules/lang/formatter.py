@@ -301,7 +301,10 @@ class _Printer:
     def site_item(self, depth: int, it) -> None:
         if isinstance(it, A.GreenhouseDecl):
             head = f"greenhouse {it.uid.name}{_title(it.title)}"
-            return self.block(depth, head, (it.uid, it.title), it.zones, self.site_item)
+            written = sorted(it.zones + it.nodes, key=lambda x: (x.span.line, x.span.column))
+            return self.block(depth, head, (it.uid, it.title), written, self.site_item)
+        if isinstance(it, A.NodeDecl):
+            return self.block(depth, f"node {it.uid.name}", (it.uid,), it.items, self.item)
         if isinstance(it, A.ZoneDecl):
             head = f"zone {it.uid.name}{_title(it.title)}"
             return self.block(depth, head, (it.uid, it.title), it.items, self.site_item)

@@ -102,9 +102,13 @@ FAULTS = (
         "sensor_dead_level", "sensor_dead", "water_level", None, ("infra_sensor_stale",), 1800.0,
         "the level sensor dead",
     ),
-    MatrixFault("leak", "leak", None, None, ("biz_water_level_falling",), 3 * 3600.0, "a leak of 12 L/h"),
     MatrixFault(
-        "dry_reservoir", "dry_reservoir", None, None, ("biz_dry_run", "biz_water_level_falling"), 3600.0,
+        "leak", "leak", None, None, ("biz_water_level_falling", "biz_reservoir_burst"), 3 * 3600.0,
+        "a leak of 12 L/h",
+    ),
+    MatrixFault(
+        "dry_reservoir", "dry_reservoir", None, None,
+        ("biz_dry_run", "biz_water_level_falling", "biz_reservoir_burst"), 3600.0,
         "a burst reservoir (600 L/h)",
     ),
     MatrixFault(
@@ -362,7 +366,7 @@ class Checker:
 
     def _see(self, zr, now: float) -> None:
         tw, st = zr.twin, zr.state
-        run_s = tw.run_seconds
+        run_s = dict(tw.run_seconds)  # a copy: the next instant compares with it
         if self.prev is None:
             self.prev, self.run_prev, self.filled_prev = now, run_s, tw.filled_l
             self._drained_prev = tw.drained_l

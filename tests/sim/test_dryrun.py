@@ -177,3 +177,87 @@ def test_bad_fault_is_a_usage_error(bad):
     )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.strip()
+
+
+# ---- node firmware and fine stepping --------------------------------------------------------------
+
+
+def test_the_run_records_its_firmware_and_fine_tick():
+    doc = run(RS, ["zn-1"], days=0.1).to_json()
+    assert (doc["firmware"], doc["fine_tick_seconds"], doc["tick_seconds"]) == ("hydro2", 5.0, 60.0)
+    doc = run(RS, ["zn-1"], days=0.1, firmware="bounded-off", fine_tick=None).to_json()
+    assert (doc["firmware"], doc["fine_tick_seconds"]) == ("bounded-off", None)
+    assert run(RS, ["zn-1"], days=0.1, tick_s=5, fine_tick=5).fine_tick_s is None  # never coarser than the tick
+    assert run(RS, ["zn-1"], days=0.1, tick_s=5).zones[0].twin.firmware == "hydro2"
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"firmware": "hydro3"}, "hydro2, bounded-off"), ({"fine_tick": 0}, "fine")])
+def test_a_bad_firmware_or_fine_tick_is_a_value_error(kw, match):
+    with pytest.raises(ValueError, match=match):
+        run(RS, ["zn-1"], days=0.1, **kw)
+
+
+def test_the_cli_takes_firmware_and_refuses_an_unknown_one():
+    base = [sys.executable, "-m", "hydro_rules", "dry-run", str(ROOT / "examples"), "--days", "0.05", "--zone", "zn-1"]
+    out = subprocess.run([*base, "--json", "--firmware", "bounded-off"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["firmware"] == "bounded-off"
+    out = subprocess.run([*base, "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["firmware"] == "hydro2"
+    out = subprocess.run([*base, "--firmware", "hydro1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "hydro2" in out.stderr and "Traceback" not in out.stderr
+
+
+DRAIN_START = "2026-01-01T18:00:00Z"  # the scheduled drain of zn-1 then ends between two 1-minute ticks
+
+
+def drain_to_empty(fine_tick):
+    """Eight days of zn-1 with its scheduled water change: the twin's lowest level and the drain's dry seconds."""
+    lowest = [100.0]
+    instants = []
+
+    def watch(zr, now):
+        lowest[0] = min(lowest[0], zr.twin.level_pct)
+        instants.append(now)
+
+    r = run(RS, ["zn-1"], days=8, start=DRAIN_START, fine_tick=fine_tick, before_tick=watch)
+    zr = r.zones[0]
+    assert zr.summary()["water_changes_started"] == 1
+    return lowest[0], zr.twin.dry_seconds["pump_drain"], zr, instants
+
+
+def check_drain_stops_at_empty(fine_tick):
+    lowest, dry_s, _, _ = drain_to_empty(fine_tick)
+    assert lowest > 2.0, f"the reservoir went down to {lowest:.2f} %"
+    assert dry_s < 10.0, f"the drain pump ran {dry_s:.1f} s on an empty tank"
+
+
+def test_fine_stepping_stops_a_drain_within_seconds_of_empty():
+    check_drain_stops_at_empty(5.0)
+
+
+def test_without_fine_stepping_the_drain_runs_dry_for_most_of_a_tick():
+    with pytest.raises(AssertionError, match="went down to 0.00 %"):
+        check_drain_stops_at_empty(None)
+    _, dry_s, _, _ = drain_to_empty(None)
+    assert dry_s > 30.0
+
+
+def test_fine_steps_fall_between_ticks_only_while_an_no_pump_runs():
+    _, _, zr, instants = drain_to_empty(5.0)
+    t0 = zr.state.created_at
+    ticks = [t for t in instants if (t - t0) % 60 == 0]
+    fine = [t for t in instants if (t - t0) % 60 != 0]
+    assert len(ticks) == zr.ticks == 8 * 1440 + 1  # the tick grid is whole
+    assert len(fine) == zr.fine_steps and 0 < len(fine) < 1000
+    assert all(round((t - t0) % 5, 6) == 0 for t in fine)
+    assert instants == sorted(instants) and len(set(instants)) == len(instants)
+    drain = [c for c in zr.commands if c["channel"] in ("pump_drain", "pump_fill")]
+    first, last = _t(drain[0]["at"]), _t(drain[-1]["at"])
+    assert all(first < t <= last + 60 for t in fine)  # only during the water change's drain and fill
+
+
+def test_a_node_offline_for_a_year_and_a_controller_crash_run_to_the_end():
+    r = run(RS, ["zn-1"], days=365, tick_s=3600, faults=["node_offline@1h:pump_recirc"])
+    assert r.zones[0].ticks == 365 * 24 + 1
+    r = run(RS, ["zn-1"], days=9, faults=["controller_crash@7d9h2m:for=30m", "controller_crash@8d:for=2h"])
+    assert r.zones[0].ticks == 9 * 1440 + 1

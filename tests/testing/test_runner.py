@@ -139,3 +139,77 @@ def test_a_command_expectation_with_a_field_commands_lack_is_an_error(tmp_path):
     assert out.returncode == 1
     assert "commands have no field `duration`" in out.stdout
     assert "did you mean `duration_ms`?" in out.stdout
+
+
+DRAIN_TEST = """hydro 1
+
+test "a drain with the twin" {
+  zone zn-t
+  given {
+    state WATER_CHANGE_DRAIN
+  }
+  twin {
+    seed 1
+    fault leak at 0m with "rate=300"
+  }
+  expect at 10m command pump_drain cmd run_pump
+}
+"""
+
+
+def _drain_case(tmp_path):
+    from hydro_rules.testing.cases import load_file
+
+    rules = _copy_rules(tmp_path)
+    t = rules / "tests" / "drain.test.hydro"
+    t.write_text(DRAIN_TEST)
+    tf = load_file(t)
+    assert not tf.loaded.diags.errors
+    return tf.cases[0], tf.loaded.ruleset
+
+
+def test_a_twin_test_steps_finely_while_the_drain_runs(tmp_path):
+    """The expectation fails on purpose: its message says when the drain was switched off."""
+    from hydro_rules.testing.runner import run_case
+
+    case, rs = _drain_case(tmp_path)
+    fine = run_case(case, rs, fine_tick=5.0)
+    coarse = run_case(case, rs, fine_tick=None)
+    assert fine.error is None and coarse.error is None
+    [f] = fine.failures
+    [c] = coarse.failures
+    assert "got set_relay state no at" in f and "got set_relay state no at" in c
+    at_fine = f.split(" at ")[-1].split(" (")[0]
+    at_coarse = c.split(" at ")[-1].split(" (")[0]
+    # the leak speeds the drain up: the level reaches empty between two ticks (2m35s against 3m with seed 1)
+    assert at_fine.endswith("s") and not at_coarse.endswith("s") and at_fine < at_coarse, (at_fine, at_coarse)
+
+
+def test_a_twin_test_runs_the_firmware_asked_for(tmp_path, monkeypatch):
+    from hydro_rules.testing import runner
+
+    case, rs = _drain_case(tmp_path)
+    seen = []
+    real = runner.ZoneTwin
+
+    def spy(*args, **kw):
+        twin = real(*args, **kw)
+        seen.append(twin.firmware)
+        return twin
+
+    monkeypatch.setattr(runner, "ZoneTwin", spy)
+    runner.run_case(case, rs)
+    runner.run_case(case, rs, "bounded-off")
+    assert seen == ["hydro2", "bounded-off"]
+    assert "hydro2" in runner.run_case(case, rs, "hydro7").error
+
+
+def test_the_test_command_takes_firmware(tmp_path):
+    rules = _copy_rules(tmp_path)
+    t = rules / "tests" / "drain.test.hydro"
+    t.write_text(DRAIN_TEST.replace("expect at 10m command pump_drain cmd run_pump", "expect at 10m no event X_NOPE"))
+    for fw in ("hydro2", "bounded-off"):
+        out = cli("test", str(t), "--firmware", fw)
+        assert "a drain with the twin" in out.stdout
+    out = cli("test", str(t), "--firmware", "hydro1")
+    assert out.returncode == 2 and "bounded-off" in out.stderr

@@ -46,7 +46,6 @@ NEAR_EMPTY_PCT = 5.0  #: below this level (% of the reservoir) pH and EC are not
 DRY_ALLOWANCE_S = 15.0  #: powered-dry seconds a pump may accumulate in one episode
 RECIRC_TOLERANCE_S = 1.0  #: rounding allowance on max_recirc_off
 FILL_TOLERANCE_L = 0.05  #: water that may still come in after a leak alert (rounding)
-SAFE_HOLD_S = 0.0  #: (documented) time to safe state is the start of the last safe stretch
 
 BETWEEN_AT_S = 2 * 86400.0  #: the `between` moment: this far into the run...
 AWAY_FROM_CHANGE_S = 6 * 3600.0  #: ...unless a water change is this close; then mid-way between changes

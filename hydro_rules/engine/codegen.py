@@ -122,6 +122,9 @@ class ExprCompiler:
         src = f"x.alert_active({e.code!r})"
         return (src if e.word == "active" else f"(not {src})"), False
 
+    def _MetricIs(self, e: M.MetricIs):
+        return f"(x.metric_status({e.metric!r}) == {e.word!r})", False
+
     # ---- compound ---------------------------------------------------------------------
     def _Known(self, e: M.Known):
         src, nullable = self.emit(e.operand)

@@ -71,7 +71,9 @@ class CompiledRuleSet:
 
     # ---- what the expressions need ----------------------------------------------------
     def _note(self, e) -> None:
-        if isinstance(e, M.MetricRef):
+        if isinstance(e, M.MetricIs):
+            self.metrics_used.add(e.metric)
+        elif isinstance(e, M.MetricRef):
             self.metrics_used.add(e.metric)
             if e.attr == "unchanged_for":
                 self.unchanged_metrics.add(e.metric)

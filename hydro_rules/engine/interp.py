@@ -109,6 +109,10 @@ def _alert_is(e: M.AlertIs, x, ch):
     return Trace(f"{e.code} is {e.word}", active if e.word == "active" else not active, U.BOOL)
 
 
+def _metric_is(e: M.MetricIs, x, ch):
+    return Trace(f"{e.metric} is {e.word}", x.metric_status(e.metric) == e.word, U.BOOL)
+
+
 def _known(e: M.Known, x, ch):
     t = trace(e.operand, x, ch)
     v = (t.value is not None) == e.known
@@ -182,6 +186,7 @@ _T = {
     M.TargetRef: _target,
     M.ZoneRef: _zone,
     M.AlertIs: _alert_is,
+    M.MetricIs: _metric_is,
     M.Known: _known,
     M.Cmp: _binary,
     M.Arith: _binary,

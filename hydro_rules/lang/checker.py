@@ -385,6 +385,7 @@ class Checker:
                 U.BOOL: "yes or no",
                 U.PERCENT: "a percentage such as 30%",
                 U.VOLUME: "a volume such as 2 ml",
+                U.NUMBER: "a number such as 3",
             }.get(dim, dim)
             self.d.add(
                 "HR201",
@@ -402,6 +403,9 @@ class Checker:
             return None
         if dim in (U.DURATION, U.VOLUME) and value <= 0:
             self.d.add("HR204", f"`{name}` must be more than 0", v.span)
+            return None
+        if path in S.COUNTS and (value < 1 or value != int(value)):
+            self.d.add("HR204", f"`{name}` counts something: a whole number of at least 1", v.span)
             return None
         return value
 

@@ -202,7 +202,15 @@ class Typer:
         if head in SETTING_HEADS:
             path = S.resolve(dotted)
             if path in S.SCHEMA:
-                dim = S.SCHEMA[path][0]
+                dim, default, _ = S.SCHEMA[path]
+                if default is None:
+                    self.d.add(
+                        "HR111",
+                        f"setting `{dotted}` cannot be read by rules: when a profile does not set it, "
+                        "the engine computes it",
+                        e.span,
+                    )
+                    return None
                 return M.SettingRef(path, dim, e.span)
             known = [p for p in S.SCHEMA if p.startswith(S.resolve(head) + ".")]
             short = [k.rsplit(".", 1)[1] for k in known]

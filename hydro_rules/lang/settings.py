@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from . import units as U
 
-#: dotted path -> (dimension, default, allowed names or None)
+#: dotted path -> (dimension, default, allowed names or None). A default of None means the engine
+#: computes the value when a profile does not set it (a doser's budget from the reservoir volume);
+#: rules cannot read such a setting.
 SCHEMA: dict[str, tuple[str, object, frozenset | None]] = {
     "water_cycle.mode": (U.TEXT, "recirculating", frozenset({"recirculating"})),
     "water_cycle.recirc.enabled": (U.BOOL, True, None),
@@ -20,6 +22,7 @@ SCHEMA: dict[str, tuple[str, object, frozenset | None]] = {
     "water_cycle.water_change.max_solution_age": (U.DURATION, 10 * 86400.0, None),
     "water_cycle.water_change.trigger_by_ec_drift": (U.BOOL, True, None),
     "water_cycle.water_change.ec_drift_threshold": (U.PERCENT, 30.0, None),
+    "water_cycle.water_change.max_wait": (U.DURATION, 6 * 3600.0, None),
     "levels.max": (U.PERCENT, 98.0, None),
     "levels.target": (U.PERCENT, 90.0, None),
     "levels.min": (U.PERCENT, 15.0, None),
@@ -27,6 +30,9 @@ SCHEMA: dict[str, tuple[str, object, frozenset | None]] = {
     "dosing.mixing_time": (U.DURATION, 900.0, None),
     "dosing.ph_down_dose": (U.VOLUME, 0.002, None),
     "dosing.nutrient_dose": (U.VOLUME, 0.005, None),
+    "dosing.max_per_hour": (U.VOLUME, None, None),  # per doser; None: 0.05 ml per litre of reservoir
+    "dosing.max_per_day": (U.VOLUME, None, None),  # per doser; None: 0.15 ml per litre of reservoir
+    "dosing.ineffective_after": (U.NUMBER, 3.0, None),  # ineffective doses in a row that stop a doser
     "commands.response_timeout": (U.DURATION, 60.0, None),
 }
 
@@ -56,5 +62,10 @@ def resolve(path: str) -> str:
     return path
 
 
+#: settings that count something: a whole number of at least 1
+COUNTS = frozenset({"dosing.ineffective_after"})
+
+
 def defaults() -> dict:
+    """Every setting's default; None where the engine computes it (see SCHEMA)."""
     return {path: default for path, (_, default, _) in SCHEMA.items()}

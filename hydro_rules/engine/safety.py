@@ -26,7 +26,7 @@ CHANGE_WAITING = "biz_water_change_waiting"
 
 #: a node unheard for longer than this is silent; heard again, it has come back
 SILENCE_S = 180.0
-#: a reading that jumped is believed once the readings after it agree among themselves this long
+#: readings after a jump are believed once the jump is this old and no other came
 SETTLE_S = 600.0
 #: default dosing budget per doser, ml per litre of reservoir
 BUDGET_ML_PER_L_HOUR = 0.05
@@ -79,25 +79,22 @@ class SafetyMixin:
         if not step:
             return OK
         amount, per = step
-        p = self.st.plausible.get(metric)
+        p = self.st.plausible.get(metric)  # [previous value, its ts, last trusted value, jumped at or None]
         if p is None:
-            self.st.plausible[metric] = [v, ts, None, None, None]
+            self.st.plausible[metric] = [v, ts, v, None]
             return OK
-        if ts <= p[1]:
-            return OK  # the reference reading itself, seen again
-        if abs(v - p[0]) <= amount * max(1.0, (ts - p[1]) / per):
-            p[0], p[1], p[2], p[3], p[4] = v, ts, None, None, None
-            return OK
-        if p[4] is not None and ts <= p[4]:
-            return IMPLAUSIBLE  # the jumped reading, seen again
-        if p[2] is None or abs(v - p[2]) > amount * max(1.0, (ts - p[4]) / per):
-            p[2], p[3], p[4] = v, ts, ts  # a new level the sensor jumped to
-            return IMPLAUSIBLE
-        p[2], p[4] = v, ts
-        if ts - p[3] >= SETTLE_S:  # the new level holds: a replaced or recalibrated probe
-            p[0], p[1], p[2], p[3], p[4] = v, ts, None, None, None
-            return OK
-        return IMPLAUSIBLE
+        if ts > p[1]:
+            allowed = amount * max(1.0, (ts - p[1]) / per)
+            if p[3] is not None and abs(v - p[2]) <= allowed:
+                p[3] = None  # back where it was trusted: a glitch
+            elif abs(v - p[0]) > allowed:
+                p[3] = ts  # a jump no reservoir can make
+            p[0], p[1] = v, ts
+            if p[3] is not None and ts - p[3] >= SETTLE_S:
+                p[3] = None  # the new level holds: a replaced or recalibrated probe
+            if p[3] is None:
+                p[2] = v
+        return OK if p[3] is None else IMPLAUSIBLE
 
     # ---- nodes --------------------------------------------------------------------------------
     def _hear_nodes(self) -> None:
@@ -269,6 +266,8 @@ class SafetyMixin:
             heard = st.nodes_heard.get(self.bindings[ch].node_uid)
             if heard is not None and heard[1] is not None:
                 return f"{ch} must stop, but its node has gone silent"
+            if heard is None and (self.channels[ch].current or self.channels[ch].flow):
+                return f"{ch} must stop, but its node has not been heard from"
         for ch in sorted(starts):
             if self.locked(ch):
                 return f"{ch} is locked until an operator reset"

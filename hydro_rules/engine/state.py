@@ -67,7 +67,7 @@ class ZoneState:
     history: dict = field(default_factory=dict)  # metric -> [[ts, value], ...] for change()
     unchanged: dict = field(default_factory=dict)  # metric -> [value, since]
     seq: int = 0  # command counter: ids are deterministic
-    plausible: dict = field(default_factory=dict)  # metric -> [ref value, ref ts, candidate, since, last ts]
+    plausible: dict = field(default_factory=dict)  # metric -> [previous, its ts, last trusted, jumped at]
     mixing_until: float | None = None  # a dose mixes: circulation stays on until then
     waiting: dict = field(default_factory=dict)  # machine -> [since, reason, last seen, target]: a change held
     nodes_heard: dict = field(default_factory=dict)  # node -> [newest reading ts, silent since or None]

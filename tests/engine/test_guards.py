@@ -11,7 +11,8 @@ def test_stale_reading_is_unknown_and_a_guard_that_needs_it_denies():
     z = healthy(Zone())
     z.tick(2)
     assert z.is_on("pump_recirc")
-    z.set(water_level=None)  # the level sensor goes silent
+    # the level sensor goes silent, and so do the pump's flow and current: nothing shows the water
+    z.set(water_level=None, pump_recirc__flow=None, pump_recirc__current=None)
     z.tick(3)  # exactly 3 minutes old: still within `stale after 3m`
     assert z.prog.mv["water_level"] == 90.0
     z.tick(1)  # older than its staleness limit: unknown
@@ -25,6 +26,16 @@ def test_stale_reading_is_unknown_and_a_guard_that_needs_it_denies():
     assert ("infra_sensor_stale", None) in z.active()
     z.set(water_level=88.0)
     assert z.tick_until_on("pump_recirc"), "circulation resumes by itself once the level is known again"
+
+
+def test_a_dead_level_sensor_alone_keeps_the_recirculation_running_on_flow_and_current():
+    z = healthy(Zone())
+    z.tick(2)
+    z.set(water_level=None)
+    z.tick(4)
+    assert z.prog.mv["water_level"] is None
+    assert z.is_on("pump_recirc"), "flow and current show the pump moving water"
+    assert not [r for r in z.refusals if r.channel == "pump_recirc"]
 
 
 def test_fresh_reading_within_staleness_limit_is_used():
@@ -41,7 +52,7 @@ def test_low_level_refuses_recirculation_and_raises_dry_run_which_locks():
     assert not z.is_on("pump_recirc")
     assert ("biz_dry_run", "pump_recirc") in z.active()
     off = z.cmds("pump_recirc")[-1]
-    assert off.params["state"] is False and off.params["duration_ms"] <= 600_000
+    assert off.params == {"state": False}
     assert "guard reservoir_has_water" in off.rule
     z.set(water_level=80.0).tick(30)
     assert not z.is_on("pump_recirc"), "the lock holds until an operator reset"

@@ -25,8 +25,23 @@ def test_recirculation_pump_is_on_by_default_and_never_switched_on_explicitly():
     assert not [c for c in z.cmds("pump_recirc") if c.params.get("state") is True]
 
 
-def test_duty_cycle_is_made_of_bounded_off_commands():
+def test_duty_cycle_on_a_hydro2_node_ends_every_off_with_an_explicit_on():
     z = healthy(Zone())
+    off = off_stretches(z, 6 * 60)
+    assert off and max(off) <= 10
+    sets = z.cmds("pump_recirc")
+    offs = [c for c in sets if c.params["state"] is False]
+    ons = [c for c in sets if c.params["state"] is True]
+    assert all(c.cmd == "set_relay" and c.params == {"state": False} for c in offs), "today's firmware ignores a duration"
+    # 50% of a 20-minute period: about 18 OFF stretches in 6 hours, each ended by the engine
+    assert 16 <= len(offs) <= 19
+    assert len(ons) in (len(offs), len(offs) - 1)
+    for o, n in zip(offs, ons):
+        assert n.at - o.at == 600.0, "the ON comes exactly at the end of the OFF phase"
+
+
+def test_duty_cycle_on_a_bounded_off_node_is_made_of_bounded_off_commands(tmp_path):
+    z = healthy(Zone(bounded_off_fixture(tmp_path)))
     off = off_stretches(z, 6 * 60)
     assert off and max(off) <= 10
     sets = z.cmds("pump_recirc")
@@ -34,7 +49,6 @@ def test_duty_cycle_is_made_of_bounded_off_commands():
     for c in sets:
         assert c.cmd == "set_relay" and c.params["state"] is False
         assert 0 < c.params["duration_ms"] <= 10 * 60 * 1000, "an OFF must end by itself within max_recirc_off"
-    # 50% of a 20-minute period: about 18 OFF stretches in 6 hours, each ~10 min
     assert 16 <= len(sets) <= 19
 
 
@@ -56,8 +70,7 @@ def test_off_stretch_never_exceeds_max_even_outside_schedule_windows(tmp_path):
     assert max(off) <= 10
     night = [c for c in z.cmds("pump_recirc") if not 6 * 3600 <= (c.at - T0) % 86400 < 18 * 3600]
     assert night, "outside the windows the pump is still cycled, never left off"
-    for c in z.cmds("pump_recirc"):
-        assert c.params["duration_ms"] <= 600_000
+    assert any(c.params["state"] is True for c in night), "each night OFF is ended by the engine"
 
 
 def test_recirculation_disabled_leaves_the_relay_alone(tmp_path):
@@ -76,12 +89,38 @@ def test_recirculation_disabled_leaves_the_relay_alone(tmp_path):
     assert z.is_on("pump_recirc"), "the NC contact keeps the pump running"
 
 
-def test_node_falls_back_to_on_when_the_off_duration_ends():
-    z = healthy(Zone())
+def test_a_bounded_off_node_falls_back_to_on_when_the_off_duration_ends(tmp_path):
+    z = healthy(Zone(bounded_off_fixture(tmp_path)))
     z.tick(11)  # first OFF commanded at minute 10
     first = z.cmds("pump_recirc")[0]
     assert not z.is_on("pump_recirc")
-    z.now = first.at + first.params["duration_ms"] / 1000.0 - 60.0
+    ends = first.at + first.params["duration_ms"] / 1000.0
+    while z.now < ends - 60.0:
+        z.tick()
+        assert not z.is_on("pump_recirc"), "one tick before the OFF ends"
     z.tick()  # the node's timer ends: the engine believes it runs again without telling it
-    assert z.is_on("pump_recirc")
+    assert z.now == ends and z.is_on("pump_recirc")
     assert len(z.cmds("pump_recirc")) == 1
+
+
+def test_a_hydro2_off_is_never_believed_to_end_by_itself():
+    z = healthy(Zone())
+    z.tick(10)
+    assert not z.is_on("pump_recirc")
+    z.state.channels["pump_recirc"].desired = "off"  # a state holds it off: nothing ends the OFF
+    z.tick(60)
+    assert not z.is_on("pump_recirc")
+    assert [c.params for c in z.cmds("pump_recirc")] == [{"state": False}], "no renewals, no ON"
+
+
+def bounded_off_fixture(tmp_path):
+    """The test site with zn-t's recirculation node declared able to end an OFF by itself."""
+    text = (ROOT / "rules" / "tests" / "fixture.hydro").read_text()
+    text = text.replace("hydro 1\n", "hydro 1.1\n", 1).replace(
+        "  greenhouse gh-t {\n", "  greenhouse gh-t {\n    node nd-pump { bounded_off yes }\n", 1
+    )
+    p = tmp_path / "fixture.hydro"
+    p.write_text(text)
+    loaded = load(ROOT / "rules", extra=[p])
+    assert loaded.ruleset is not None, loaded.diags.items
+    return loaded

@@ -1,0 +1,99 @@
+"""Dosing that cannot run away (issue 7 item 1): budgets, ineffective doses, circulation for the mixing time."""
+
+from hydro_rules.engine.state import OFF
+
+from .harness import Zone, healthy
+
+
+def _ph(z: Zone, minutes: int, start: float = 6.5, step: float = 0.001) -> None:
+    """pH above target that moves a little every minute (a live probe) but never comes down."""
+    for i in range(minutes):
+        z.set(ph=start + (step if i % 2 else 0.0)).tick()
+
+
+def test_doses_the_sensor_does_not_show_stop_the_doser_with_an_alert():
+    z = healthy(Zone())
+    _ph(z, 3 * 60)
+    doses = z.cmds("dose_ph_down")
+    assert len(doses) == 3, "three doses without effect in a row, then no more"
+    c = z.state.channels["dose_ph_down"]
+    assert c.ineffective == 3
+    assert ("biz_dose_ineffective", "dose_ph_down") in z.active()
+    assert z.refusals[-1].reason == "locked by a safety alert until an operator reset"
+    del z.state.alerts[("biz_dose_ineffective", "dose_ph_down")]  # rules that do not lock: the engine still stops it
+    _ph(z, 60)
+    assert len(z.cmds("dose_ph_down")) == 3
+    assert any("3 doses in a row did not move ph" in r.reason for r in z.refusals if r.channel == "dose_ph_down")
+    z.reset("anna", "acid tank refilled")
+    assert c.ineffective == 0
+    _ph(z, 30)
+    assert len(z.cmds("dose_ph_down")) > 3, "an operator reset resumes dosing"
+
+
+def test_a_dose_the_sensor_shows_keeps_dosing_allowed():
+    z = healthy(Zone())
+    ph = 6.6
+    for _ in range(4 * 60):
+        z.set(ph=ph).tick()
+        if z.commands and z.commands[-1].channel == "dose_ph_down" and z.commands[-1].at == z.now:
+            ph -= 0.05  # the dose shows: pH drops, but stays above target
+        ph += 0.0005
+    assert z.state.channels["dose_ph_down"].ineffective == 0
+    assert ("biz_dose_ineffective", "dose_ph_down") not in z.active()
+    assert len(z.cmds("dose_ph_down")) >= 6
+
+
+def test_the_hourly_budget_caps_doses_whatever_the_rules_say():
+    z = healthy(Zone())
+    prog = z.prog
+    assert prog.budget_hour_ml == 0.05 * 100  # 0.05 ml per litre of the 100 L reservoir
+    assert prog.budget_day_ml == 0.15 * 100
+    ph = 6.6
+    for i in range(24 * 60):
+        z.set(ph=ph + (0.001 if i % 2 else 0.0)).tick()
+        if z.commands and z.commands[-1].channel == "dose_ph_down" and z.commands[-1].at == z.now:
+            ph -= 0.02  # effective, but never enough: a runaway the sensor confirms
+    doses = z.cmds("dose_ph_down")
+    total = sum(c.params["ml"] for c in doses)
+    assert total <= prog.budget_day_ml
+    for c in doses:
+        hour = sum(d.params["ml"] for d in doses if 0 <= c.at - d.at < 3600)
+        assert hour <= prog.budget_hour_ml
+    assert any("ml per hour is used up" in r.reason for r in z.refusals)
+    assert any("ml per day is used up" in r.reason for r in z.refusals)
+
+
+def test_a_profile_sets_the_budget(tmp_path):
+    from .harness import fixture_ruleset
+
+    loaded = fixture_ruleset(
+        tmp_path,
+        """profile test_standard {
+  dosing {
+    max_per_hour 2 ml
+    max_per_day 3 ml
+  }
+}""",
+    )
+    z = Zone(loaded)
+    assert z.prog.budget_hour_ml == 2.0 and z.prog.budget_day_ml == 3.0
+
+
+def test_no_dose_when_circulation_is_about_to_stop():
+    z = healthy(Zone()).set(ph=6.5)
+    z.tick(3)
+    z.state.channels["pump_recirc"].desired = OFF  # a state stops circulation now
+    _ph(z, 30)
+    assert z.cmds("dose_ph_down") == []
+    assert any("circulating for the mixing time" in r.reason or "not circulating" in r.reason for r in z.refusals)
+
+
+def test_a_dose_keeps_the_circulation_running_for_the_mixing_time():
+    z = healthy(Zone())
+    _ph(z, 3 * 60)
+    doses = z.cmds("dose_ph_down")
+    offs = [c for c in z.cmds("pump_recirc") if c.params["state"] is False]
+    assert doses and offs, "duty control goes on between doses"
+    for off in offs:
+        for dose in doses:
+            assert not dose.at <= off.at < dose.at + 15 * 60, "no OFF while a dose mixes (mixing_time 15m)"

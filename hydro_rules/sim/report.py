@@ -83,7 +83,7 @@ def print_run(r: DryRun, console: Console, timeline: str = "brief") -> None:
     days = (r.end - r.start) / 86400.0
     console.print(
         f"[bold]Dry run[/] of {escape(r.ruleset_version)}: {len(r.zones)} zone(s), {days:g} days from "
-        f"{when(r.start)} UTC, tick {U.format_duration(r.tick_s)}, seed {r.seed}"
+        f"{when(r.start)} UTC, tick {U.format_duration(r.tick_s)}, seed {r.seed}, firmware {r.firmware}"
     )
     console.print("Faults: " + (", ".join(escape(f) for f in r.faults) or "none"))
     for z in r.zones:
@@ -96,8 +96,12 @@ def print_run(r: DryRun, console: Console, timeline: str = "brief") -> None:
         for label, value in summary_lines(z):
             console.print(f"    {label:<14} {escape(value)}")
     ticks = sum(z.ticks for z in r.zones)
+    fine = sum(z.fine_steps for z in r.zones)
     eng = sum(z.engine_s for z in r.zones)
     twin = sum(z.twin_s for z in r.zones)
     total = max(r.wall_s, 1e-9)
     console.print()
-    console.print(f"[dim]{ticks:,} ticks in {r.wall_s:.1f} s (engine {eng / total:.0%}, twin {twin / total:.0%})[/]")
+    steps = f" and {fine:,} fine steps" if fine else ""
+    console.print(
+        f"[dim]{ticks:,} ticks{steps} in {r.wall_s:.1f} s (engine {eng / total:.0%}, twin {twin / total:.0%})[/]"
+    )

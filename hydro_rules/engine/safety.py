@@ -157,6 +157,9 @@ class SafetyMixin:
                 return f"the {aff[0]} reading is {status}: no dose on a reading that cannot be trusted"
         mixing = S["dosing.mixing_time"]
         for rc in self.recirc:
+            heard = self.st.nodes_heard.get(self.bindings[rc].node_uid)
+            if heard is not None and heard[1] is not None:
+                return f"{rc} cannot be seen circulating: its node has gone silent"
             r = self.st.channels[rc]
             ends = r.desired_until is not None and r.desired_until < now + mixing
             if not r.is_on or r.desired not in (DUTY, ON) or ends:

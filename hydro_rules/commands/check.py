@@ -26,8 +26,9 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def collect(paths: list[str]) -> tuple[list, dict[str, str]]:
-    """Diagnostics (sorted, without repeats) and sources for every path."""
+def collect(paths: list[str], infos: list | None = None) -> tuple[list, dict[str, str]]:
+    """Diagnostics (sorted, without repeats) and sources for every path; the information found
+    (severity info, not problems) is added to `infos` when a list is given."""
     diags = Diagnostics()
     sources: dict[str, str] = {}
     for raw in paths:
@@ -44,10 +45,20 @@ def collect(paths: list[str]) -> tuple[list, dict[str, str]]:
             for d in loaded.diags.items:
                 if shown is None or d.span.path == shown:
                     diags.add(d.code, d.message, d.span, d.hint)
+            for d in loaded.diags.infos:  # facts about the set's own files, not about the sets it uses
+                if d.span.path == shown or (shown is None and _own(target, d.span.path)):
+                    diags.add(d.code, d.message, d.span, d.hint)
             if only is None:
                 for test_file in test_files(target):
                     _check_test_file(test_file, diags, sources)
+    if infos is not None:
+        infos.extend(sorted(diags.infos, key=lambda d: d.sort_key()))
     return diags.sorted(), sources
+
+
+def _own(root: Path | None, path: str) -> bool:
+    """Is `path` (as diagnostics show it) a file of the rule set at `root` itself?"""
+    return root is not None and Path(path).resolve().parent == root.resolve()
 
 
 def _check_test_file(path: Path, diags: Diagnostics, sources: dict[str, str]) -> None:
@@ -76,16 +87,17 @@ def _targets(path: Path):
 
 
 def run(args) -> int:
-    diags, sources = collect(args.paths)
+    infos: list = []
+    diags, sources = collect(args.paths, infos)
     if args.format == "json":
-        print(render.to_json(diags))
+        print(render.to_json(diags + infos))
     elif args.format == "github":
-        out = render.to_github(diags)
+        out = render.to_github(diags + infos)
         if out:
             print(out)
     else:
         console = Console(stderr=False, highlight=False, soft_wrap=True)
-        render.to_human(diags, sources, console)
+        render.to_human(diags + infos, sources, console)
         errors = sum(d.severity.value == "error" for d in diags)
         warnings = len(diags) - errors
         files = len(sources)

@@ -16,9 +16,10 @@ from .source import Span
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"  # a fact `check` shows (never a problem: no exit code, not counted by --strict)
 
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741
 
 #: code -> (severity, short title). The title heads the code's doc page.
 CODES: dict[str, tuple[Severity, str]] = {
@@ -67,6 +68,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "HR501": (W, "alert without a clear condition"),
     "HR502": (W, "unused definition"),
     "HR503": (W, "alert that nothing raises"),
+    "HR504": (W, "NC pump held OFF by a state without a timeout"),
+    # information
+    "HR601": (I, "longest OFF stretch of an NC pump inside machine states"),
 }
 
 
@@ -106,9 +110,11 @@ class Diagnostic:
 
 @dataclass
 class Diagnostics:
-    """Collects diagnostics of one run, dropping exact repeats."""
+    """Collects diagnostics of one run, dropping exact repeats. Information (severity info) is
+    kept apart in `infos`: it is not a problem, and `items` holds only the problems."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    infos: list[Diagnostic] = field(default_factory=list)
     _seen: set = field(default_factory=set, repr=False)
 
     def add(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
@@ -117,7 +123,7 @@ class Diagnostics:
         key = d.sort_key()
         if key not in self._seen:
             self._seen.add(key)
-            self.items.append(d)
+            (self.infos if d.severity is Severity.INFO else self.items).append(d)
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -49,7 +49,7 @@ def excerpt(d: Diagnostic, lines: list[str] | None) -> list[str]:
 def to_human(diags: list[Diagnostic], sources: dict[str, str], console: Console) -> None:
     lines_of = _line_cache(sources)
     for d in diags:
-        color = "red" if d.severity is Severity.ERROR else "yellow"
+        color = {Severity.ERROR: "red", Severity.WARNING: "yellow"}.get(d.severity, "cyan")
         console.print(f"[bold {color}]{d.severity.value}[{d.code}][/]: [bold]{escape(d.message)}[/]", highlight=False)
         console.print(f"  [blue]-->[/] {escape(str(d.span))}", highlight=False)
         lines = excerpt(d, lines_of(d.span.path))
@@ -96,7 +96,7 @@ def to_github(diags: list[Diagnostic]) -> str:
     out = []
     for d in diags:
         s = d.span
-        kind = "error" if d.severity is Severity.ERROR else "warning"
+        kind = {Severity.ERROR: "error", Severity.WARNING: "warning"}.get(d.severity, "notice")
         props = (
             f"file={_gh_escape(s.path, True)},line={s.line},col={s.column},"
             f"endLine={s.end_line},endColumn={s.end_column},title={d.code}"

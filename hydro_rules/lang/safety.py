@@ -4,7 +4,10 @@
 - every state that runs a pump can leave, by a timeout or a transition (HR302);
 - every state can be reached (HR301), every target exists (HR110);
 - an NC recirculation schedule never asks for an OFF stretch longer than
-  `max_recirc_off` (HR401), and its windows do not overlap (HR402).
+  `max_recirc_off` (HR401), and its windows do not overlap (HR402);
+- the states of a machine that hold an NC recirculation pump OFF (from a state that stops it
+  to one that starts it again) are bounded by their timeouts: `check` shows the longest such
+  stretch (HR601), and warns of a state that stops the pump with no timeout (HR504).
 """
 
 from __future__ import annotations
@@ -412,3 +415,124 @@ def _gaps(ws: list[M.Window]):
         before = next(w for w in ws if any(abs(x1 - e) < 1e-9 for _, x1 in _intervals(w)))
         gaps.append((e % 86400, nxt, before))
     return gaps
+
+
+# ---- OFF stretches of an NC pump inside machine states ---------------------------------------------
+def check_off_stretches(d: Diagnostics, rs: M.RuleSet, usage: Usage) -> None:
+    """For each NC pump that is recirculated and each machine: the longest chain of consecutive
+    states that keep it OFF, from a state that stops it until one that starts it again, each state
+    bounded by its shortest timeout (`after`, `fail after`). The schedule limit (max_recirc_off)
+    does not apply inside these states, so `check` shows how long they can hold the pump off."""
+    nc = [n for n in usage.recirculated if n in rs.channels and rs.channels[n].fail_safe == "NC"]
+    for pump in nc:
+        for m in rs.machines.values():
+            best = None
+            for s in m.states.values():
+                if _switches(s.enter, pump) != "stop":
+                    continue
+                stretch = _OffStretch(m, pump).longest(s.name)
+                if best is None or stretch.rank > best.rank:
+                    best = stretch
+            if best is None:
+                continue
+            first = m.states[best.states[0][0]]
+            if best.bounded:
+                steps = " + ".join(f"{name} {U.format_duration(b)}" for name, b in best.states)
+                d.add(
+                    "HR601",
+                    f"{pump} (fail_safe NC) can be held OFF by machine `{m.name}` for up to "
+                    f"{U.format_duration(best.seconds)}: {steps}",
+                    first.span,
+                )
+                continue
+            words, passed = [], set()
+            for name, b in best.states:
+                words.append(
+                    f"back to {name}" if name in passed else f"{name} {U.format_duration(b)}" if b is not None else name
+                )
+                passed.add(name)
+            loose = best.unbounded_state
+            why = "comes back to a state already passed" if best.cycle else "has no timeout"
+            d.add(
+                "HR601",
+                f"{pump} (fail_safe NC) can be held OFF by machine `{m.name}` without a bound: "
+                f"{', '.join(words)}; `{loose}` {why}",
+                first.span,
+            )
+            held = m.states[loose]
+            if not best.cycle and _switches(held.enter, pump) == "stop" and held.transitions:
+                d.add(
+                    "HR504",
+                    f"state `{loose}` stops {pump} (fail_safe NC) and has no timeout: "
+                    "the pump can stay OFF for as long as the state lasts",
+                    held.span,
+                    "add `fail after ...` or `go ... after ...` to bound it",
+                )
+
+
+def _switches(actions, pump: str) -> str | None:
+    """What a list of actions last does to `pump`: "start", "stop" or None (nothing)."""
+    out = None
+    for a in actions:
+        if a.target == pump and a.verb in ("start", "recirculate"):
+            out = "start"
+        elif a.target == pump and a.verb == "stop":
+            out = "stop"
+    return out
+
+
+@dataclass
+class _Stretch:
+    seconds: float
+    states: list  # (state, its bound in seconds or None), in order
+    unbounded_state: str | None = None  # the first state without a bound
+    cycle: bool = False  # the chain comes back to a state it passed
+
+    @property
+    def bounded(self) -> bool:
+        return self.unbounded_state is None
+
+    @property
+    def rank(self) -> tuple:
+        return (not self.bounded, self.seconds, len(self.states))
+
+
+class _OffStretch:
+    """The longest path through the states of a machine that keep `pump` OFF."""
+
+    def __init__(self, machine: M.Machine, pump: str):
+        self.m, self.pump = machine, pump
+        self.memo: dict[str, _Stretch] = {}
+        self.on_path: set[str] = set()
+
+    def longest(self, name: str) -> _Stretch:
+        if name in self.memo:
+            return self.memo[name]
+        s = self.m.states[name]
+        timeouts = [t.after_s for t in s.transitions if t.after_s is not None]
+        bound = min(timeouts) if timeouts else None
+        tail = _Stretch(0.0, [])
+        self.on_path.add(name)
+        if _switches(s.exit, self.pump) != "start":
+            for t in s.transitions:
+                nxt = self.m.states.get(t.target)
+                if nxt is None or _switches(t.actions, self.pump) == "start":
+                    continue
+                if _switches(nxt.enter, self.pump) == "start":
+                    continue  # the stretch ends where the next state starts the pump
+                if t.target in self.on_path:
+                    cand = _Stretch(0.0, [(t.target, None)], t.target, cycle=True)
+                else:
+                    cand = self.longest(t.target)
+                if cand.rank > tail.rank:
+                    tail = cand
+        self.on_path.discard(name)
+        out = _Stretch(
+            (bound or 0.0) + tail.seconds,
+            [(name, bound)] + tail.states,
+            name if bound is None else tail.unbounded_state,
+            tail.cycle if bound is not None else False,
+        )
+        if not out.cycle:
+            self.memo[name] = out  # (a chain that loops depends on the path it was found on)
+        return out

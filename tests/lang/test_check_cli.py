@@ -170,7 +170,7 @@ def test_human_output_has_position_excerpt_caret_and_help(sets, capsys):
 def test_a_crash_inside_check_is_one_line_and_exit_3(sets, capsys, monkeypatch):
     import hydro_rules.commands.check as check
 
-    def boom(paths):
+    def boom(paths, infos=None):
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(check, "collect", boom)

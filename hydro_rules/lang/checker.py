@@ -18,7 +18,7 @@ from . import settings as S
 from . import units as U
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .exprs import Names, Typer, render
-from .safety import check_machines, check_schedules
+from .safety import check_machines, check_off_stretches, check_schedules
 from .source import Span
 
 KINDS = ("pump", "valve", "doser", "sensor")
@@ -31,6 +31,9 @@ NODE_CAPABILITIES = {"bounded_off": ("yes", "no")}
 SEVERITIES = ("info", "warning", "critical")
 ALERT_CODE = re.compile(r"^(biz|infra)_[a-z][a-z0-9_]*$")
 PHASE_VALUES = {"ideal_change_interval": U.DURATION}
+#: alerts the engine raises and resolves by itself when a rule set declares them (issue 7): no
+#: rule needs to raise or clear them
+ENGINE_ALERTS = frozenset({"biz_dose_ineffective", "biz_water_change_waiting"})
 
 
 class Checker:
@@ -90,6 +93,7 @@ class Checker:
         rs.machines, rs.rules, usage = check_machines(self, typer, rs)
         rs.sites = self._sites(rs, usage)
         check_schedules(self.d, rs, usage)
+        check_off_stretches(self.d, rs, usage)
         self._unused(rs, usage)
         return rs
 
@@ -862,8 +866,8 @@ class Checker:
                 self.d.add("HR502", f"guard `{name}` is never used by a `guarded by`", g.span)
         raised = usage.raised | {d.raises for g in rs.guards.values() for d in g.denies if d.raises}
         for code, a in rs.alerts.items():
-            if code in self.untyped:
-                continue  # its condition has an error; what it lacks is not yet known
+            if code in self.untyped or code in ENGINE_ALERTS:
+                continue  # its condition has an error (what it lacks is not yet known), or the engine raises it
             if not a.when and not a.on_error and code not in raised:
                 self.d.add(
                     "HR503",

@@ -41,7 +41,7 @@ machine top_up {
   }
 
   state TOP_UP_FILL {
-    enter { start pump_fill guarded by can_run_pump, no_overflow }
+    enter { start pump_fill guarded by can_run_pump, no_overflow, tank_is_sound }
     go TOP_UP_IDLE when water_level >= levels.target
     go TOP_UP_IDLE after 20m
   }

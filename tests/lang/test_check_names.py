@@ -240,16 +240,16 @@ def test_site_is_clean(sets):
 # ---- HR113 channel of the wrong kind -------------------------------------------------------------
 @pytest.mark.parametrize(
     "action, col",
-    [("open pump_fill guarded by can_run_pump, no_overflow", 18), ("dose pump_fill 2 ml", 18)],
+    [("open pump_fill guarded by can_run_pump, no_overflow, tank_is_sound", 18), ("dose pump_fill 2 ml", 18)],
 )
 def test_hr113_verb_that_does_not_apply_to_the_channel(sets, action, col):
-    text = sets.replace(sets.MACHINE, "start pump_fill guarded by can_run_pump, no_overflow", action)
+    text = sets.replace(sets.MACHINE, "start pump_fill guarded by can_run_pump, no_overflow, tank_is_sound", action)
     d = sets.one({"m.hydro": text})
     assert sets.at(d) == ("HR113", 11, col) and "a pump" in d.message
 
 
 def test_hr113_guard_that_does_not_protect_the_channel(sets):
-    text = sets.replace(sets.MACHINE, "no_overflow }", "no_overflow, drain_has_water }")
+    text = sets.replace(sets.MACHINE, "tank_is_sound }", "tank_is_sound, drain_has_water }")
     d = sets.one({"m.hydro": text})
     assert sets.at(d) == ("HR113", *sets.pos(text, "drain_has_water"))
 

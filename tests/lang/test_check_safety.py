@@ -82,11 +82,11 @@ def test_hr303_start_without_one_of_its_guards(sets):
     text = sets.replace(sets.MACHINE, "guarded by can_run_pump, no_overflow", "guarded by no_overflow")
     d = sets.one({"m.hydro": text})
     assert sets.at(d) == ("HR303", *sets.pos(text, "pump_fill guarded"))
-    assert "`can_run_pump`" in d.message and d.hint == "add `guarded by no_overflow, can_run_pump`"
+    assert "`can_run_pump`" in d.message and d.hint == "add `guarded by no_overflow, tank_is_sound, can_run_pump`"
 
 
 def test_hr303_start_without_any_guard(sets):
-    text = sets.replace(sets.MACHINE, " guarded by can_run_pump, no_overflow", "")
+    text = sets.replace(sets.MACHINE, " guarded by can_run_pump, no_overflow, tank_is_sound", "")
     d = sets.one({"m.hydro": text})
     assert sets.at(d) == ("HR303", *sets.pos(text, "pump_fill }"))
 

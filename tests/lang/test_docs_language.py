@@ -39,7 +39,7 @@ def test_every_setting_is_described(path):
     sorted(exprs.FUNCTIONS)
     + sorted(exprs.CHANNEL_ATTRS)
     + sorted(exprs.METRIC_ATTRS)
-    + sorted(exprs.CHANNEL_WORDS | exprs.ALERT_WORDS | exprs.KNOWN_WORDS)
+    + sorted(exprs.CHANNEL_WORDS | exprs.ALERT_WORDS | exprs.KNOWN_WORDS | exprs.METRIC_WORDS)
     + [d for d in DECL_KEYWORDS if d != "test"],
 )
 def test_every_function_attribute_question_and_declaration_is_named(word):

@@ -130,12 +130,19 @@ def test_vocabulary_in_1_1_is_clean_and_fills_the_model(sets):
     assert rs.channels["dose_acid"].affects == ("nitrate", -1, None)
 
 
-def test_metrics_and_channels_without_1_1_items_keep_the_defaults(sets):
-    rs = load(sets.make({})).ruleset
-    ec = rs.metrics["ec"]
-    assert (ec.frozen_s, ec.implausible_zero, ec.implausible_at_limits, ec.max_step) == (None, False, False, None)
-    assert rs.channels["dose_nutrient"].affects is None
-    assert all(z.bounded_off_nodes == frozenset() for z in rs.zones)
+def test_metrics_channels_and_zones_without_1_1_items_keep_the_defaults(sets):
+    text = VOCABULARY.replace("hydro 1.1", "hydro 1")
+    for item in ("frozen after 2h", "implausible zero", "implausible at limits", "max_step 200 ppm per 1m"):
+        text = text.replace(f"  {item}\n", "")
+    text = text.replace("  affects nitrate up by 5 ppm\n", "").replace("  affects nitrate down\n", "")
+    text = text.split("alert infra_nitrate_probe")[0]
+    site = SITE.replace("    node nd-pump-1 { bounded_off yes }\n    node nd-pump-2 { bounded_off no }\n", "")
+    diags, rs = _lone(sets, {"v.hydro": text, "site.hydro": site})
+    assert [x.code for x in diags] == ["HR502", "HR502"]  # (the two dosers no zone binds)
+    m = rs.metrics["nitrate"]
+    assert (m.frozen_s, m.implausible_zero, m.implausible_at_limits, m.max_step) == (None, False, False, None)
+    assert rs.channels["dose_calcium"].affects is None
+    assert [z.bounded_off_nodes for z in rs.zones] == [frozenset()] * 3
 
 
 def test_max_step_and_affects_amounts_are_in_base_units(sets):
@@ -444,3 +451,107 @@ def test_1_1_files_round_trip_through_fmt():
         assert format_text(once, "t.hydro") == once
         assert "node nd-pump-1 {\n      bounded_off yes\n    }" in once or text is VOCABULARY
     assert format_text(VOCABULARY, "t.hydro") == VOCABULARY
+
+
+# ---- check: how long machine states may hold an NC pump OFF (HR601, HR504) -----------------------
+BOOST = """hydro 1
+
+machine nutrient_boost {
+  initial BOOST_IDLE
+
+  state BOOST_IDLE {
+    go BOOST_SETTLE every 7d at 03:00
+  }
+
+  state BOOST_SETTLE {
+    enter { stop pump_recirc }
+    go BOOST_SAMPLE when ec is known for 5m
+    go BOOST_SAMPLE after 20m
+  }
+
+  state BOOST_SAMPLE {
+    enter { record ph, ec }
+    go BOOST_MIX after 2m
+    go BOOST_SETTLE when ec is unknown
+  }
+
+  state BOOST_MIX {
+    enter { recirculate pump_recirc guarded by can_run_pump, reservoir_has_water }
+    go BOOST_IDLE after 10m
+  }
+}
+"""
+
+
+def _infos(path: str) -> list:
+    infos: list = []
+    collect([path], infos)
+    return infos
+
+
+def test_check_shows_the_longest_off_stretch_of_the_standard_water_change(monkeypatch):
+    from pathlib import Path
+
+    from hydro_rules.lang.diagnostics import Severity
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    (info,) = [x for x in _infos("rules") if x.code == "HR601"]
+    assert info.severity is Severity.INFO
+    assert info.message.startswith("pump_recirc (fail_safe NC) can be held OFF by machine `water_cycle`")
+    if "WATER_CHANGE_DRAIN 30m + WATER_CHANGE_FILL 30m" in info.message:  # (the rules as shipped with 1.1)
+        assert "for up to 1h:" in info.message
+    assert str(info.span) == "rules/water_cycle.hydro:" + str(info.span.line) + ":9"
+
+
+def test_a_site_set_does_not_repeat_the_facts_of_the_rules_it_uses(sets):
+    assert _infos(str(sets.make({"a.hydro": sets.ALERT}).relative_to(sets.root))) == []
+
+
+def test_the_longest_chain_adds_each_state_s_shortest_timeout(sets):
+    d = sets.make({"boost.hydro": BOOST})
+    assert sets.check(d) == []
+    infos = [x for x in _infos(d.name) if "nutrient_boost" in x.message]
+    assert [(x.code, x.span.line) for x in infos] == [("HR601", 10)]
+    # SAMPLE can go back to SETTLE: a loop of states that keep the pump off has no bound
+    assert "without a bound: BOOST_SETTLE 20m, BOOST_SAMPLE 2m, back to BOOST_SETTLE" in infos[0].message
+    assert infos[0].message.endswith("`BOOST_SETTLE` comes back to a state already passed")
+    loopless = BOOST.replace("    go BOOST_SETTLE when ec is unknown\n", "")
+    (info,) = [x for x in _infos(sets.make({"boost.hydro": loopless}).name) if "nutrient_boost" in x.message]
+    assert info.message.endswith("for up to 22m: BOOST_SETTLE 20m + BOOST_SAMPLE 2m")
+
+
+def test_a_transition_that_starts_the_pump_ends_the_stretch(sets):
+    text = BOOST.replace(
+        "    go BOOST_MIX after 2m\n",
+        "    go BOOST_IDLE after 2m do { recirculate pump_recirc guarded by can_run_pump, reservoir_has_water }\n",
+    ).replace("    go BOOST_SETTLE when ec is unknown\n", "")
+    d = sets.make({"boost.hydro": text})
+    assert [x.code for x in sets.check(d)] == ["HR301"]  # (BOOST_MIX is no longer reached)
+    (info,) = [x for x in _infos(d.name) if "nutrient_boost" in x.message]
+    assert info.message.endswith("for up to 22m: BOOST_SETTLE 20m + BOOST_SAMPLE 2m")
+
+
+def test_a_state_that_stops_the_pump_without_a_timeout_is_a_warning(sets):
+    text = BOOST.replace("    go BOOST_SAMPLE after 20m\n", "")
+    d = sets.make({"boost.hydro": text})
+    (w,) = sets.check(d)
+    assert (w.code, w.severity.value, w.span.line) == ("HR504", "warning", 10)
+    (info,) = [x for x in _infos(d.name) if "nutrient_boost" in x.message]
+    assert info.message.endswith("`BOOST_SETTLE` has no timeout")
+
+
+def test_information_does_not_make_check_fail_even_with_strict(sets, capsys):
+    import json
+
+    from hydro_rules.cli import main
+
+    d = sets.make({"boost.hydro": BOOST.replace("    go BOOST_SETTLE when ec is unknown\n", "")})
+    assert main(["check", "--strict", d.name]) == 0
+    out = capsys.readouterr().out
+    assert "info[HR601]: pump_recirc (fail_safe NC) can be held OFF by machine `nutrient_boost`" in out
+    assert "no problems" in out
+    assert main(["check", "--format", "json", d.name]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert (item["code"], item["severity"], item["line"]) == ("HR601", "info", 10)
+    assert main(["check", "--format", "github", d.name]) == 0
+    assert capsys.readouterr().out.startswith(f"::notice file={d.name}/boost.hydro,line=10,")

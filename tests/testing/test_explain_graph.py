@@ -26,13 +26,21 @@ def test_explain_at_the_scheduled_water_change(snapshot):
     assert text == snapshot
 
 
-def test_explain_shows_a_guard_keeping_a_pump_off():
+def test_explain_shows_a_stale_reading():
     out = cli(
         "explain", str(ROOT / "examples"), "--zone", "zn-1", "--at", "3d2h", "--fault", "sensor_dead@3d:water_level"
     )
     assert out.returncode == 0, out.stderr
     assert "water_level" in out.stdout and "older than its limit 3m" in out.stdout
-    assert "keeps it off" in out.stdout
+
+
+def test_explain_shows_a_guard_keeping_a_pump_off():
+    """A dead level sensor alone no longer keeps the NC pump off (its flow and current show it moving water):
+    an empty reservoir does."""
+    out = cli("explain", str(ROOT / "examples"), "--zone", "zn-1", "--at", "3d2h", "--fault", "dry_reservoir@3d")
+    assert out.returncode == 0, out.stderr
+    assert 'reservoir_has_water  deny "water level below the dry-run minimum"' in out.stdout
+    assert "levels.min = 15%) — keeps it off" in out.stdout
 
 
 def test_explain_needs_a_zone_on_a_site_with_several():

@@ -348,7 +348,8 @@ class Checker:
         self.last_unsafe: float | None = None
         self.first_after_unsafe: float | None = None
         self.seen_onset = False
-        self._day_key: tuple | None = None
+        self._day_key: int | None = None
+        self.twin = None
         self._targets: dict = {}
 
     # -- the hook ------------------------------------------------------------------------------
@@ -365,6 +366,7 @@ class Checker:
 
     def _see(self, zr, now: float) -> None:
         tw, st = zr.twin, zr.state
+        self.twin = tw
         run_s = dict(tw.run_seconds)  # a copy: the next instant compares with it
         if self.prev is None:
             self.prev, self.run_prev, self.filled_prev = now, run_s, tw.filled_l
@@ -610,6 +612,7 @@ class Checker:
     def finish(self, tw, end: float, error: str | None = None) -> dict:
         """The run's result: figures and broken invariants."""
         at = self.prev if self.prev is not None else self.t0
+        tw = tw if tw is not None else self.twin  # after an exception: the twin as last seen
         if error is not None:
             self._violate("exception", at, error)
         f = self.fault
@@ -735,6 +738,12 @@ def supports_firmware() -> bool:
     return "firmware" in inspect.signature(dryrun.run).parameters
 
 
+def default_firmware() -> str | None:
+    """The firmware a dry run uses when none is named (None: this dry run has no choice)."""
+    p = inspect.signature(dryrun.run).parameters.get("firmware")
+    return p.default if p is not None and isinstance(p.default, str) else None
+
+
 def run_task(task: Task) -> dict:
     """One zone run (the baseline, or one fault at one moment) and what its checker found."""
     rs = _ruleset(task.site)
@@ -756,7 +765,7 @@ def run_task(task: Task) -> dict:
         kwargs["firmware"] = task.firmware
     error = None
     zr = None
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         result = dryrun.run(
             rs, [zone.uid], days=task.days, tick_s=task.tick_s, seed=task.seed, start=t0,
@@ -775,6 +784,7 @@ def run_task(task: Task) -> dict:
         moment=task.moment or "-",
         spec=spec,
         wall_s=round(time.perf_counter() - wall, 2),
+        cpu_s=round(time.process_time() - cpu, 2),
     )
     if fault is None:
         out["transitions"] = zr.transitions if zr is not None else []
@@ -910,13 +920,14 @@ def build_report(
     return {
         "site": site,
         "ruleset_version": rs.ruleset_version,
-        "firmware": firmware if supports_firmware() else None,
+        "firmware": (firmware or default_firmware()) if supports_firmware() else None,
         "seeds": seeds,
         "days": days,
         "tick_seconds": tick_s,
         "jobs": jobs,
         "runs": len(runs),
         "wall_s": round(wall, 1),
+        "cpu_s": round(sum(r["cpu_s"] for r in runs), 1),
         "bands": {
             "ph": f"[min - {PH_BELOW:g}, max + {PH_ABOVE:g}]",
             "ec": f"[{EC_LOW_FACTOR:g} x min, {EC_HIGH_FACTOR:g} x max]",

@@ -279,7 +279,7 @@ class ChannelControl:
             _believe(c, False, now)
             c.commanded_until = now + span
             return
-        if not c.is_on and not c.reassert:
+        if not c.is_on and (not c.reassert or (c.retry_at is not None and now < c.retry_at)):
             return
         self._send(name, c, "set_relay", {"state": False}, cause, "off")
         _believe(c, False, now)

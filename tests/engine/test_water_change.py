@@ -81,9 +81,9 @@ def test_a_failed_fill_below_the_minimum_refills_to_it_then_circulates():
     _failed_fill(z)
     assert z.machine_state == "FAILED_REFILL"
     assert z.is_on("pump_fill") and not z.is_on("pump_recirc"), "no circulation on an empty tank"
-    z.set(water_level=14.0).tick(3)
-    assert z.is_on("pump_fill")
-    z.set(water_level=15.0).tick()
+    z.set(water_level=19.0).tick(3)
+    assert z.is_on("pump_fill"), "up to a margin over levels.min: the recirculation fills its pipes"
+    z.set(water_level=20.0).tick()
     assert z.machine_state == "FAILED_WAIT"
     assert not z.is_on("pump_fill") and z.is_on("pump_recirc")
     assert ("biz_dry_run", "pump_recirc") not in z.active(), "the plants get water again without an operator"

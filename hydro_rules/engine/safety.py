@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import math
 
+from ..lang.model import CHANGE_WAITING, DOSE_INEFFECTIVE
 from .decisions import Held, Refusal
 from .state import ACTIVE, DUTY, ON
 
 OK, STALE, FROZEN, IMPLAUSIBLE = "ok", "stale", "frozen", "implausible"
 
-#: alerts the engine raises itself when the rule set defines them
-DOSE_INEFFECTIVE = "biz_dose_ineffective"
-CHANGE_WAITING = "biz_water_change_waiting"
 
 #: a node unheard for longer than this is silent; heard again, it has come back
 SILENCE_S = 180.0
@@ -110,7 +108,7 @@ class SafetyMixin:
             if h is None:
                 heard[node] = [ts, None]
             elif ts > h[0]:
-                if h[1] is not None or ts - h[0] > SILENCE_S:
+                if h[1] is not None:  # seen silent at an evaluation, now heard again
                     self._came_back(node, h[0])
                 h[0], h[1] = ts, None
             elif h[1] is None and now - h[0] > SILENCE_S:

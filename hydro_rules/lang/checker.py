@@ -31,9 +31,6 @@ NODE_CAPABILITIES = {"bounded_off": ("yes", "no")}
 SEVERITIES = ("info", "warning", "critical")
 ALERT_CODE = re.compile(r"^(biz|infra)_[a-z][a-z0-9_]*$")
 PHASE_VALUES = {"ideal_change_interval": U.DURATION}
-#: alerts the engine raises and resolves by itself when a rule set declares them (issue 7): no
-#: rule needs to raise or clear them
-ENGINE_ALERTS = frozenset({"biz_dose_ineffective", "biz_water_change_waiting"})
 
 
 class Checker:
@@ -866,7 +863,7 @@ class Checker:
                 self.d.add("HR502", f"guard `{name}` is never used by a `guarded by`", g.span)
         raised = usage.raised | {d.raises for g in rs.guards.values() for d in g.denies if d.raises}
         for code, a in rs.alerts.items():
-            if code in self.untyped or code in ENGINE_ALERTS:
+            if code in self.untyped or code in M.ENGINE_ALERTS:
                 continue  # its condition has an error (what it lacks is not yet known), or the engine raises it
             if not a.when and not a.on_error and code not in raised:
                 self.d.add(

@@ -15,6 +15,12 @@ from .source import Span
 
 node = dataclass(frozen=True, slots=True)
 
+#: alerts the engine raises and resolves by itself when a rule set declares them: no rule needs to
+#: raise or clear them
+DOSE_INEFFECTIVE = "biz_dose_ineffective"
+CHANGE_WAITING = "biz_water_change_waiting"
+ENGINE_ALERTS = frozenset({DOSE_INEFFECTIVE, CHANGE_WAITING})
+
 
 # ---- typed expressions -----------------------------------------------------------
 @node

@@ -82,7 +82,16 @@ def _readings(prog) -> Section:
         v = prog.mv.get(metric)
         ts = prog.mts.get(metric)
         dim = prog.rs.metrics[metric].dim
-        if v is None:
+        status = prog.metric_status(metric)
+        if v is None and status in ("frozen", "implausible"):
+            raw = U.describe(prog.rv[metric], dim)
+            why = (
+                f"reads {raw}, unchanged for {U.format_duration(prog.unchanged_for(metric) or 0.0)}: frozen"
+                if status == "frozen"
+                else f"reads {raw}: implausible (out of range, pinned, zero or a jump), rules do not use it"
+            )
+            sec.lines.append(Line("unknown", metric, why))
+        elif v is None:
             why = (
                 "no reading yet"
                 if ts is None
@@ -145,6 +154,10 @@ def _transitions(prog, st) -> Section:
                     f"{label} {U.format_duration(t.after_s)}: {U.format_duration(elapsed)} in the state so far"
                 )
                 value = _and(value, ok)
+            w = st.waiting.get(mname)
+            if w is not None and w[3] == t.target and value:
+                parts.append(f"held since {iso(w[0])}: {w[1]}")
+                value = False
             out.lines.append(Line(_verdict(value), f"{sname} → {t.target}", "; ".join(parts)))
     return out
 

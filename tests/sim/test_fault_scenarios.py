@@ -118,3 +118,27 @@ def test_no_dose_lands_where_circulation_stops(example):
     mixing = 15 * 60
     assert [c for c in zr.commands if c["channel"].startswith("dose_")], "the run doses at all"
     assert all(now - parse_time(at) >= mixing for at, now in off_after_dose)
+
+
+def test_explain_says_why_a_due_change_waits_and_why_a_reading_is_not_used(example):
+    from hydro_rules.sim.explain import explain_tick
+
+    at = CHANGE + 3600.0
+    found = []
+
+    def capture(zr, now):
+        if now == run_start + at:
+            found.append(explain_tick(zr, now, run_start))
+
+    run_start = parse_time("2026-01-01T00:00:00Z")
+    run(
+        example,
+        ["zn-1"],
+        days=at / 86400.0,
+        faults=[f"stuck_relay@{CHANGE - 3 * 3600:.0f}s:pump_recirc", "sensor_frozen@7d:ec"],
+        before_tick=capture,
+        start=run_start,
+    )
+    text = "\n".join(f"{ln.title} {ln.detail}" for sec in found[0].sections for ln in sec.lines)
+    assert "held since 2026-01-08T09:00:00Z: biz_pump_stuck_on on pump_recirc is active" in text
+    assert "unchanged for" in text and "frozen" in text

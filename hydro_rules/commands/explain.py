@@ -9,7 +9,7 @@ from ..cli import EXIT_OK, UsageError
 from ..lang.units import format_duration
 from ..sim.times import DEFAULT_START, iso, parse_time
 from ..twin import parse_duration
-from .dry_run import add_run_options, start_of
+from .dry_run import add_firmware_option, add_run_options, start_of
 
 MARK = {
     "holds": "[green]✓ holds        [/]",
@@ -26,6 +26,7 @@ def register(sub) -> None:
         "alert, rule and guard at that moment.",
     )
     add_run_options(p)
+    add_firmware_option(p)
     p.add_argument(
         "--at",
         required=True,
@@ -79,6 +80,7 @@ def execute(args) -> int:
             stop_at=at,
             before_tick=capture,
             resets=args.reset,
+            firmware=args.firmware,
         )
     except FaultError as e:
         raise UsageError(str(e)) from None

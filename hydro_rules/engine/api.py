@@ -111,6 +111,7 @@ def simulate(
     seed: int = 0,
     start: str | None = None,
     faults: list[str] = (),
+    firmware: str = "hydro2",
 ) -> dict:
     """A dry run of one zone against the digital twin, as the JSON document `dry-run --json` prints.
 
@@ -120,4 +121,6 @@ def simulate(
 
     if ruleset.zone(zone_uid) is None:
         raise KeyError(f"no zone {zone_uid!r}")
-    return run(ruleset, [zone_uid], days=days, tick_s=tick_s, seed=seed, start=start, faults=list(faults)).to_json()
+    return run(
+        ruleset, [zone_uid], days=days, tick_s=tick_s, seed=seed, start=start, faults=list(faults), firmware=firmware
+    ).to_json()

@@ -463,15 +463,19 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         if a.target not in self.st.channels:
             return
         c = self.st.channels[a.target]
-        verdict = self.guard_verdict(a.target, a.guards)
-        if verdict is not None:
-            self._refuse(a.target, c, verdict)
-            return
         amount = self.compiled.value(self, a.amount)
         if amount is None or amount <= 0:
             return
         ml = round(amount * 1000.0, 3)
-        why = self._dose_blocked(a.target, c, ml)
+        why = self._dose_limited(a.target, c, ml)  # first: these hold for a while, the guards' reasons come and go
+        if why is not None:
+            self._refuse_dose(a.target, c, why)
+            return
+        verdict = self.guard_verdict(a.target, a.guards)
+        if verdict is not None:
+            self._refuse(a.target, c, verdict)
+            return
+        why = self._circulation_blocked()
         if why is not None:
             self._refuse_dose(a.target, c, why)
             return

@@ -139,8 +139,8 @@ class SafetyMixin:
         return max(RENEW_S, 2.0 * tick)
 
     # ---- dosing ---------------------------------------------------------------------------------
-    def _dose_blocked(self, name: str, c, ml: float) -> str | None:
-        """Why the engine refuses this dose, or None."""
+    def _dose_limited(self, name: str, c, ml: float) -> str | None:
+        """Why the engine refuses this dose whatever the guards say (streak, reading, budget), or None."""
         now, S = self.now, self.S
         aff = self.affects.get(name)
         if aff is not None:
@@ -153,15 +153,6 @@ class SafetyMixin:
             status = self.metric_status(aff[0])
             if status != OK:
                 return f"the {aff[0]} reading is {status}: no dose on a reading that cannot be trusted"
-        mixing = S["dosing.mixing_time"]
-        for rc in self.recirc:
-            heard = self.st.nodes_heard.get(self.bindings[rc].node_uid)
-            if heard is not None and heard[1] is not None:
-                return f"{rc} cannot be seen circulating: its node has gone silent"
-            r = self.st.channels[rc]
-            ends = r.desired_until is not None and r.desired_until < now + mixing
-            if not r.is_on or r.desired not in (DUTY, ON) or ends:
-                return f"{rc} will not keep the solution circulating for the mixing time"
         if c.doses and now - c.doses[0][0] >= DAY_S:
             c.doses = [d for d in c.doses if now - d[0] < DAY_S]
         hour = sum(d[1] for d in c.doses if now - d[0] < 3600.0)
@@ -170,6 +161,19 @@ class SafetyMixin:
         day = sum(d[1] for d in c.doses)
         if day + ml > self.budget_day_ml + 1e-9:
             return f"the dosing budget of {self.budget_day_ml:g} ml per day is used up ({day:g} ml given)"
+        return None
+
+    def _circulation_blocked(self) -> str | None:
+        """Why circulation will not go on for the mixing time of a dose given now, or None."""
+        now, mixing = self.now, self.S["dosing.mixing_time"]
+        for rc in self.recirc:
+            heard = self.st.nodes_heard.get(self.bindings[rc].node_uid)
+            if heard is not None and heard[1] is not None:
+                return f"{rc} cannot be seen circulating: its node has gone silent"
+            r = self.st.channels[rc]
+            ends = r.desired_until is not None and r.desired_until < now + mixing
+            if not r.is_on or r.desired not in (DUTY, ON) or ends:
+                return f"{rc} will not keep the solution circulating for the mixing time"
         return None
 
     def _refuse_dose(self, name: str, c, why: str) -> None:

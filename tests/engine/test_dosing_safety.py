@@ -19,11 +19,10 @@ def test_doses_the_sensor_does_not_show_stop_the_doser_with_an_alert():
     c = z.state.channels["dose_ph_down"]
     assert c.ineffective == 3
     assert ("biz_dose_ineffective", "dose_ph_down") in z.active()
-    assert z.refusals[-1].reason == "locked by a safety alert until an operator reset"
+    assert "3 doses in a row did not move ph" in z.refusals[-1].reason
     del z.state.alerts[("biz_dose_ineffective", "dose_ph_down")]  # rules that do not lock: the engine still stops it
     _ph(z, 60)
     assert len(z.cmds("dose_ph_down")) == 3
-    assert any("3 doses in a row did not move ph" in r.reason for r in z.refusals if r.channel == "dose_ph_down")
     z.reset("anna", "acid tank refilled")
     assert c.ineffective == 0
     _ph(z, 30)

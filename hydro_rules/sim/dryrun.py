@@ -63,7 +63,7 @@ class Entry:
     """One line of the timeline."""
 
     at: float
-    kind: str  # transition | command | alert | resolved | event | refused | response
+    kind: str  # transition | command | alert | resolved | event | refused | held | response
     text: str
     routine: bool = False  # duty cycling: summed up, not listed, in the brief timeline
 
@@ -380,6 +380,8 @@ def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
         zr.timeline.append(Entry(e.at, "event", e.type + _event_details(e.details)))
     for r in d.refusals:
         zr.timeline.append(Entry(r.at, "refused", f"{r.channel} kept off by {r.guard}: {r.reason}"))
+    for h in d.held:
+        zr.timeline.append(Entry(h.at, "held", f"{h.source} → {h.target} waits: {h.reason}"))
 
     for cmd in d.commands:
         sent[cmd.cmd_id] = cmd

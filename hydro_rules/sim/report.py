@@ -17,6 +17,7 @@ STYLE = {
     "resolved": "green",
     "event": "magenta",
     "refused": "yellow",
+    "held": "yellow",
     "response": "red",
 }
 

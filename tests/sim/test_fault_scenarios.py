@@ -142,3 +142,11 @@ def test_explain_says_why_a_due_change_waits_and_why_a_reading_is_not_used(examp
     text = "\n".join(f"{ln.title} {ln.detail}" for sec in found[0].sections for ln in sec.lines)
     assert "held since 2026-01-08T09:00:00Z: biz_pump_stuck_on on pump_recirc is active" in text
     assert "unchanged for" in text and "frozen" in text
+
+
+def test_the_timeline_says_when_and_why_a_change_waits(example):
+    zr = _run(example, f"stuck_relay@{CHANGE - 3 * 3600}s:pump_recirc", days=8)
+    held = [e for e in zr.timeline if e.kind == "held"]
+    assert [e.text for e in held] == [
+        "NORMAL_RECIRC → WATER_CHANGE_DRAIN waits: biz_pump_stuck_on on pump_recirc is active"
+    ]

@@ -97,7 +97,7 @@ def test_a_reduced_matrix_reports_every_cell_with_its_figures():
         str(EXAMPLES),
         zones=["zn-1"],
         seeds=1,
-        days=8.5,
+        days=7.5,
         faults=["sensor_dead_level", "controller_crash"],
         moments=["between", "mid-fill"],
         jobs=2,

@@ -123,7 +123,8 @@ class ExprCompiler:
         return (src if e.word == "active" else f"(not {src})"), False
 
     def _MetricIs(self, e: M.MetricIs):
-        return f"(x.metric_status({e.metric!r}) == {e.word!r})", False
+        status = self._local(f"s_{e.metric}", f"x.mstat.get({e.metric!r}, 'stale')")  # metric_status(), inlined
+        return f"({status} == {e.word!r})", False
 
     # ---- compound ---------------------------------------------------------------------
     def _Known(self, e: M.Known):

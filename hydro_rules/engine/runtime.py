@@ -9,7 +9,9 @@ do it given the channel's fail-safe wiring.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, datetime
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from ..lang import model as M
@@ -17,6 +19,9 @@ from .channels import INF, ChannelControl
 from .decisions import AlertChange, Decisions, StateChange, ZoneEvent
 from .safety import FROZEN, OK, STALE, SafetyMixin
 from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
+
+
+_TS = itemgetter(0)
 
 
 class ZoneProgram(SafetyMixin, ChannelControl):
@@ -289,13 +294,8 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         h = self.st.history.get(metric)
         if v is None or not h:
             return None
-        at = self.now - window
-        past = None
-        for ts, val in h:
-            if ts > at:
-                break
-            past = val
-        return None if past is None else v - past
+        i = bisect_right(h, self.now - window, key=_TS)
+        return None if i == 0 else v - h[i - 1][1]
 
     def drift(self, metric: str):
         v = self.mv.get(metric)

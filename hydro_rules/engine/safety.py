@@ -42,7 +42,7 @@ class SafetyMixin:
         self.recirc = tuple(dict.fromkeys(self.recirc))
         self.affects: dict = {}  # doser channel -> (metric, direction, smallest change that shows)
         for name, ch in self.channels.items():
-            aff = getattr(ch, "affects", None)
+            aff = ch.affects
             if ch.kind == "doser" and aff and aff[0] in rs.metrics:
                 m = rs.metrics[aff[0]]
                 least = aff[2]
@@ -50,13 +50,19 @@ class SafetyMixin:
                     span = m.high - m.low
                     least = 0.001 * span if math.isfinite(span) else 0.0
                 self.affects[name] = (aff[0], aff[1], least)
-        self.bounded_off = frozenset(getattr(zone, "bounded_off_nodes", ()) or ())
+        self.bounded_off = zone.bounded_off_nodes
         self.relay_nodes = frozenset(
             b.node_uid for name, b in zone.channels.items() if self.channels[name].kind in ("pump", "valve", "doser")
         )
         per_hour, per_day = self.S.get("dosing.max_per_hour"), self.S.get("dosing.max_per_day")
         self.budget_hour_ml = per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * zone.reservoir_l
         self.budget_day_ml = per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * zone.reservoir_l
+        self._plaus = {
+            name: (m.low, m.high, m.implausible_at_limits, m.implausible_zero, m.max_step)
+            for name, m in rs.metrics.items()
+        }
+        self._node_keys: list = []  # (node, telemetry key) of the relay nodes, from the telemetry seen
+        self._snap_len = -1
         self._plans: dict = {}
         self._last_now: float | None = None
 
@@ -66,15 +72,10 @@ class SafetyMixin:
         return self.mstat.get(metric, STALE)
 
     def _plausibility(self, metric: str, v: float, ts: float) -> str:
-        m = self.rs.metrics[metric]
-        if v < m.low or v > m.high:
+        low, high, at_limits, zero, step = self._plaus[metric]
+        if v < low or v > high or (at_limits and (v <= low or v >= high)) or (zero and v == 0):
             return IMPLAUSIBLE
-        if getattr(m, "implausible_at_limits", False) and (v <= m.low or v >= m.high):
-            return IMPLAUSIBLE
-        if v == 0 and getattr(m, "implausible_zero", False):
-            return IMPLAUSIBLE
-        step = getattr(m, "max_step", None)
-        if not step:
+        if step is None:
             return OK
         amount, per = step
         p = self.st.plausible.get(metric)  # [previous value, its ts, last trusted value, jumped at or None]
@@ -98,9 +99,16 @@ class SafetyMixin:
     def _hear_nodes(self) -> None:
         if not self.relay_nodes:
             return
+        snap = self.snap
+        if len(snap) != self._snap_len:  # new series appeared: which of them come from relay nodes
+            self._snap_len = len(snap)
+            self._node_keys = [(key[0], key) for key in snap if key[0] in self.relay_nodes]
         latest: dict = {}
-        for (node, _), r in self.snap.items():
-            if node in self.relay_nodes and r[1] > latest.get(node, -math.inf):
+        for node, key in self._node_keys:
+            r = snap.get(key)
+            if r is None:  # a series went away: look again next time
+                self._snap_len = -1
+            elif r[1] > latest.get(node, -math.inf):
                 latest[node] = r[1]
         heard, now = self.st.nodes_heard, self.now
         for node, ts in latest.items():

@@ -20,7 +20,6 @@ from .decisions import AlertChange, Decisions, StateChange, ZoneEvent
 from .safety import FROZEN, OK, STALE, SafetyMixin
 from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
 
-
 _TS = itemgetter(0)
 
 

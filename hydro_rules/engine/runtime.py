@@ -176,10 +176,14 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         return best
 
     def _read_channels(self) -> None:
-        snap, now = self.snap, self.now
+        """A pump's current and flow as they are now: fresh, and read after its last switch
+        (a reading from before it describes the pump as it was)."""
+        snap, now, channels = self.snap, self.now, self.st.channels
         for name, key, stale, into in self.channel_src:
             r = snap.get(key)
-            into[name] = r[0] if r is not None and now - r[1] <= stale else None
+            c = channels.get(name)
+            fresh = r is not None and now - r[1] <= stale and (c is None or r[1] > c.since or c.since == now)
+            into[name] = r[0] if fresh else None
 
     def _targets(self) -> None:
         """The recipe phase's targets for today; worked out again only when the day changes."""

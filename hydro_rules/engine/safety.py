@@ -134,6 +134,7 @@ class SafetyMixin:
             if b.node_uid != node or c is None:
                 continue
             c.reassert = True
+            c.since = self.now  # what its relay did while it was away is not known: on_for starts again
             c.retry_at = None
             c.timeouts = 0
             c.pending.clear()

@@ -46,8 +46,11 @@ def no_loads(rs: M.RuleSet, zone: M.Zone) -> frozenset[str]:
     )
 
 
-def needs_fine(twin: ZoneTwin, st, watched: frozenset[str]) -> bool:
-    """Is one of `watched` powered in the twin, or believed on by the engine (zone state `st`)?"""
+def needs_fine(twin: ZoneTwin, st, watched: frozenset[str], prog=None, pumps: frozenset[str] = frozenset()) -> bool:
+    """Is one of `watched` powered in the twin, or believed on by the engine (zone state `st`)? Or did
+    one of `pumps` start less than FINE_AFTER_START_S ago while a reading the zone program uses is
+    not trusted (stale, frozen, implausible), so that its dry-run protection rests on its flow,
+    which a site samples within seconds?"""
     if twin.any_running(watched):
         return True
     channels = st.channels
@@ -55,7 +58,17 @@ def needs_fine(twin: ZoneTwin, st, watched: frozenset[str]) -> bool:
         c = channels.get(name)
         if c is not None and c.is_on:
             return True
+    if prog is not None and pumps and any(s != "ok" for s in prog.mstat.values()):
+        now = twin.now
+        for name in pumps:
+            c = channels.get(name)
+            if c is not None and c.is_on and now - c.since < FINE_AFTER_START_S:
+                return True
     return False
+
+
+#: how long after a pump start fine stepping goes on while readings are not trusted
+FINE_AFTER_START_S = 30.0
 
 
 @dataclass
@@ -250,6 +263,7 @@ def _run_zone(
     sent: dict = {}
     recirc = recirculated(c.ruleset, zone)
     watched = no_loads(c.ruleset, zone) if fine is not None else frozenset()
+    pumps = frozenset(n for n in zone.channels if (ch := c.ruleset.channels.get(n)) is not None and ch.kind == "pump")
     off_any, off_duty = _Longest(), _Longest()  # the recirculation pump stands: of any cause, by duty control
     perf = time.perf_counter
     engine_s = twin_s = 0.0
@@ -292,7 +306,7 @@ def _run_zone(
             off_any.see(stopped, now)
             off_duty.see(stopped and rc.desired == DUTY and rc.denied_by is None, now)  # not held off by a guard
         last = now
-        if watched and needs_fine(twin, st, watched):
+        if watched and needs_fine(twin, st, watched, prog, pumps):
             j += 1
             nxt = tick_at + j * fine
             if nxt < tick_at + tick_s - 1e-9 and nxt <= end + 1e-9:

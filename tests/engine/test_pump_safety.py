@@ -17,10 +17,28 @@ def test_no_flow_raises_and_locks_the_pump_until_reset():
     assert z.tick_until_on("pump_recirc")
 
 
-def test_no_flow_waits_for_the_grace_period():
-    z = healthy(Zone()).set(pump_recirc__flow=0.0)
+def _at(z: Zone, seconds: float):
+    z.now = T0 + seconds
+    return z.step()
+
+
+def test_a_running_pump_without_flow_is_stopped_and_locked_after_ten_seconds():
+    z = healthy(Zone()).set(pump_recirc__flow=0.0)  # the NC pump runs from T0 and moves nothing
+    _at(z, 9)
+    assert not z.active() and z.is_on("pump_recirc"), "one evaluation before 10 s: a pump may take a moment"
+    _at(z, 10)
+    assert ("biz_no_flow", "pump_recirc") in z.active()
+    assert not z.is_on("pump_recirc")
+    assert z.refusals[-1].reason == "the pump runs but moves no water"
+
+
+def test_no_flow_reading_does_not_stop_a_pump_without_one():
+    z = healthy(Zone()).set(pump_recirc__flow=None)
+    z.readings.pop("pump_recirc__flow")
+    z.snap.pop(("nd-pump", "flow_rate"), None)
+    z.set(pump_recirc__flow=None)
     z.tick(3)
-    assert not z.active()
+    assert z.is_on("pump_recirc") and not z.active(), "an unknown flow is no proof of a dry pump"
 
 
 def test_pump_stuck_on_when_current_flows_while_off():

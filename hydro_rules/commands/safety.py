@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -63,10 +64,29 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _load(site: str):
+    """The site's rule set; one whose only errors are about safety runs anyway, its errors shown first."""
+    from ..lang import render
+    from ..lang.loader import MANIFEST, load
+    from ..sim.safety import runnable
+
+    loaded = load(Path(site)) if (Path(site) / MANIFEST).is_file() else None
+    if loaded is None or not loaded.diags.errors or not runnable(loaded):
+        return load_site(site)
+    console = err_console()
+    render.to_human(loaded.diags.sorted(), loaded.sources, console)
+    console.print(
+        f"hydro-rules safety: {site} has errors about safety; running the matrix anyway to show what they do"
+    )
+    if not loaded.ruleset.zones:
+        raise UsageError(f"{site} declares no site with zones")
+    return loaded
+
+
 def execute(args) -> int:
     from ..sim import safety
 
-    loaded = load_site(args.site)
+    loaded = _load(args.site)
     zones = zone_uids(loaded, args.zone)
     try:
         safety.select_faults(args.faults)

@@ -728,10 +728,20 @@ def _ruleset(site: str) -> M.RuleSet:
         from ..lang.loader import load
 
         loaded = load(Path(site))
-        if loaded.ruleset is None or loaded.diags.errors:
+        if not runnable(loaded):
             raise SafetyError(f"{site} has errors; run `hydro-rules check {site}`")
         rs = _LOADED[site] = loaded.ruleset
     return rs
+
+
+#: errors about safety itself (an unguarded start, a state without a way out, an unreachable state,
+#: an OFF schedule past max_recirc_off): the rule set still runs, and the matrix shows what they do
+RUNNABLE_ERRORS = frozenset({"HR301", "HR302", "HR303", "HR401", "HR402"})
+
+
+def runnable(loaded) -> bool:
+    """Can the matrix run this rule set: no errors, or only errors about safety?"""
+    return loaded.ruleset is not None and all(d.code in RUNNABLE_ERRORS for d in loaded.diags.errors)
 
 
 def supports_firmware() -> bool:

@@ -186,6 +186,34 @@ def test_done_when_a_recirculation_start_without_reservoir_has_water_runs_the_pu
     assert {v["fault"] for v in doc["broken"]} <= {"leak", "dry_reservoir"}
 
 
+def test_done_when_the_recirculation_start_merely_drops_the_guard_name(tmp_path, capsys):
+    # The copy as an agronomist would make it: only `recirculate` loses the name. check calls
+    # that HR303; safety still runs it, says so, and shows what it does.
+    def drop_name(rules: Path) -> None:
+        wc = rules / "water_cycle.hydro"
+        old = "recirculate pump_recirc guarded by can_run_pump, reservoir_has_water"
+        assert old in wc.read_text()
+        wc.write_text(wc.read_text().replace(old, "recirculate pump_recirc guarded by can_run_pump"))
+
+    site = site_copy(tmp_path, drop_name)
+    args = ["safety", str(site), "--zone", "zn-1", "--seeds", "1", "--days", "3", "--jobs", "1"]
+    rc = main(args + ["--faults", "leak,dry_reservoir", "--moments", "between"])
+    out, err = capsys.readouterr()
+    assert "HR303" in err and "running the matrix anyway" in err
+    assert rc == 1
+    assert re.search(r"(leak|dry_reservoir) at between, seed 0, .*dry_run \(no pump runs dry\) — pump_recirc ran dry", out)
+
+
+def test_other_errors_still_stop_safety(tmp_path, capsys):
+    def break_name(rules: Path) -> None:
+        wc = rules / "water_cycle.hydro"
+        wc.write_text(wc.read_text().replace("stop pump_drain", "stop pump_drian", 1))
+
+    site = site_copy(tmp_path, break_name)
+    assert main(["safety", str(site), "--zone", "zn-1", "--seeds", "1"]) == 2
+    assert "has errors" in capsys.readouterr().err
+
+
 def test_a_fault_without_its_alert_breaks_the_alert_invariant(tmp_path):
     site = site_copy(tmp_path, without_alert("biz_pump_stuck_on"))
     r = run_matrix(str(site), zones=["zn-1"], seeds=1, days=1, faults=["stuck_relay_recirc"], moments=["between"])

@@ -75,9 +75,7 @@ def _load(site: str):
         return load_site(site)
     console = err_console()
     render.to_human(loaded.diags.sorted(), loaded.sources, console)
-    console.print(
-        f"hydro-rules safety: {site} has errors about safety; running the matrix anyway to show what they do"
-    )
+    console.print(f"hydro-rules safety: {site} has errors about safety; running the matrix anyway to show what they do")
     if not loaded.ruleset.zones:
         raise UsageError(f"{site} declares no site with zones")
     return loaded

@@ -66,6 +66,8 @@ class CompiledRuleSet:
             if a.verb == "record":
                 self.metrics_used.update(a.names)
         self.metrics_used |= {m for m in ruleset.metrics if any(m in z.metric_nodes for z in ruleset.zones)}
+        #: channels under recirculation duty: targets of `recirculate`, in the order written
+        self.recirculated = tuple(dict.fromkeys(a.target for a in all_actions(ruleset) if a.verb == "recirculate"))
         self.guard_fns, self.guard_source = self._guards()
         self._ticks: dict[tuple, tuple] = {}
 

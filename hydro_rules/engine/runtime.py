@@ -137,11 +137,11 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                 v = rv[metric] = r[0]
                 mts[metric] = r[1]
                 status = self._plausibility(metric, v, r[1])
-                if metric in self.frozen_s:
+                if metric in self.track_unchanged:
                     u = st.unchanged.get(metric)
                     if u is None or u[0] != v:
                         st.unchanged[metric] = [v, r[1]]
-                    elif status == OK and now - u[1] >= self.frozen_s[metric]:
+                    elif status == OK and metric in self.frozen_s and now - u[1] >= self.frozen_s[metric]:
                         status = FROZEN
                 mstat[metric] = status
                 mv[metric] = v if status == OK else None
@@ -149,13 +149,6 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                 mv[metric] = rv[metric] = None
                 mts[metric] = r[1] if r is not None else None
                 mstat[metric] = STALE
-        for metric in self.compiled.unchanged_metrics:
-            v = rv.get(metric)
-            if v is None or metric in self.frozen_s:
-                continue
-            u = st.unchanged.get(metric)
-            if u is None or u[0] != v:
-                st.unchanged[metric] = [v, mts[metric]]
         for metric, window in self.compiled.history_metrics.items():
             v = mv.get(metric)
             if v is None:

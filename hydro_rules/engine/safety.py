@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from ..lang.model import CHANGE_WAITING, DOSE_INEFFECTIVE
+from .channels import RENEW_S
 from .decisions import Held, Refusal
 from .state import ACTIVE, DUTY, ON
 
@@ -37,9 +38,10 @@ class SafetyMixin:
 
     def _init_safety(self) -> None:
         rs, zone = self.rs, self.zone
-        self.frozen_s = {m: rs.metrics[m].frozen_s for m in self.metric_src if getattr(rs.metrics[m], "frozen_s", None)}
-        self.recirc = tuple(a.target for a in _all_actions(rs) if a.verb == "recirculate" and a.target in self.channels)
-        self.recirc = tuple(dict.fromkeys(self.recirc))
+        self.frozen_s = {m: rs.metrics[m].frozen_s for m in self.metric_src if rs.metrics[m].frozen_s}
+        self.recirc = tuple(ch for ch in self.compiled.recirculated if ch in self.channels)
+        #: metrics whose unchanged time is kept: for `unchanged_for` and for `frozen after`
+        self.track_unchanged = frozenset(self.compiled.unchanged_metrics) | self.frozen_s.keys()
         self.affects: dict = {}  # doser channel -> (metric, direction, smallest change that shows)
         for name, ch in self.channels.items():
             aff = ch.affects
@@ -54,7 +56,7 @@ class SafetyMixin:
         self.relay_nodes = frozenset(
             b.node_uid for name, b in zone.channels.items() if self.channels[name].kind in ("pump", "valve", "doser")
         )
-        per_hour, per_day = self.S.get("dosing.max_per_hour"), self.S.get("dosing.max_per_day")
+        per_hour, per_day = self.S["dosing.max_per_hour"], self.S["dosing.max_per_day"]  # None: from the reservoir
         self.budget_hour_ml = per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * zone.reservoir_l
         self.budget_day_ml = per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * zone.reservoir_l
         self._plaus = {
@@ -142,8 +144,6 @@ class SafetyMixin:
 
     def _renew_window(self) -> float:
         """A bounded command is renewed when this little of it is left: at least two ticks."""
-        from .channels import RENEW_S
-
         tick = 60.0 if self._last_now is None else self.now - self._last_now
         return max(RENEW_S, 2.0 * tick)
 
@@ -153,8 +153,7 @@ class SafetyMixin:
         now, S = self.now, self.S
         aff = self.affects.get(name)
         if aff is not None:
-            limit = int(S.get("dosing.ineffective_after") or 3)
-            if c.ineffective >= limit:
+            if c.ineffective >= S["dosing.ineffective_after"]:
                 return (
                     f"dosing stopped: {c.ineffective} doses in a row did not move {aff[0]} "
                     "(frozen sensor, empty concentrate tank or blocked line?); an operator reset resumes it"
@@ -217,8 +216,7 @@ class SafetyMixin:
                     c.ineffective = 0
                     continue
                 c.ineffective += 1
-                limit = int(self.S.get("dosing.ineffective_after") or 3)
-                if c.ineffective == limit and DOSE_INEFFECTIVE in self.rs.alerts:
+                if c.ineffective == self.S["dosing.ineffective_after"] and DOSE_INEFFECTIVE in self.rs.alerts:
                     scope = self.rs.alerts[DOSE_INEFFECTIVE].scope
                     self.raise_alert(
                         DOSE_INEFFECTIVE,
@@ -307,8 +305,7 @@ class SafetyMixin:
             w[1] = why
             self.dec.held.append(Held(machine, tr.model.source, target, now, why))
         w[2] = now
-        limit = self.S.get("water_cycle.water_change.max_wait") or 6 * 3600.0
-        if now - w[0] >= limit and CHANGE_WAITING in self.rs.alerts:
+        if now - w[0] >= self.S["water_cycle.water_change.max_wait"] and CHANGE_WAITING in self.rs.alerts:
             self.raise_alert(CHANGE_WAITING, None, {"target": target, "reason": why, "waiting_since": w[0]})
         return True
 
@@ -324,9 +321,3 @@ class SafetyMixin:
         a = self.st.alerts.get((CHANGE_WAITING, None))
         if a is not None and a.status == ACTIVE and not self.st.waiting:
             self.resolve_alert(a, None, why)
-
-
-def _all_actions(rs):
-    from .compiler import all_actions
-
-    return all_actions(rs)

@@ -20,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..engine.api import compiled
-from ..engine.compiler import all_actions
 from ..engine.state import DUTY
 from ..lang import model as M
 from ..messages import FAILED, TERMINAL, CommandResponse, WireCommand
@@ -31,10 +30,7 @@ from .times import DEFAULT_START, iso, parse_time
 
 def recirculated(rs: M.RuleSet, zone: M.Zone) -> str | None:
     """The zone's channel under recirculation duty (the target of a `recirculate` action), if any."""
-    for a in all_actions(rs):
-        if a.verb == "recirculate" and a.target in zone.channels:
-            return a.target
-    return None
+    return next((ch for ch in compiled(rs).recirculated if ch in zone.channels), None)
 
 
 def no_loads(rs: M.RuleSet, zone: M.Zone) -> frozenset[str]:

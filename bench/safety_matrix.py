@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 
 from hydro_rules.commands.safety import print_text, summary
-from hydro_rules.sim.safety import run_matrix
+from hydro_rules.sim.safety import run_matrix, without_timings
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 600.0
@@ -33,17 +33,6 @@ SUBSET = dict(
     faults=["leak", "sensor_frozen_ph", "node_offline", "stuck_relay_recirc"],
     moments=["between"],
 )
-
-
-def comparable(report: dict) -> dict:
-    """The report without its timings and process count."""
-    r = json.loads(json.dumps(report))
-    r.pop("wall_s"), r.pop("cpu_s"), r.pop("jobs")
-    for z in r["zones"]:
-        for c in z["cells"]:
-            for run in c["runs"]:
-                run.pop("wall_s"), run.pop("cpu_s")
-    return r
 
 
 def main() -> None:
@@ -73,7 +62,7 @@ def main() -> None:
     t = time.perf_counter()
     parallel = run_matrix(site, days=args.days, jobs=args.jobs, **SUBSET)
     many = time.perf_counter() - t
-    same = comparable(serial) == comparable(parallel)
+    same = without_timings(serial) == without_timings(parallel)
     speedup = one / many if many > 0 else 0.0
     print(
         f"subset of {serial['runs']} runs: {one:.1f} s with --jobs 1, {many:.1f} s with --jobs {args.jobs}: "

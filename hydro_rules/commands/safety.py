@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
 from ._common import duration, err_console, load_site, positive_float, zone_uids
+from .dry_run import add_firmware_option
 
 
 def register(sub) -> None:
@@ -31,12 +32,7 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=_count, default=3, metavar="N", help="seeds per cell (default 3)")
     p.add_argument("--days", type=positive_float, default=12.0, metavar="D", help="days per run (default 12)")
     p.add_argument("--tick", type=duration, default=60.0, metavar="D", help="time step, default 1m")
-    p.add_argument(
-        "--firmware",
-        choices=("hydro2", "bounded-off"),
-        default="hydro2",
-        help="node relay firmware of the twin (default hydro2)",
-    )
+    add_firmware_option(p)
     p.add_argument("--faults", type=_names, metavar="K1,K2", help="only these faults (ids or kinds)")
     p.add_argument("--moments", type=_names, metavar="M1,M2", help="only these moments")
     p.add_argument(
@@ -91,8 +87,6 @@ def execute(args) -> int:
         safety.select_moments(args.moments)
     except safety.SafetyError as e:
         raise UsageError(str(e)) from None
-    if args.firmware != "hydro2" and not safety.supports_firmware():
-        raise UsageError("this dry run has no --firmware choice yet; only the default model runs")
     bar = None
     progress = None
     if sys.stderr.isatty():
@@ -180,14 +174,13 @@ def verdict_cell(c: dict) -> str:
 
 
 def header_lines(r: dict) -> list[str]:
-    fw = r["firmware"] or "the twin's default"
     zones = ", ".join(z["zone"] for z in r["zones"])
     b = r["bands"]
     lim = r["limits"]
     return [
         f"safety matrix of {r['site']} ({r['ruleset_version']}): zones {zones}; {len(r['faults'])} faults × "
         f"{len(r['moments'])} moments × {r['seeds']} seed(s), {r['days']:g} days at {r['tick_seconds']:g} s ticks, "
-        f"firmware {fw}: {r['runs']} runs in {r['wall_s']:g} s on {r['jobs']} process(es)",
+        f"firmware {r['firmware']}: {r['runs']} runs in {r['wall_s']:g} s on {r['jobs']} process(es)",
         f"bands: pH {b['ph']}, EC {b['ec']} of the recipe phase's targets (not judged below "
         f"{b['not_judged_below_level_pct']:g} % level); a pump may run dry {lim['dry_allowance_s']:g} s per "
         f"episode; leak alerts: {', '.join(lim['leak_alerts']) or 'none'}",

@@ -21,7 +21,7 @@ matrix gives exactly what a serial one does.
 
 from __future__ import annotations
 
-import inspect
+import json
 import math
 import os
 import time
@@ -32,6 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..lang import model as M
+from ..twin import DEFAULT_FIRMWARE
 from ..twin.config import TwinConfig
 from . import dryrun
 from .dryrun import recirculated
@@ -707,7 +708,7 @@ class Task:
     seed: int
     days: float
     tick_s: float
-    firmware: str | None
+    firmware: str
     fault: str | None  # MatrixFault id; None: the baseline
     moment: str | None
     onset: float | None  # epoch; None: the baseline
@@ -744,14 +745,15 @@ def runnable(loaded) -> bool:
     return loaded.ruleset is not None and all(d.code in RUNNABLE_ERRORS for d in loaded.diags.errors)
 
 
-def supports_firmware() -> bool:
-    return "firmware" in inspect.signature(dryrun.run).parameters
-
-
-def default_firmware() -> str | None:
-    """The firmware a dry run uses when none is named (None: this dry run has no choice)."""
-    p = inspect.signature(dryrun.run).parameters.get("firmware")
-    return p.default if p is not None and isinstance(p.default, str) else None
+def without_timings(report: dict) -> dict:
+    """A copy of a matrix report without what depends on the machine (times, process count)."""
+    r = json.loads(json.dumps(report))
+    r.pop("wall_s"), r.pop("cpu_s"), r.pop("jobs")
+    for z in r["zones"]:
+        for c in z["cells"]:
+            for run in c["runs"]:
+                run.pop("wall_s"), run.pop("cpu_s")
+    return r
 
 
 def run_task(task: Task) -> dict:
@@ -770,16 +772,13 @@ def run_task(task: Task) -> dict:
         rs, zone, t0=t0, end=end, fault=fault, target=target or "", onset=onset,
         baseline_drained=task.baseline_drained,
     )  # fmt: skip
-    kwargs = {}
-    if task.firmware is not None and supports_firmware():
-        kwargs["firmware"] = task.firmware
     error = None
     zr = None
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         result = dryrun.run(
             rs, [zone.uid], days=task.days, tick_s=task.tick_s, seed=task.seed, start=t0,
-            faults=[spec] if spec else [], before_tick=checker, **kwargs,
+            faults=[spec] if spec else [], before_tick=checker, firmware=task.firmware,
         )  # fmt: skip
         zr = result.zones[0]
     except CheckerBug:
@@ -843,7 +842,7 @@ def run_matrix(
     seeds: int = 3,
     days: float = 12.0,
     tick_s: float = 60.0,
-    firmware: str | None = None,
+    firmware: str = DEFAULT_FIRMWARE,
     faults: list[str] | None = None,
     moments: list[str] | None = None,
     jobs: int | None = None,
@@ -930,7 +929,7 @@ def build_report(
     return {
         "site": site,
         "ruleset_version": rs.ruleset_version,
-        "firmware": (firmware or default_firmware()) if supports_firmware() else None,
+        "firmware": firmware,
         "seeds": seeds,
         "days": days,
         "tick_seconds": tick_s,

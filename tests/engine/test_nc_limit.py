@@ -5,7 +5,7 @@ from hydro_rules.engine.state import ACTIVE, AlertState
 from hydro_rules.messages import CommandResponse
 
 from .harness import Zone, healthy
-from .test_recirculation import bounded_off_fixture
+from .test_recirculation import bounded_off_fixture, off_stretches
 
 
 def _failures(z: Zone, n: int = 3) -> None:
@@ -63,20 +63,8 @@ def test_a_dead_level_sensor_alone_does_not_hold_the_nc_pump_off():
     z.set(water_level=None)  # the level sensor dies; flow and current still read
     z.tick(3 * 60)
     assert z.prog.metric_status("water_level") == "stale"
-    assert max(_stretches(z, 3 * 60)) <= 10
+    assert max(off_stretches(z, 3 * 60), default=0) <= 10
     assert ("infra_sensor_stale", None) in z.active()
-
-
-def _stretches(z: Zone, minutes: int) -> list[float]:
-    out, run = [0], 0
-    for _ in range(minutes):
-        z.tick()
-        if not z.is_on("pump_recirc"):
-            run += 1
-        elif run:
-            out.append(run)
-            run = 0
-    return out + [run]
 
 
 def test_a_bounded_off_is_renewed_before_it_ends_never_at_the_instant(tmp_path):

@@ -15,7 +15,7 @@ def off_stretches(z: Zone, minutes: int) -> list[float]:
         elif run:
             out.append(run)
             run = 0
-    return out
+    return out + [run] if run else out  # a stretch still running at the end counts too
 
 
 def test_recirculation_pump_is_on_by_default_and_never_switched_on_explicitly():

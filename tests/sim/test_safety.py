@@ -17,7 +17,15 @@ import pytest
 from hydro_rules.cli import main
 from hydro_rules.lang.loader import load
 from hydro_rules.sim import safety
-from hydro_rules.sim.safety import FAULTS_BY_ID, Checker, find_moments, leak_alerts, run_matrix, stop_states
+from hydro_rules.sim.safety import (
+    FAULTS_BY_ID,
+    Checker,
+    find_moments,
+    leak_alerts,
+    run_matrix,
+    stop_states,
+    without_timings,
+)
 from hydro_rules.sim.times import iso, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,17 +145,7 @@ def test_a_parallel_matrix_gives_what_a_serial_one_does():
     kw = dict(zones=["zn-2"], seeds=1, days=1.0, faults=["dry_reservoir", "sensor_frozen_ec"], moments=["between"])
     a = run_matrix(str(EXAMPLES), jobs=1, **kw)
     b = run_matrix(str(EXAMPLES), jobs=2, **kw)
-
-    def strip(r):
-        r = json.loads(json.dumps(r))
-        r.pop("wall_s"), r.pop("cpu_s"), r.pop("jobs")
-        for z in r["zones"]:
-            for c in z["cells"]:
-                for run in c["runs"]:
-                    run.pop("wall_s"), run.pop("cpu_s")
-        return r
-
-    assert strip(a) == strip(b)
+    assert without_timings(a) == without_timings(b)
 
 
 # The full matrix (`hydro-rules safety examples`, bench/safety_matrix.py) must pass too: issue 7's "Done when".

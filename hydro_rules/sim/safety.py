@@ -309,7 +309,6 @@ class Checker:
         self.leak_codes = frozenset(leak_alerts(rs))
         self.locking = frozenset(c for c, a in rs.alerts.items() if a.locks)
         self.waiting = frozenset(c for c, a in rs.alerts.items() if a.locks or a.clear_on_reset)
-        self.drain_lps = TwinConfig().drain_flow_l_min / 60.0
         self.recipe = rs.recipes.get(zone.recipe)
         self.tz = None if zone.timezone in ("UTC", "Etc/UTC") else ZoneInfo(zone.timezone)
         self.planted = (
@@ -371,7 +370,7 @@ class Checker:
         run_s = dict(tw.run_seconds)  # a copy: the next instant compares with it
         if self.prev is None:
             self.prev, self.run_prev, self.filled_prev = now, run_s, tw.filled_l
-            self._drained_prev = tw.drained_l
+            self.dry_prev = dict(tw.dry_seconds)
             self._bands(tw, now)
             return
         prev, dt = self.prev, now - self.prev
@@ -427,17 +426,12 @@ class Checker:
 
     # -- 2. dry pumps -----------------------------------------------------------------------------
     def _dry(self, tw, run_s: dict, prev: float, now: float) -> bool:
-        """Accumulate powered-dry seconds per pump; True when any pump ran dry in (prev, now]."""
+        """Accumulate, per episode, the seconds the twin counted each pump powered with nothing to pump;
+        True when any pump ran dry in (prev, now]."""
         any_dry = False
+        dry = tw.dry_seconds
         for name, role in self.pumps:
-            d_run = run_s.get(name, 0.0) - self.run_prev.get(name, 0.0)
-            dry_s = 0.0
-            if d_run > 0.0:
-                if role == "recirc":
-                    dry_s = d_run if _recirc_dry(tw) else 0.0
-                elif role == "drain" and tw.volume_l <= 0.0:
-                    wet = (tw.drained_l - self._drained_prev) / self.drain_lps if self.drain_lps > 0 else 0.0
-                    dry_s = max(0.0, d_run - wet)
+            dry_s = dry.get(name, 0.0) - self.dry_prev.get(name, 0.0)
             ep = self.episodes.get(name)
             if dry_s <= 0.0:
                 self.episodes.pop(name, None)
@@ -450,10 +444,8 @@ class Checker:
                 if ep[1] is None:
                     ep[1] = self._violate("dry_run", now, "")
                 ep[1]["reason"] = f"{name} ran dry for {ep[0]:.0f} s (allowance {DRY_ALLOWANCE_S:g} s)"
-        self._drained_prev = tw.drained_l
+        self.dry_prev = dict(dry)
         return any_dry
-
-    _drained_prev = 0.0
 
     def _dry_excused(self, name: str, role: str, now: float) -> bool:
         """A drain pump stuck on by the fault under test empties the tank itself; nothing can stop it."""
@@ -673,14 +665,6 @@ class Checker:
             "recirc_off_longest_s": _r(self.off_longest),
             "broken": sorted(self.broken, key=lambda v: (v["offset_s"], v["invariant"])),
         }
-
-
-def _recirc_dry(tw) -> bool:
-    """The recirculation pump sucks air: the twin's loop is not primed."""
-    dry = getattr(tw, "recirc_dry", None)
-    if dry is not None:
-        return bool(dry() if callable(dry) else dry)
-    return not tw._water.primed
 
 
 def band(metric: str, target: tuple[float, float]) -> tuple[float, float]:

@@ -270,7 +270,8 @@ class FakeTwin:
         self.powered = {"pump_recirc": True}
         self.ph, self.ec, self.level_pct, self.volume_l = 6.0, 1.2, 90.0, 108.0
         self.filled_l = self.drained_l = self.leaked_l = self.overflow_l = 0.0
-        self._water = SimpleNamespace(primed=True)
+        self.dry_seconds = dict.fromkeys(self.run_seconds, 0.0)
+        self.dry: set = set()  # pumps with nothing to pump: their powered seconds are dry
 
     def running(self, ch):
         return self.powered.get(ch, False)
@@ -302,6 +303,8 @@ def drive(checker, zr, t_from: float, t_to: float, step: float = 60.0, each=None
         for ch, on in zr.twin.powered.items():
             if on:
                 zr.twin.run_seconds[ch] += step
+                if ch in zr.twin.dry:
+                    zr.twin.dry_seconds[ch] += step
         now += step
 
 
@@ -376,6 +379,7 @@ def test_the_fill_checker_fires_when_water_comes_in_after_a_leak_alert():
 def test_the_dry_checker_measures_powered_dry_seconds_and_excuses_only_a_stuck_drain():
     def drain_empty(zr, now):
         zr.twin.volume_l = 0.0  # nothing left: every powered second is dry
+        zr.twin.dry.add("pump_drain")
         zr.twin.powered["pump_drain"] = True
 
     c, zr = checker(), fake_run()
@@ -392,7 +396,8 @@ def test_the_dry_checker_measures_powered_dry_seconds_and_excuses_only_a_stuck_d
         c, zr = checker(), fake_run()
 
         def air(zr, now, seconds=seconds):
-            zr.twin._water.primed = not (T0 + 100 < now <= T0 + 100 + seconds)
+            sucks_air = T0 + 100 <= now < T0 + 100 + seconds  # dry over the step that follows
+            (zr.twin.dry.add if sucks_air else zr.twin.dry.discard)("pump_recirc")
 
         drive(c, zr, T0, T0 + 300, step=5.0, each=air)
         assert bool(c.broken) == broken

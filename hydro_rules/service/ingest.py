@@ -237,7 +237,7 @@ class IngestCore:
                     else:
                         at = _ts(s.ts)
                         raw = without_nan(s.raw) if s.raw else None  # JSON has no NaN: null in the record
-                        rows.append((at, node.zone_id, node.id, metric, float(s.value), s.channel, raw))
+                        rows.append((at, node.zone_id, node.id, metric, float(s.value), s.channel, raw, False))
                         if node.id not in seen or seen[node.id] < at:
                             seen[node.id] = at
                         continue

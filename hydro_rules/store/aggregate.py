@@ -20,40 +20,43 @@ import asyncpg
 _LOCK = 0x4859_4452_4F02
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
-_UPSERT = """ON CONFLICT (zone_id, node_id, metric_type, bucket) DO UPDATE SET
+_UPSERT = """ON CONFLICT (zone_id, node_id, metric_type, channel, bucket) DO UPDATE SET
     min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, count = EXCLUDED.count,
     last = EXCLUDED.last, last_ts = EXCLUDED.last_ts, updated_at = EXCLUDED.updated_at"""
 
+# one series per node, metric and channel ('' for samples without one); stub samples are not measurements
 _1M = f"""
 WITH touched AS (
-    SELECT DISTINCT date_trunc('minute', ts) AS bucket, zone_id, node_id, metric_type
+    SELECT DISTINCT date_trunc('minute', ts) AS bucket, zone_id, node_id, metric_type, coalesce(channel, '') AS channel
     FROM telemetry_samples
-    WHERE received_at > $1 AND received_at <= $2 AND ts >= $3
+    WHERE received_at > $1 AND received_at <= $2 AND ts >= $3 AND NOT stub
 )
-INSERT INTO telemetry_agg_1m (bucket, zone_id, node_id, metric_type, min, max, avg, count, last, last_ts, updated_at)
-SELECT t.bucket, t.zone_id, t.node_id, t.metric_type, min(s.value), max(s.value), avg(s.value), count(*),
+INSERT INTO telemetry_agg_1m (bucket, zone_id, node_id, metric_type, channel, min, max, avg, count, last, last_ts,
+                              updated_at)
+SELECT t.bucket, t.zone_id, t.node_id, t.metric_type, t.channel, min(s.value), max(s.value), avg(s.value), count(*),
        (array_agg(s.value ORDER BY s.ts DESC))[1], max(s.ts), now()
 FROM touched t
 JOIN telemetry_samples s ON s.node_id = t.node_id AND s.metric_type = t.metric_type AND s.zone_id = t.zone_id
+                        AND coalesce(s.channel, '') = t.channel AND NOT s.stub
                         AND s.ts >= t.bucket AND s.ts < t.bucket + interval '1 minute'
-GROUP BY t.bucket, t.zone_id, t.node_id, t.metric_type
+GROUP BY t.bucket, t.zone_id, t.node_id, t.metric_type, t.channel
 {_UPSERT}"""
 
 
 def _rollup(src: str, dst: str, unit: str) -> str:
     return f"""
 WITH touched AS (
-    SELECT DISTINCT date_trunc('{unit}', bucket) AS bucket, zone_id, node_id, metric_type
+    SELECT DISTINCT date_trunc('{unit}', bucket) AS bucket, zone_id, node_id, metric_type, channel
     FROM {src} WHERE updated_at > $1
 )
-INSERT INTO {dst} (bucket, zone_id, node_id, metric_type, min, max, avg, count, last, last_ts, updated_at)
-SELECT t.bucket, t.zone_id, t.node_id, t.metric_type, min(a.min), max(a.max),
+INSERT INTO {dst} (bucket, zone_id, node_id, metric_type, channel, min, max, avg, count, last, last_ts, updated_at)
+SELECT t.bucket, t.zone_id, t.node_id, t.metric_type, t.channel, min(a.min), max(a.max),
        sum(a.avg * a.count) / sum(a.count), sum(a.count),
        (array_agg(a.last ORDER BY a.last_ts DESC))[1], max(a.last_ts), now()
 FROM touched t
 JOIN {src} a ON a.zone_id = t.zone_id AND a.node_id = t.node_id AND a.metric_type = t.metric_type
-            AND a.bucket >= t.bucket AND a.bucket < t.bucket + interval '1 {unit}'
-GROUP BY t.bucket, t.zone_id, t.node_id, t.metric_type
+            AND a.channel = t.channel AND a.bucket >= t.bucket AND a.bucket < t.bucket + interval '1 {unit}'
+GROUP BY t.bucket, t.zone_id, t.node_id, t.metric_type, t.channel
 {_UPSERT}"""
 
 
@@ -119,17 +122,28 @@ def _count(status: str) -> int:
 
 
 async def series(
-    conn: asyncpg.Connection, level: str, zone_id: int, metric_type: str, since: datetime, until: datetime
+    conn: asyncpg.Connection,
+    level: str,
+    zone_id: int,
+    metric_type: str,
+    since: datetime,
+    until: datetime,
+    *,
+    channel: str | None = None,
 ) -> list[dict]:
+    """Buckets of one metric, a row per node and channel; `channel` narrows to one series."""
     table = {"1m": "telemetry_agg_1m", "1h": "telemetry_agg_1h", "daily": "telemetry_agg_daily"}[level]
     rows = await conn.fetch(
-        f"""SELECT a.bucket, n.uid AS node_uid, a.min, a.max, a.avg, a.count, a.last, a.last_ts
+        f"""SELECT a.bucket, n.uid AS node_uid, nullif(a.channel, '') AS channel,
+                   a.min, a.max, a.avg, a.count, a.last, a.last_ts
             FROM {table} a JOIN nodes n ON n.id = a.node_id
             WHERE a.zone_id = $1 AND a.metric_type = $2 AND a.bucket >= $3 AND a.bucket < $4
-            ORDER BY a.bucket, n.uid""",
+              AND ($5::text IS NULL OR a.channel = $5)
+            ORDER BY a.bucket, n.uid, a.channel""",
         zone_id,
         metric_type,
         since,
         until,
+        channel,
     )
     return [dict(r) for r in rows]

@@ -79,7 +79,7 @@ async def log_pump_runs(
                 continue
             flow = await conn.fetchrow(
                 """SELECT avg(value) AS avg, count(*) AS n FROM telemetry_samples
-                   WHERE zone_id = $1 AND metric_type = $2 AND ts >= $3 AND ts <= $4
+                   WHERE zone_id = $1 AND metric_type = $2 AND ts >= $3 AND ts <= $4 AND NOT stub
                      AND node_id = coalesce((SELECT node_id FROM zone_metrics WHERE zone_id = $1 AND metric_type = $2),
                                             $5)""",
                 zone_id,

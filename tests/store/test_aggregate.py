@@ -77,3 +77,32 @@ async def test_only_one_aggregator_runs_at_a_time(db):
     async with db.acquire() as a, db.acquire() as b, a.transaction():
         await a.execute("SELECT pg_advisory_xact_lock($1)", aggregate._LOCK)
         assert not (await aggregate.run(b, settle_s=0)).ran
+
+
+async def test_each_channel_is_its_own_aggregate_series_and_stubs_are_left_out(db):
+    async with db.acquire() as conn:
+        await put(
+            conn,
+            [
+                (T0 + 5, "zn-1", "nd-level-1", "water_level_switch", 0, "level_clean_min"),
+                (T0 + 5, "zn-1", "nd-level-1", "water_level_switch", 1, "level_clean_max"),
+                (T0 + 10, "zn-1", "nd-level-1", "water_level_switch", 1, "level_clean_max", True),
+                (T0 + 15, "zn-1", "nd-ph-1", "ph", 6.0),
+            ],
+        )
+        await aggregate.run(conn, settle_s=0)
+        zone = await conn.fetchval("SELECT id FROM zones WHERE uid = 'zn-1'")
+        for level in ("1m", "1h", "daily"):
+            rows = await aggregate.series(
+                conn, level, zone, "water_level_switch", _bucket(T0 - 86400), _bucket(T0 + 86400)
+            )
+            assert {(r["channel"], r["max"], r["count"]) for r in rows} == {
+                ("level_clean_min", 0.0, 1),
+                ("level_clean_max", 1.0, 1),
+            }, level
+        [ph] = await aggregate.series(conn, "1m", zone, "ph", _bucket(T0), _bucket(T0 + 60))
+        assert ph["channel"] is None and ph["count"] == 1
+        one = await aggregate.series(
+            conn, "1m", zone, "water_level_switch", _bucket(T0), _bucket(T0 + 60), channel="level_clean_min"
+        )
+        assert [r["channel"] for r in one] == ["level_clean_min"]

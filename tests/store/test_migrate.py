@@ -69,6 +69,6 @@ def test_schema_essentials(database_url):
 
     kind, timescale, unique, node_null, engine_state = asyncio.run(_run(database_url, facts))
     assert kind == "p" or timescale == 1  # native partitions, or a hypertable where TimescaleDB loads
-    assert unique == "UNIQUE (zone_id, node_id, metric_type)"
+    assert unique == "UNIQUE NULLS NOT DISTINCT (zone_id, node_id, metric_type, channel)"
     assert node_null == "NO"
     assert engine_state == "jsonb"

@@ -1,4 +1,4 @@
-"""telemetry_samples and telemetry_last: batches stored once, the newest sample wins."""
+"""telemetry_samples and telemetry_last: batches stored once, the newest sample wins, each channel its own series."""
 
 import time
 
@@ -44,6 +44,53 @@ async def test_redelivered_samples_are_stored_once(db):
         again = [*batch, (NOW - 1, "zn-1", "nd-ph-1", "ph", 6.2), (NOW - 1, "zn-1", "nd-ph-1", "ph", 6.2)]
         assert await put(conn, again) == 1
         assert await conn.fetchval("SELECT count(*) FROM telemetry_samples") == 3
+
+
+async def test_two_channels_of_one_metric_are_two_series(db):
+    """A node's four float switches all send WATER_LEVEL_SWITCH at the same second: four series, not redeliveries."""
+    switches = ("level_clean_min", "level_clean_max", "level_solution_min", "level_solution_max")
+    async with db.acquire() as conn:
+        rows = [(NOW, "zn-1", "nd-level-1", "water_level_switch", i % 2, ch) for i, ch in enumerate(switches)]
+        assert await put(conn, rows) == 4
+        last = await telemetry.latest(conn, (await ids(conn))["zn-1"])
+        assert {(r["channel"], r["value"]) for r in last} == {(ch, float(i % 2)) for i, ch in enumerate(switches)}
+        # a newer reading of one channel moves that channel only
+        await put(conn, [(NOW + 1, "zn-1", "nd-level-1", "water_level_switch", 1, "level_clean_min")])
+        last = {r["channel"]: r["value"] for r in await telemetry.latest(conn, (await ids(conn))["zn-1"])}
+        assert last == {
+            "level_clean_min": 1.0,
+            "level_clean_max": 1.0,
+            "level_solution_min": 0.0,
+            "level_solution_max": 1.0,
+        }
+        one = await telemetry.samples(
+            conn, (await ids(conn))["zn-1"], "water_level_switch", at(NOW - 1), at(NOW + 2), channel="level_clean_min"
+        )
+        assert [(r["channel"], r["value"]) for r in one] == [("level_clean_min", 0.0), ("level_clean_min", 1.0)]
+
+
+async def test_same_series_and_ts_with_another_value_is_stored_not_dropped(db):
+    async with db.acquire() as conn:
+        assert await put(conn, [(NOW, "zn-1", "nd-ph-1", "ph", 6.0, "ph_sensor")]) == 1
+        assert await put(conn, [(NOW, "zn-1", "nd-ph-1", "ph", 6.2, "ph_sensor")]) == 1
+        assert await put(conn, [(NOW, "zn-1", "nd-ph-1", "ph", 6.2, "ph_sensor")]) == 0  # this one is a redelivery
+        values = await conn.fetch("SELECT value FROM telemetry_samples ORDER BY value")
+        assert [r["value"] for r in values] == [6.0, 6.2]
+        # a sample without a channel (HTTP) is a series of its own, and redelivered is still stored once
+        assert await put(conn, [(NOW, "zn-1", "nd-ph-1", "ph", 6.0)]) == 1
+        assert await put(conn, [(NOW, "zn-1", "nd-ph-1", "ph", 6.0)]) == 0
+        assert await conn.fetchval("SELECT count(*) FROM telemetry_last") == 2  # ph_sensor and no channel
+
+
+async def test_stub_samples_are_stored_flagged_and_never_the_last_value(db):
+    async with db.acquire() as conn:
+        await put(conn, [(NOW - 10, "zn-1", "nd-ph-1", "ph", 6.0, "ph_sensor")])
+        await put(conn, [(NOW, "zn-1", "nd-ph-1", "ph", 7.0, "ph_sensor", True)])
+        rows = await conn.fetch("SELECT value, stub FROM telemetry_samples ORDER BY ts")
+        assert [(r["value"], r["stub"]) for r in rows] == [(6.0, False), (7.0, True)]
+        assert [r["value"] for r in await telemetry.latest(conn, (await ids(conn))["zn-1"])] == [6.0]
+        await put(conn, [(NOW, "zn-1", "nd-ec-1", "ec", 1.5, "ec_sensor", True)])  # a stub-only series
+        assert await conn.fetchval("SELECT count(*) FROM telemetry_last WHERE metric_type = 'ec'") == 0
 
 
 async def test_partitions_are_made_on_demand_for_any_day(db):

@@ -18,9 +18,14 @@ async def ids(conn) -> dict[str, int]:
 
 
 async def put(conn, rows: list[tuple]) -> int:
-    """rows of (ts seconds, zone uid, node uid, metric, value): stored and upserted like an ingest batch."""
+    """rows of (ts seconds, zone uid, node uid, metric, value[, channel[, stub]]): stored and upserted
+    like an ingest batch."""
     known = await ids(conn)
-    out = [(at(ts), known[z], known[n], m, float(v), None, None) for ts, z, n, m, v in rows]
+    out = []
+    for ts, z, n, m, v, *rest in rows:
+        channel = rest[0] if rest else None
+        stub = rest[1] if len(rest) > 1 else False
+        out.append((at(ts), known[z], known[n], m, float(v), channel, None, stub))
     await Partitions().ensure(conn, {r[0].date() for r in out})
     try:
         async with conn.transaction():

@@ -33,6 +33,7 @@ _DATA_TABLES = (
     "telemetry_samples",
     "telemetry_last",
     "command_responses",
+    "command_refusals",
     "commands",
     "alerts",
     "zone_events",

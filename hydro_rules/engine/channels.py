@@ -58,16 +58,28 @@ class ChannelControl:
 
     # ---- responses and timeouts -----------------------------------------------------------------
     def apply_response(self, st: ZoneState, r: W.CommandResponse, now: float) -> Decisions:
-        """Fold a node's command_response into the zone state (idempotent under duplicates)."""
+        """Fold a node's command_response, or the service's TIMEOUT, into the zone state.
+
+        A command ends once: the first terminal answer (DONE, a failure, TIMEOUT) takes it
+        off the channel's books, so a late or duplicate answer after it changes nothing and
+        `failures(...)` counts it once. The engine never times a command out by itself: the
+        service (or, in a simulation, its stand-in `sim.timeouts`) sends TIMEOUT.
+        """
         self.now, self.st = now, st
         self.dec = dec = Decisions()
         name = next((n for n, ch in st.channels.items() if r.cmd_id in ch.pending or r.cmd_id in ch.acked), None)
         if name is None:
             return dec  # unknown, late or duplicate: nothing to move
         c = st.channels[name]
+        was_pending = c.pending.pop(r.cmd_id, None) is not None
+        if r.status == W.TIMEOUT:
+            if r.cmd_id in c.acked:
+                c.acked.remove(r.cmd_id)
+            if name in self.channels:  # still bound: the node may or may not have done it
+                self._timed_out(c, self.channels[name], now)
+            return dec
         c.timeouts = 0
         c.retry_at = None
-        was_pending = c.pending.pop(r.cmd_id, None) is not None
         if r.status == W.ACK:
             if was_pending:
                 c.acked.append(r.cmd_id)
@@ -101,24 +113,18 @@ class ChannelControl:
                 c.commanded_until = None
                 c.last_cmd = None
 
-    def _sweep_timeouts(self) -> None:
+    def _timed_out(self, c: ChannelState, ch: M.Channel, now: float) -> None:
+        """A command got no terminal answer in time: count a failure, back off before asking the
+        node again, and take its output to be at the fail-safe default until told otherwise."""
         limit = self.S["commands.response_timeout"]
-        now = self.now
-        for name, c in self.st.channels.items():
-            if not c.pending or name not in self.channels:  # no longer bound: nothing to sweep
-                continue
-            for cmd_id, sent in list(c.pending.items()):
-                if now - sent >= limit:
-                    del c.pending[cmd_id]
-                    c.timeouts += 1
-                    c.retry_at = now + min(RETRY_MAX_S, limit * 2.0 ** min(c.timeouts - 1, _RETRY_MAX_DOUBLINGS))
-                    c.reassert = True  # the node may or may not have done it
-                    _failed(c, now)
-                    ch = self.channels[name]
-                    default_on = ch.fail_safe == "NC"
-                    if c.is_on != default_on:
-                        _believe(c, default_on, now)
-                    c.commanded_until = None
+        c.timeouts += 1
+        c.retry_at = now + min(RETRY_MAX_S, limit * 2.0 ** min(c.timeouts - 1, _RETRY_MAX_DOUBLINGS))
+        c.reassert = True  # the node may or may not have done it
+        _failed(c, now)
+        default_on = ch.fail_safe == "NC"
+        if c.is_on != default_on:
+            _believe(c, default_on, now)
+        c.commanded_until = None
 
     # ---- channels ---------------------------------------------------------------------------------
     def _nc_must_run(self, name: str, c: ChannelState) -> bool:

@@ -112,7 +112,6 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         """One tick. `telemetry` maps (node uid, metric) to (value, ts); `st` is updated in place."""
         self.prepare(st, telemetry, now)
         self.dec = dec = Decisions()
-        self._sweep_timeouts()
         self._check_doses()
         if len(st.entered_at) < len(self.rs.machines) or None in st.entered_at.values():
             for mname, m in self.rs.machines.items():

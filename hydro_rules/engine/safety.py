@@ -140,6 +140,7 @@ class SafetyMixin:
             c.retry_at = None
             c.timeouts = 0
             c.pending.clear()
+            c.acked.clear()  # its answers to what it was told before are moot
             c.failures = [t for t in c.failures if t < silent_since]
 
     def _renew_window(self) -> float:

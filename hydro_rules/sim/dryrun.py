@@ -2,7 +2,9 @@
 
 Each tick the twin's nodes publish readings and answer commands, the engine
 evaluates the zone exactly as the site daemon would, and its commands go back
-to the twin's nodes. Everything that happened is kept as a timeline and
+to the twin's nodes. The run also plays the service's timeout sweep
+(`sim.timeouts`): a command left without a terminal answer reaches the engine
+as a TIMEOUT response. Everything that happened is kept as a timeline and
 summed up per zone.
 
 Fine stepping: while a pump or valve on an NO relay is powered in the twin, or
@@ -25,6 +27,7 @@ from ..lang import model as M
 from ..messages import FAILED, TERMINAL, CommandResponse, WireCommand
 from ..twin import DEFAULT_FIRMWARE, FIRMWARES, FaultError, ZoneTwin, parse_fault
 from ..twin.faults import applies_to
+from .timeouts import TimeoutSweep
 from .times import DEFAULT_START, iso, parse_time
 
 
@@ -257,6 +260,7 @@ def _run_zone(
     zr = ZoneRun(zone, state=st, snapshot=snap, program=prog, twin=twin)
     open_alerts: dict = {}
     sent: dict = {}
+    sweep = TimeoutSweep(prog.S["commands.response_timeout"])  # the service's part: it times commands out
     recirc = recirculated(c.ruleset, zone)
     watched = no_loads(c.ruleset, zone) if fine is not None else frozenset()
     pumps = frozenset(n for n in zone.channels if (ch := c.ruleset.channels.get(n)) is not None and ch.kind == "pump")
@@ -269,10 +273,12 @@ def _run_zone(
     while now <= end + 1e-9:
         a = perf()
         responses = twin_step(twin, snap, now)
+        sweep.heard(responses, now)
+        responses += sweep.due(now)
         b = perf()
         for resp in responses:
             d = prog.apply_response(st, resp, now)
-            if resp.status in TERMINAL or resp.cmd_id not in zr.outcomes:
+            if zr.outcomes.get(resp.cmd_id) not in TERMINAL:  # a command ends once: later answers are late
                 zr.outcomes[resp.cmd_id] = resp.status
             if resp.status in FAILED:
                 cmd = sent.get(resp.cmd_id)
@@ -294,6 +300,7 @@ def _run_zone(
         d = prog.evaluate(st, snap, now)
         engine_s += perf() - b
         to_twin(twin, d.commands)
+        sweep.sent(d.commands)
         _record(zr, d, open_alerts, sent)
         twin_s += b - a
         if recirc is not None:

@@ -2,8 +2,9 @@
 
 Without a twin, a reading written in the test holds (it is reported every tick)
 until the test changes it, or writes `none` to silence the sensor; every command is answered DONE
-unless a `respond` line says otherwise. Expectations are checked after the
-tick at their time.
+unless a `respond` line says otherwise; a command left without an answer
+times out after `commands.response_timeout`, as the service would time it
+out (`sim.timeouts`). Expectations are checked after the tick at their time.
 
 With a twin, its nodes run the firmware given to `run_case` (hydro2 by default) and,
 as in a dry run, the engine is evaluated every `fine_tick` seconds between ticks while
@@ -21,6 +22,7 @@ from ..lang import model as M
 from ..lang.units import format_duration
 from ..messages import CommandResponse
 from ..sim.dryrun import needs_fine, no_loads, to_twin, twin_step
+from ..sim.timeouts import TimeoutSweep
 from ..sim.times import DEFAULT_START, parse_time
 from ..twin import DEFAULT_FIRMWARE, ZoneTwin, parse_fault
 from .cases import Case, Expect, _show
@@ -90,6 +92,7 @@ def _run(case: Case, rs: M.RuleSet, res: Result, firmware: str, fine_tick: float
     snap: dict = {}
     log = _Log()
     answers: list = []  # scripted responses to the commands of the tick before
+    sweep = TimeoutSweep(prog.S["commands.response_timeout"])  # plays the service: commands time out
     k, si, ei, ri, j = 0, 0, 0, 0, 0
     offset = 0.0  # of the instant evaluated: a tick, or a fine step after the tick k
     while offset <= end + 1e-9:
@@ -99,6 +102,8 @@ def _run(case: Case, rs: M.RuleSet, res: Result, firmware: str, fine_tick: float
             script[s.key] = s.value
             si += 1
         responses = twin_step(twin, snap, now) if twin is not None else answers
+        sweep.heard(responses, now)
+        responses = responses + sweep.due(now)
         for key, value in script.items():
             if value is not None:  # `none`: the sensor falls silent and its last reading ages
                 snap[_source(prog, key)] = (value, now)
@@ -111,6 +116,7 @@ def _run(case: Case, rs: M.RuleSet, res: Result, firmware: str, fine_tick: float
         _log(log, d, res)
         for m, s in st.machines.items():
             res.states.add((m, s))
+        sweep.sent(d.commands)
         if twin is not None:
             to_twin(twin, d.commands)
         else:

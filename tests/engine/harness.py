@@ -7,6 +7,7 @@ from pathlib import Path
 from hydro_rules.engine.api import compiled
 from hydro_rules.lang.loader import load
 from hydro_rules.messages import CommandResponse
+from hydro_rules.sim.timeouts import TimeoutSweep
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
@@ -54,6 +55,8 @@ class Zone:
         self.events: list = []
         self.refusals: list = []
         self._answers: list = []
+        #: plays the service, which times out commands left without an answer; None: nobody does
+        self.sweep: TimeoutSweep | None = TimeoutSweep(self.prog.S["commands.response_timeout"])
 
     def set(self, **values) -> Zone:
         """Readings reported every tick from now on (None: the sensor stops reporting)."""
@@ -88,11 +91,16 @@ class Zone:
         for name, v in self.readings.items():
             if v is not None:  # None: the sensor is silent, its last reading ages
                 self.snap[self._key(name)] = (v, self.now)
-        for r in self._answers:
+        answers, self._answers = self._answers, []
+        if self.sweep is not None:
+            self.sweep.heard(answers, self.now)
+            answers += self.sweep.due(self.now)
+        for r in answers:
             self._collect(self.prog.apply_response(self.state, r, self.now))
-        self._answers = []
         d = self.prog.evaluate(self.state, self.snap, self.now)
         self._collect(d)
+        if self.sweep is not None:
+            self.sweep.sent(d.commands)
         for c in d.commands:
             if self.answer == "DONE":
                 self._answers.append(CommandResponse(c.cmd_id, "DONE", self.now))

@@ -179,13 +179,15 @@ class NodeDecl:
 
 @node
 class Binding:
-    """`pump_recirc on nd-pump-1 [channel key]` or `ph from nd-ph-1`."""
+    """`pump_recirc on nd-pump-1 [channel key]` or `ph from nd-ph-1`; a metric's binding may name the
+    node's channel and the unit that node sends (language 1.1: `ph from nd-ph-1 channel ph_sensor`)."""
 
     name: Ident
     node: Ident
     channel_key: Ident | None
     is_metric: bool
     span: Span
+    unit: Ident | String | None = None  # `unit ratio` of a metric's binding (language 1.1)
 
 
 @node

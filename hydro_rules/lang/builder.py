@@ -11,6 +11,7 @@ import re
 from functools import partialmethod
 
 from lark import Token, Transformer
+from lark.exceptions import UnexpectedInput
 
 from . import ast as A
 from . import units as U
@@ -26,6 +27,16 @@ class ExpressionTooDeep(Exception):
     def __init__(self, span: Span):
         super().__init__(span)
         self.span = span
+
+
+class GluedKeyword(UnexpectedInput):
+    """A keyword read off the front of a longer word (`flow_flag` as `flow` `_flag`): not what
+    was written, so the text does not parse in this language version."""
+
+    def __init__(self, tok: Token):
+        super().__init__(f"`{tok}` is glued to the keyword before it")
+        self.line, self.column, self.pos_in_stream = tok.line, tok.column, tok.start_pos
+        self.token = tok
 
 
 class _Builder(Transformer):
@@ -154,7 +165,7 @@ class _Builder(Transformer):
     def _keyword_item(self, keyword: str, c):
         """An item whose keyword tokens the grammar keeps (`!rule`): spanned from its first keyword,
         with the values that follow the keyword's words."""
-        glue = ("PER", "BY")  # the words between values; the formatter takes them from the source
+        glue = ("PER", "BY", "COMMA")  # the words between values; the formatter takes them from the source
         vals = tuple(self._value(x) for x in c[len(keyword.split()) :] if not (isinstance(x, Token) and x.type in glue))
         return self._newer(A.Item(keyword, vals, self.span_of(c[0], c[-1])), keyword)
 
@@ -172,6 +183,21 @@ class _Builder(Transformer):
 
     def channel_affects(self, c):
         return self._keyword_item("affects", c)
+
+    def metric_channel(self, c):
+        return self._keyword_item("channel", c)
+
+    def metric_convert(self, c):
+        return self._keyword_item("convert", c)
+
+    def channel_flow(self, c):
+        keyword, value = c
+        if keyword.end_pos == value.start_pos:  # `flow_flag`, which language 1 reads as `flow _flag`
+            raise GluedKeyword(value)
+        return self._item("flow", [value])
+
+    def channel_flow_flag(self, c):
+        return self._keyword_item("flow_flag", c)
 
     def channel_decl(self, c):
         name = self.ident(c[0])
@@ -216,6 +242,23 @@ class _Builder(Transformer):
     def zone_bind_metric(self, c):
         name = self.ident(c[0])
         return A.Binding(name, c[1], None, True, name.span.to(c[1].span))
+
+    def zone_bind_reading(self, c):
+        """`ec from nd-ec-1 channel ec_sensor unit uS/cm` (language 1.1): tokens kept, so that the
+        words after the node tell a channel key from a unit."""
+        name, node = self.ident(c[0]), c[2]
+        key = unit = None
+        rest = list(c[3:])
+        while rest:
+            word, value = str(rest[0]), rest[1]
+            if word == "channel":
+                key = self.ident(value)
+            else:
+                unit = self._value(value)
+            rest = rest[2:]
+        end = unit or key
+        binding = A.Binding(name, node, key, True, name.span.to(end.span), unit)
+        return self._newer(binding, f"{name.name} from {node.name} " + ("channel" if key else "unit"))
 
     # ---- recipes and profiles ------------------------------------------------------------
     def recipe_decl(self, c):
@@ -537,7 +580,6 @@ _ITEM_RULES = {
     "channel_kind": "kind",
     "channel_fail_safe": "fail_safe",
     "channel_current": "current",
-    "channel_flow": "flow",
     "channel_measures": "measures",
     "channel_moves_level": "moves_level",
     "site_timezone": "timezone",

@@ -7,6 +7,7 @@ not hide the next.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from datetime import date
@@ -159,10 +160,64 @@ class Checker:
             aliases = tuple(a.name for it in d.items if it.keyword == "alias" for a in it.values)
             text = items["text"].values[0].value if "text" in items else ""
             plausible = self._plausibility(name, items, dim)
+            conversions = self._conversions(name, unit, d)
             if low is None or high is None or stale is None or plausible is None:
                 continue
-            out[name] = M.Metric(name, unit, dim, low, high, stale, aliases, text, d.name.span, **plausible)
+            channels = tuple(k.name for it in d.items if it.keyword == "channel" for k in it.values)
+            out[name] = M.Metric(
+                name,
+                unit,
+                dim,
+                low,
+                high,
+                stale,
+                aliases,
+                text,
+                d.name.span,
+                **plausible,
+                channels=channels,
+                conversions=conversions,
+            )
+        self._claimed_channels()
         return out
+
+    def _conversions(self, name: str, unit: str, d: A.MetricDecl) -> dict[str, float]:
+        """The `convert UNIT by N` items of a metric (language 1.1): unit, lower case -> factor."""
+        out: dict[str, float] = {}
+        for it in (i for i in d.items if i.keyword == "convert"):
+            word, by = it.values
+            spelled = word.name if isinstance(word, A.Ident) else word.value
+            if not spelled.strip():
+                self.d.add("HR204", "`convert` needs the unit a node sends", word.span)
+            elif U.unit_key(spelled) in {U.unit_key(u) for u in out}:
+                self.d.add("HR107", f"`convert {spelled}` is given twice", it.span)
+            elif U.same_unit(spelled, unit):
+                self.d.add("HR204", f"`{spelled}` is the unit of `{name}` itself: it needs no `convert`", word.span)
+            elif by.dim != U.NUMBER:
+                self.d.add("HR201", f"`convert` multiplies by a plain number, `{by.text}` is a {by.dim}", by.span)
+            elif not (math.isfinite(by.value) and by.value > 0):
+                self.d.add("HR204", f"`convert` multiplies by a number above 0, not `{by.text}`", by.span)
+            else:
+                out[spelled.strip().lower()] = float(by.value)
+        return out
+
+    def _claimed_channels(self) -> None:
+        """Each channel key a metric declares (`channel solution_temp_c`) decides one metric only."""
+        claimed: dict[str, tuple[str, A.Ident]] = {}  # key, lower case -> (metric, where)
+        for name, d in self.decls["metric"].items():
+            for key in (k for it in d.items if it.keyword == "channel" for k in it.values):
+                first = claimed.setdefault(key.name.lower(), (name, key))
+                if first[1] is key:
+                    continue
+                if first[0] == name:
+                    self.d.add("HR107", f"channel `{key.name}` is given twice", key.span)
+                else:
+                    self.d.add(
+                        "HR114",
+                        f"channel `{key.name}` already carries metric `{first[0]}` (at {first[1].span})",
+                        key.span,
+                        "a reading from one channel is one metric: keep the channel in one of them",
+                    )
 
     def _plausibility(self, name, items, dim) -> dict | None:
         """The language 1.1 plausibility items of a metric as Metric fields, or None after an error."""
@@ -220,7 +275,7 @@ class Checker:
         out = {}
         for name, d in self.decls["channel"].items():
             items = self._items(
-                d, ("kind", "fail_safe", "current", "flow", "measures", "moves_level", "text", "affects")
+                d, ("kind", "fail_safe", "current", "flow", "measures", "moves_level", "text", "affects", "flow_flag")
             )
             kind = items["kind"].values[0].name if "kind" in items else None
             if kind is None:
@@ -265,6 +320,7 @@ class Checker:
             moves_level = word == "yes"
             text = items["text"].values[0].value if "text" in items else ""
             affects = self._affects(name, kind, items["affects"], metrics) if "affects" in items else None
+            flow_flag = self._flow_flag(name, kind, items["flow_flag"], metrics) if "flow_flag" in items else None
             out[name] = M.Channel(
                 name,
                 kind,
@@ -276,8 +332,42 @@ class Checker:
                 text,
                 d.name.span,
                 affects,
+                flow_flag,
             )
         return out
+
+    def _flow_flag(self, name, kind, it: A.Item, metrics) -> str | None:
+        """`flow_flag flow_present` (language 1.1): a pump's 0/1 flow-presence metric."""
+        (ident,) = it.values
+        if kind != "pump":
+            self.d.add(
+                "HR113",
+                f"`flow_flag` tells whether water flows past a pump; `{name}` is a {kind}",
+                it.span,
+                "remove the line, or make the channel `kind pump`",
+            )
+            return None
+        if ident.name not in metrics:
+            self._unknown("HR101", "metric", ident, metrics)
+            return None
+        m = metrics[ident.name]
+        if m.unit:
+            self.d.add(
+                "HR201",
+                f"`flow_flag` names a 0/1 flag; metric `{m.name}` is in {m.unit}",
+                ident.span,
+                f"use `flow {m.name}` for a flow rate",
+            )
+            return None
+        if (m.low, m.high) != (0.0, 1.0):
+            self.d.add(
+                "HR204",
+                f"`flow_flag` names a 0/1 flag; metric `{m.name}` has the range {m.low:g} .. {m.high:g}",
+                ident.span,
+                f"give metric `{m.name}` `range 0 .. 1`",
+            )
+            return None
+        return m.name
 
     def _affects(self, name, kind, it: A.Item, metrics) -> tuple[str, int, float | None] | None:
         """`affects ec up by 0.01 mS/cm` (language 1.1) as (metric, +1 or -1, smallest change or None)."""
@@ -803,7 +893,7 @@ class Checker:
                 ok = False
             else:
                 reservoir = float(lit.value)
-        channels, metric_nodes = {}, {}
+        channels, metric_nodes, metric_channels, metric_units = {}, {}, {}, {}
         for b in (i for i in z.items if isinstance(i, A.Binding)):
             name = b.name.name
             if b.is_metric:
@@ -814,6 +904,10 @@ class Checker:
                     self.d.add("HR107", f"metric `{name}` is bound twice in this zone", b.name.span)
                     continue
                 metric_nodes[name] = b.node.name
+                if b.channel_key is not None and self._bound_channel(b, rs, metric_channels, metric_nodes):
+                    metric_channels[name] = b.channel_key.name
+                if b.unit is not None and self._bound_unit(b, rs.metrics[name]):
+                    metric_units[name] = b.unit.name if isinstance(b.unit, A.Ident) else b.unit.value
             else:
                 if name not in rs.channels:
                     hint = (
@@ -854,7 +948,46 @@ class Checker:
             tz,
             z.uid.span,
             bounded & ({b.node_uid for b in channels.values()} | set(metric_nodes.values())),
+            metric_channels,
+            metric_units,
         )
+
+    def _bound_channel(self, b: A.Binding, rs: M.RuleSet, metric_channels, metric_nodes) -> bool:
+        """Is the channel of `ph from nd-1 channel ph_sensor` free to carry that metric? Not when the
+        vocabulary gives the channel to another metric, nor when the zone binds it already."""
+        key, name = b.channel_key, b.name.name
+        owner = rs.reading_channels.get(key.name.lower(), name)
+        if owner != name:
+            self.d.add(
+                "HR114",
+                f"channel `{key.name}` carries metric `{owner}`, not `{name}`",
+                key.span,
+                f"metric `{owner}` declares `channel {key.name}`; bind the channel that carries `{name}`",
+            )
+            return False
+        for other, k in metric_channels.items():
+            if k.lower() == key.name.lower() and metric_nodes[other] == b.node.name:
+                self.d.add(
+                    "HR114",
+                    f"channel `{key.name}` of `{b.node.name}` already carries metric `{other}` in this zone",
+                    key.span,
+                    "a reading from one channel is one metric: bind another channel",
+                )
+                return False
+        return True
+
+    def _bound_unit(self, b: A.Binding, m: M.Metric) -> bool:
+        """Can metric `m` take readings in the unit its binding says its node sends?"""
+        unit = b.unit.name if isinstance(b.unit, A.Ident) else b.unit.value
+        if M.unit_factor(m, unit)[0] is not None:
+            return True
+        self.d.add(
+            "HR201",
+            f"metric `{m.name}` is in {m.unit or 'no unit'} and converts no `{unit}`",
+            b.unit.span,
+            f"add `convert {unit} by FACTOR` to metric `{m.name}`, or name the unit the node sends",
+        )
+        return False
 
     # ---- unused ------------------------------------------------------------------------------
     def _unused(self, rs: M.RuleSet, usage) -> None:

@@ -45,6 +45,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "HR111": (E, "unknown setting"),
     "HR112": (E, "unknown profile or recipe"),
     "HR113": (E, "channel of the wrong kind"),
+    "HR114": (E, "one channel's readings claimed by two metrics"),
     # types and values
     "HR201": (E, "unit mismatch"),
     "HR202": (E, "comparison outside the metric's physical range"),

@@ -19,11 +19,14 @@ from .grammar import SUPPORTED_VERSIONS, version_key
 CHANNEL_ATTRS = {
     "current": U.CURRENT,
     "flow": U.FLOW,
+    "flow_flag": U.NUMBER,  # 0 or 1 (language 1.1)
     "on_for": U.DURATION,
     "off_for": U.DURATION,
     "timeouts": U.NUMBER,
     "moves_level": U.BOOL,
 }
+#: channel attributes of language 1.1
+NEWER_CHANNEL_ATTRS = frozenset({"flow_flag"})
 METRIC_ATTRS = {"age": U.DURATION, "unchanged_for": U.DURATION}
 CHANNEL_WORDS = {"on", "off", "locked"}
 ALERT_WORDS = {"active", "resolved"}
@@ -163,7 +166,9 @@ class Typer:
                 )
             return None
         attr = rest[0]
-        if channel is not None and attr in ("current", "flow"):
+        if attr in NEWER_CHANNEL_ATTRS and not self._newer_ok(f".{attr}", e.parts[1].span):
+            return None
+        if channel is not None and attr in ("current", "flow", "flow_flag"):
             ch = self.n.channels[channel]
             if getattr(ch, attr) is None:
                 self.d.add("HR106", f"channel `{channel}` declares no `{attr}` metric", e.span)
@@ -270,16 +275,22 @@ class Typer:
         )
         return None
 
+    def _newer_ok(self, words: str, span) -> bool:
+        """Is a language 1.1 construct allowed where it is written? Reported (HR007) when not."""
+        version = self.n.versions.get(span.path, SUPPORTED_VERSIONS[-1])
+        if version_key(version) >= version_key("1.1"):
+            return True
+        self.d.add(
+            "HR007",
+            f"`{words}` is language 1.1, but this file starts with `hydro {version}`",
+            span,
+            "write `hydro 1.1` on the first line",
+        )
+        return False
+
     def _metric_is(self, e: A.IsCheck, word: str):
         """`ph is stale`, `ec is frozen`, `ec is implausible`: language 1.1, and only of a metric."""
-        version = self.n.versions.get(e.span.path, SUPPORTED_VERSIONS[-1])
-        if version_key(version) < version_key("1.1"):
-            self.d.add(
-                "HR007",
-                f"`is {word}` is language 1.1, but this file starts with `hydro {version}`",
-                e.word.span,
-                "write `hydro 1.1` on the first line",
-            )
+        if not self._newer_ok(f"is {word}", e.word.span):
             return None
         subj = e.subject
         name = subj.parts[0].name if isinstance(subj, A.Path) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from . import units as U
 from .source import Span
@@ -188,6 +189,10 @@ class Metric:
     #: between two consecutive readings is implausible
     max_step: tuple[float, float] | None = None
     frozen_s: float | None = None  # the same exact value for this long: the sensor is frozen
+    #: the node channels whose readings are this metric, whatever metric type they name (language 1.1)
+    channels: tuple[str, ...] = ()
+    #: a unit a node may send (lower case) -> the factor to this metric's unit (language 1.1)
+    conversions: dict = field(default_factory=dict, hash=False)
 
 
 @node
@@ -204,6 +209,8 @@ class Channel:
     #: a doser's effect (language 1.1): (metric, +1 raises / -1 lowers, the smallest change that
     #: shows a dose worked in the metric's base unit, or None for 0.1 % of the metric's range span)
     affects: tuple[str, int, float | None] | None = None
+    #: the 0/1 metric that tells whether water flows past this pump (language 1.1)
+    flow_flag: str | None = None
 
 
 @node
@@ -276,6 +283,10 @@ class Zone:
     span: Span
     #: nodes of this zone declared able to end an OFF by themselves (`node UID { bounded_off yes }`)
     bounded_off_nodes: frozenset[str] = frozenset()
+    #: metric -> the channel key of its node that carries it (`ph from nd-1 channel ph_sensor`, 1.1)
+    metric_channels: dict = field(default_factory=dict)
+    #: metric -> the unit its node sends when a reading names none (`... unit ratio`, 1.1)
+    metric_units: dict = field(default_factory=dict)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -420,6 +431,31 @@ class Rule:
     span: Span
 
 
+def unit_factor(m: Metric, unit: str | None) -> tuple[float | None, str | None]:
+    """(the factor that brings a reading of `m` in `unit` to `m`'s unit, why it is not 1): 1 for no
+    unit or `m`'s own (in any spelling), a declared `convert`, a language unit of the same dimension
+    (uS/cm to mS/cm); None for any other unit."""
+    if unit is None or not unit.strip() or U.same_unit(unit, m.unit):
+        return 1.0, None
+    key = U.unit_key(unit)
+    factor = next((f for declared, f in m.conversions.items() if U.unit_key(declared) == key), None)
+    if factor is None:
+        factor = U.factor_between(unit, m.unit)
+    if factor is None:
+        return None, f"{m.name} is in {m.unit or 'no unit'} and converts no {unit}"
+    return factor, f"{unit} converted by {factor:g}"
+
+
+@node
+class Resolved:
+    """What a node's reading is: the metric, and the factor that brings its value to the metric's
+    unit (None: the reading names a unit the metric neither has nor converts)."""
+
+    metric: str
+    factor: float | None
+    note: str | None = None  # why, when it is not plain: the channel decided, a unit was converted
+
+
 @dataclass
 class RuleSet:
     name: str
@@ -453,6 +489,33 @@ class RuleSet:
         """The canonical metric name of what a node sent, or None when unknown (§7.3)."""
         key = raw.strip()
         return self.aliases.get(key) or self.aliases.get(key.lower()) or self.aliases.get(key.upper())
+
+    @cached_property
+    def reading_channels(self) -> dict[str, str]:
+        """A declared channel key, lower case -> its metric."""
+        return {key.lower(): name for name, m in self.metrics.items() for key in m.channels}
+
+    def resolve_reading(self, metric_type: str, channel: str | None, unit: str | None = None) -> Resolved | None:
+        """What a reading of `metric_type` from `channel`, in `unit`, is; None when the vocabulary
+        knows neither the channel nor the metric type.
+
+        A channel a metric declares (`channel solution_temp_c`, any case) decides the metric,
+        whatever the type says; otherwise a channel key that names another metric of the same
+        unit does (`temp_water` for TEMPERATURE); otherwise the type does."""
+        note = None
+        metric = self.reading_channels.get(channel.strip().lower()) if channel else None
+        if metric is not None:
+            if self.normalize_metric(metric_type) != metric:
+                note = f"channel {channel} carries {metric}"
+        else:
+            metric = self.normalize_metric(metric_type)
+            if metric is None:
+                return None
+            named = self.normalize_metric(channel) if channel else None
+            if named is not None and named != metric and self.metrics[named].unit == self.metrics[metric].unit:
+                metric, note = named, f"channel {channel} names {named}"
+        factor, why = unit_factor(self.metrics[metric], unit)
+        return Resolved(metric, factor, "; ".join(w for w in (note, why) if w) or None)
 
     def state(self, name: str) -> State | None:
         for m in self.machines.values():

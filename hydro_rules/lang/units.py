@@ -58,6 +58,34 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _QUANTITY = re.compile(r"(\d+(?:\.\d+)?)[ \t]*(.+)")
 
 
+#: other spellings nodes use for a unit, keyed as unit_key writes them
+_UNIT_SYNONYMS = {"percent": "%", "pct": "%", "lux": "lx", "c": "c", "celsius": "c", "l/m": "l/min", "lpm": "l/min"}
+
+
+def unit_key(unit: str) -> str:
+    """A unit spelling reduced to compare spellings: `°C`, `degC` and `C` are `c`; `µS/cm` is `us/cm`."""
+    key = unit.strip().lower().replace(" ", "").replace("µ", "u").replace("°", "")
+    key = key.removeprefix("deg") if key in ("degc", "degf") else key
+    return _UNIT_SYNONYMS.get(key, key)
+
+
+_UNITS_BY_KEY = {unit_key(u): v for u, v in UNITS.items()}
+
+
+def same_unit(a: str, b: str) -> bool:
+    """Are `a` and `b` spellings of one unit?"""
+    return unit_key(a) == unit_key(b)
+
+
+def factor_between(unit: str, to: str) -> float | None:
+    """The factor from `unit` to `to` when both are units of the language of one dimension
+    (`uS/cm` to `mS/cm` is 0.001), else None."""
+    a, b = _UNITS_BY_KEY.get(unit_key(unit)), _UNITS_BY_KEY.get(unit_key(to))
+    if a is None or b is None or a[0] != b[0]:
+        return None
+    return a[1] / b[1]
+
+
 def parse_duration(text: str) -> float:
     """Seconds in a duration literal such as `90s`, `10m` or `1h30m`."""
     return sum(float(n) * DURATION_FACTORS[u] for n, u in _DURATION_PART.findall(text))

@@ -309,9 +309,10 @@ class _Printer:
             head = f"zone {it.uid.name}{_title(it.title)}"
             return self.block(depth, head, (it.uid, it.title), it.items, self.site_item)
         if isinstance(it, A.Binding):
-            if it.is_metric:
-                return self.leaf(depth, f"{it.name.name} from {it.node.name}", it)
             key = f" channel {it.channel_key.name}" if it.channel_key else ""
+            if it.is_metric:
+                unit = f" unit {self.value(it.unit)}" if it.unit else ""
+                return self.leaf(depth, f"{it.name.name} from {it.node.name}{key}{unit}", it)
             return self.leaf(depth, f"{it.name.name} on {it.node.name}{key}", it)
         self.item(depth, it)
 

@@ -46,7 +46,7 @@ class ChannelRef:
     """An attribute of a channel; channel None means the scope's current channel."""
 
     channel: str | None
-    attr: str  # current | flow | on_for | off_for | timeouts
+    attr: str  # current | flow | flow_flag | on_for | off_for | timeouts | moves_level
     dim: str
     span: Span
 

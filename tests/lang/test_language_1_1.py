@@ -206,7 +206,7 @@ def test_a_hydro_1_file_parses_exactly_as_before_with_the_v1_grammar_alone():
 
     v1, v11 = grammar_text(1), grammar_text("1.1")
     assert v11.startswith(v1) and "%extend" not in v1
-    for word in ('"frozen"', '"implausible"', '"max_step"', '"affects"', '"node"'):
+    for word in ('"frozen"', '"implausible"', '"max_step"', '"affects"', '"node"', '"convert"', '"flow_flag"'):
         assert word not in v1 and word in v11
 
 

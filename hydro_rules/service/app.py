@@ -1,4 +1,4 @@
-"""The ingest service: one process with the HTTP door, the MQTT door and the aggregator.
+"""The ingest service: one process with the HTTP door, the MQTT door, the aggregator and the command sweep.
 
 `Service` owns the database pool, the ingest core, the MQTT connection and
 background tasks; `create_app` puts the HTTP routes on top. Start-up does not
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from .batcher import Batcher
 from .commands import CommandService
 from .config import Settings
 from .ingest import IngestCore
+from .logs import Throttled
 from .mqtt_door import MqttDoor
 from .web import BodyLimit
 
@@ -115,6 +117,7 @@ class Service:
         self.core.forget_node()
         self.problem = None
         self.ready.set()
+        self._tasks.append(asyncio.create_task(self._sweep_commands(), name="command-sweep"))
         if self.mqtt is not None:
             self._tasks.append(asyncio.create_task(self.mqtt.connect(), name="mqtt-connect"))
         if self.with_aggregator:
@@ -132,6 +135,21 @@ class Service:
                     name="aggregator",
                 )
             )
+
+    async def _sweep_commands(self) -> None:
+        """Every `command_sweep_every_s`: end overdue commands (`timeout`) and re-assert NC pumps after a
+        restart. The service is the one writer of `timeout`, whether or not a daemon runs."""
+        every, said = self.settings.command_sweep_every_s, Throttled(log)
+        while True:
+            try:
+                await self.commands.sweep()
+            except asyncio.CancelledError:
+                raise
+            except DatabaseUnavailable as e:
+                said.warning("db", "command sweep waits for the database: %s", e)
+            except Exception:
+                said.log(logging.ERROR, "failed", "command sweep failed; trying again\n%s", traceback.format_exc())
+            await asyncio.sleep(every)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self.ready.wait(), timeout)
@@ -161,6 +179,7 @@ class Service:
             "database": db_ok,
             "mqtt": mqtt,
             "ingest_waiting_for_database": bool(self.batcher and self.batcher.waiting_for_db),
+            "mqtt_refused": dict(self.door.refused) if self.door else {},
             "ruleset_version": self.rs.ruleset_version,
             "started_at": self.started_at,
         }

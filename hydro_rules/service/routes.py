@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..engine import api as engine_api
+from ..pgtext import bad_text
 from ..sim.times import parse_time
 from ..store import DatabaseUnavailable
 from ..store import aggregate as aggregate_store
@@ -25,9 +28,11 @@ from ..store import telemetry as telemetry_store
 from ..store import water as water_store
 from ..store import zones as zone_store
 from ..store.tokens import TokenInfo
+from ..transport import topics
 from ..twin import FaultError
 from . import schemas
 from .app import Service
+from .binding import config_channels
 from .commands import CommandRefused, CommandRequest
 from .ingest import Sample
 from .openapi import build_spec
@@ -61,6 +66,8 @@ class Spec:
     body: schemas.Body | None = None
     query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
     responses: tuple[int, ...] = ()
+    #: called with (svc, request, token or None, the ApiError) when the route refuses a request
+    on_refused: Callable[..., Awaitable[None]] | None = None
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -139,38 +146,55 @@ async def ingest_telemetry(svc: Service, request, token, body: dict) -> Response
             f"at most {svc.settings.max_samples_per_request} samples per request",
             limit=svc.settings.max_samples_per_request,
         )
-    samples = [
-        Sample(
-            s["node_uid"],
-            s["metric_type"],
-            s["value"],
-            epoch(s["ts"]),
-            s.get("zone_uid"),
-            s.get("channel"),
-            s.get("raw"),
-        )
-        for s in body["samples"]
-    ]
+    samples = [_sample(s) for s in body["samples"]]
     result = await svc.core.ingest(samples)
     return json_response(
         {
             "status": "ok",
             "count": len(samples),
             "stored": result.stored,
+            "stub": result.stub,
             "counts": result.counts,
             "rejected": [{"index": r.index, "outcome": r.outcome, "reason": r.reason} for r in result.rejections],
+            "notes": [{"index": n.index, "note": n.note} for n in result.notes],
         }
     )
 
 
+def _sample(s: dict | schemas.SampleRefused) -> Sample:
+    if isinstance(s, schemas.SampleRefused):
+        return Sample("", "", 0.0, 0.0, malformed=s.reason)
+    return Sample(
+        s["node_uid"],
+        s["metric_type"],
+        s["value"],
+        epoch(s["ts"]),
+        s.get("zone_uid"),
+        s.get("channel"),
+        s.get("raw"),
+        unit=s.get("unit"),
+        stub=s.get("stub", False),
+    )
+
+
 async def register_node(svc: Service, request, token, body: schemas.RegisterRequest) -> Response:
+    """Validation is the binding step: the operator names the node and its zone; a node whose hardware
+    id is known (it said hello) is then sent its NodeConfig and is "binding" until it confirms."""
     _ready(svc)
+    owner = _rule_set_zone(svc, body.node_uid)
+    if owner is not None and body.zone_uid not in (None, owner):
+        raise ApiError(
+            409,
+            "zone_conflict",
+            f"the rule set binds node {body.node_uid} in zone {owner}, not {body.zone_uid}",
+            zone_uid=owner,
+        )
     async with svc.db.acquire() as conn:
         try:
             node, secret = await node_store.register(
                 conn,
                 body.node_uid,
-                zone_uid=body.zone_uid,
+                zone_uid=body.zone_uid or owner,
                 firmware_version=body.firmware_version,
                 hardware_revision=body.hardware_revision,
                 hardware_id=body.hardware_id,
@@ -179,12 +203,43 @@ async def register_node(svc: Service, request, token, body: schemas.RegisterRequ
             )
         except node_store.UnknownZone:
             raise invalid(["zone_uid"], f"no zone {body.zone_uid!r}", "unknown zone") from None
+        except node_store.HardwareTaken as e:
+            raise ApiError(409, "hardware_taken", str(e), node_uid=e.node_uid) from None
     svc.core.forget_node(body.node_uid)
+    config = await _push_config(svc, node)
+    if config["pushed"]:
+        async with svc.db.acquire() as conn:
+            node = await node_store.get(conn, body.node_uid)
     out = _node_resource(node)
+    out["config"] = config
     if secret is not None:
-        out["secret"] = secret  # shown once: flash it into the node
-    log.info("node %s registered and validated by %s", body.node_uid, token.name)
+        out["secret"] = secret  # shown once (the config push carries it to the node)
+    log.info("node %s registered and validated by %s (config pushed: %s)", body.node_uid, token.name, config["pushed"])
     return json_response(out, 200)
+
+
+def _rule_set_zone(svc: Service, node_uid: str) -> str | None:
+    """The zone the rule set binds the node in, if any."""
+    return next((z.uid for z in svc.rs.zones if node_uid in z.nodes), None)
+
+
+async def _push_config(svc: Service, node: dict) -> dict:
+    """Send a validated node its NodeConfig; what was sent, or why nothing was."""
+    if not node.get("hardware_id"):
+        return {"pushed": False, "reason": "no hardware id known: give the hardware_id of the node's hello"}
+    if node.get("zone_uid") is None:
+        return {"pushed": False, "reason": "the node has no zone"}
+    if svc.door is None:
+        return {"pushed": False, "reason": "the service has no MQTT broker"}
+    try:
+        await svc.door.push_config(node_uid=node["uid"])
+    except TimeoutError:
+        return {"pushed": False, "reason": "the broker did not take it in time; it is sent when the node next talks"}
+    return {
+        "pushed": True,
+        "topic": topics.temp_config(node["hardware_id"]),
+        "channels": config_channels(svc.rs, node["zone_uid"], node["uid"]),
+    }
 
 
 def _node_resource(node: dict) -> dict:
@@ -195,6 +250,10 @@ def _node_resource(node: dict) -> dict:
         "node_type",
         "hardware_id",
         "validated",
+        "binding_state",
+        "config_pushed_at",
+        "config_pushes",
+        "bound_at",
         "first_seen_at",
         "firmware_version",
         "hardware_revision",
@@ -239,12 +298,13 @@ async def telemetry_series(svc: Service, request, token, body) -> Response:
     level = _choice(request, "level", LEVELS) or "1m"
     until = _time(request, "until", datetime.now(UTC))
     since = _time(request, "since", until - timedelta(hours=24))
+    channel = request.query_params.get("channel")
     async with svc.db.acquire() as conn:
         zone = await _zone(conn, request.path_params["uid"])
         if level == "raw":
-            rows = await telemetry_store.samples(conn, zone["id"], metric, since, until)
+            rows = await telemetry_store.samples(conn, zone["id"], metric, since, until, channel=channel)
         else:
-            rows = await aggregate_store.series(conn, level, zone["id"], metric, since, until)
+            rows = await aggregate_store.series(conn, level, zone["id"], metric, since, until, channel=channel)
     return json_response({"zone_uid": zone["uid"], "metric": metric, "level": level, "points": rows})
 
 
@@ -270,11 +330,22 @@ async def list_commands(svc: Service, request, token, body) -> Response:
 async def get_command(svc: Service, request, token, body) -> Response:
     async with svc.db.acquire() as conn:
         cmd = await command_store.get(conn, request.path_params["cmd_id"])
+        if cmd is not None:
+            cmd["responses"] = await command_store.responses(conn, cmd["cmd_id"])
     if cmd is None:
         raise ApiError(404, "unknown_command", f"no command {request.path_params['cmd_id']!r}")
     for k in ("id", "zone_id", "node_id"):
         cmd.pop(k, None)
     return json_response(cmd)
+
+
+async def list_refusals(svc: Service, request, token, body) -> Response:
+    since = _time(request, "since")
+    limit = _int(request, "limit", 100)
+    zone = request.query_params.get("zone")
+    async with svc.db.acquire() as conn:
+        rows = await command_store.list_refusals(conn, zone_uid=zone, since=since, limit=limit)
+    return json_response({"refusals": rows})
 
 
 async def zone_events(svc: Service, request, token, body) -> Response:
@@ -342,6 +413,33 @@ async def post_command(svc: Service, request, token, body: schemas.CommandIn) ->
     return json_response(cmd, 202)
 
 
+#: refusals of POST /commands that leave an audit row (401: no token, nobody to name)
+AUDITED_REFUSALS = frozenset({400, 403, 404, 409, 422})
+
+
+async def audit_refused_command(svc: Service, request: Request, token: TokenInfo | None, e: ApiError) -> None:
+    """Record who asked for what and why it was refused. A failure to record is logged, never the answer."""
+    if e.status not in AUDITED_REFUSALS:
+        return
+    try:
+        if token is None:
+            token = await svc.auth.identify(request)  # a 403 for the scope: the token is known
+        try:
+            doc = json.loads(await request.body())
+        except ValueError:
+            doc = None
+        await svc.commands.record_refusal(
+            CommandRefused(e.status, e.code, e.message, **e.extra),
+            by=token.name,
+            scopes=sorted(token.scopes),
+            request=doc if isinstance(doc, dict) else None,
+        )
+    except ApiError:
+        return
+    except Exception as exc:  # the refusal is answered whatever happens to its record
+        log.warning("refused command not audited (%s): %s %s", type(exc).__name__, e.code, e.message)
+
+
 _simulations = asyncio.Semaphore(1)
 
 
@@ -393,17 +491,17 @@ SPECS: tuple[Spec, ...] = (
         ingest_telemetry,
         "Store a batch of telemetry samples (§2.1)",
         "ingest",
-        schemas.Body(schemas.IngestRequest),
+        schemas.SampleBatch(),
         responses=(200, 401, 403, 413, 422, 503),
     ),
     Spec(
         "POST",
         "/nodes/register",
         register_node,
-        "Register, bind and validate a node (§6.3)",
+        "Validate a node into a zone and send it its NodeConfig (binding)",
         "operator",
         schemas.Body(schemas.RegisterRequest),
-        responses=(200, 401, 403, 422, 503),
+        responses=(200, 401, 403, 409, 422, 503),
     ),
     Spec("GET", "/nodes", list_nodes, "Nodes and their liveness", "read", query=(_ZONE,)),
     Spec("GET", "/zones", list_zones, "Zones", "read"),
@@ -412,7 +510,7 @@ SPECS: tuple[Spec, ...] = (
         "GET",
         "/zones/{uid}/telemetry/latest",
         latest_telemetry,
-        "Latest value per node and metric",
+        "Latest value per node, metric and channel",
         "read",
         responses=(200, 404),
     ),
@@ -424,6 +522,7 @@ SPECS: tuple[Spec, ...] = (
         "read",
         query=(
             ("metric", "string", "canonical metric"),
+            ("channel", "string", "one node channel's series (default: every channel)"),
             _one_of("level", LEVELS),
             _SINCE,
             _UNTIL,
@@ -461,15 +560,31 @@ SPECS: tuple[Spec, ...] = (
         "read",
         query=(_ZONE, *_COMMAND_QUERY),
     ),
-    Spec("GET", "/commands/{cmd_id}", get_command, "One command with its status history", "read", responses=(200, 404)),
+    Spec(
+        "GET",
+        "/commands/refusals",
+        list_refusals,
+        "Refused commands (400, 403, 404, 409, 422 to POST /commands): who asked, what, why refused",
+        "read",
+        query=(_ZONE, _SINCE, _LIMIT),
+    ),
+    Spec(
+        "GET",
+        "/commands/{cmd_id}",
+        get_command,
+        "One command with its status history and every response received (foreign ones marked)",
+        "read",
+        responses=(200, 404),
+    ),
     Spec(
         "POST",
         "/commands",
         post_command,
-        "Send a command: guard, record, sign, publish",
+        "Send a command: guard, record, sign, publish. A refusal (other than 401) is audited: see /commands/refusals",
         "operator",
         schemas.Body(schemas.CommandIn),
         responses=(202, 401, 403, 404, 409, 422, 503),
+        on_refused=audit_refused_command,
     ),
     Spec(
         "GET",
@@ -508,19 +623,35 @@ SPECS: tuple[Spec, ...] = (
 )
 
 
+def _refuse_bad_text(request: Request) -> None:
+    """A 422 for a path or query parameter holding text the database cannot store (NUL, a lone surrogate)."""
+    for where, params in (("path", request.path_params.items()), ("query", request.query_params.multi_items())):
+        for name, value in params:
+            why = bad_text(value) if isinstance(value, str) else None
+            if why:
+                raise invalid([where, name], f"{where} parameter {name} {why}", why)
+
+
 def _endpoint(svc: Service, spec: Spec):
     async def endpoint(request: Request) -> Response:
+        token = None
         try:
             token = await svc.auth.require(request, spec.scope) if spec.scope else None
+            _refuse_bad_text(request)
             body = await parse_body(request, spec.body) if spec.body else None
             return await spec.fn(svc, request, token, body)
         except ApiError as e:
+            if spec.on_refused is not None:
+                await spec.on_refused(svc, request, token, e)
             return e.response()
         except DatabaseUnavailable as e:
             log.warning("%s %s: database unavailable (%s)", spec.method, spec.path, e)
             return ApiError(
                 503, "database_unavailable", "the database is unreachable; retry later", headers={"Retry-After": "2"}
             ).response()
+        except asyncpg.DataError as e:  # a value the database refuses that no check above caught
+            log.warning("%s %s: data the database refuses: %s", spec.method, spec.path, e)
+            return ApiError(422, "unstorable_data", f"the database refuses a value of this request: {e}").response()
         except Exception:
             log.exception("%s %s failed", spec.method, spec.path)
             return ApiError(500, "internal_error", "the service failed to handle this request").response()

@@ -13,11 +13,13 @@ import re
 from dataclasses import dataclass, field
 
 from .. import messages as M
-from . import signing
+from .. import pgtext
+from . import signing, topics
 
 CMD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 RESPONSE_STATUSES = (M.ACK, M.DONE, M.ERROR, M.INVALID, M.BUSY, M.NO_EFFECT, M.TIMEOUT)
 _MS_THRESHOLD = 1e11  # a seconds timestamp below this is before year 5138; above it, milliseconds
+MAX_DEPTH = 32  # how deep a stored document may nest
 
 
 class Malformed(ValueError):
@@ -35,9 +37,20 @@ def _object(payload: bytes, *, keep_nan: bool = False) -> dict:
         data = json.loads(payload) if keep_nan else json.loads(payload, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise Malformed(f"not JSON: {e}") from e
+    except RecursionError:
+        raise Malformed("not JSON this parser can read: nested too deep") from None
     if not isinstance(data, dict):
         raise Malformed(f"expected a JSON object, got {type(data).__name__}")
-    return data
+    return data if keep_nan else _storable(data, payload)
+
+
+def _storable(doc: dict, payload: bytes) -> dict:
+    """A document as jsonb takes it: at most MAX_DEPTH levels deep, NUL and lone surrogates
+    (which only a \\u escape can bring, or a UTF-16/32 payload) replaced by U+FFFD. Telemetry is
+    left to the ingest core, which keeps a reading whatever its extra keys hold."""
+    if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH and pgtext.depth(doc) > MAX_DEPTH:
+        raise Malformed(f"nested deeper than {MAX_DEPTH} levels")
+    return pgtext.storable(doc, MAX_DEPTH + 1) if b"\\u" in payload or b"\x00" in payload else doc
 
 
 def _number(data: dict, key: str, *, required: bool = True) -> float | None:
@@ -47,7 +60,7 @@ def _number(data: dict, key: str, *, required: bool = True) -> float | None:
             raise Malformed(f"`{key}` is missing")
         return None
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise Malformed(f"`{key}` must be a number, got {v!r}")
+        raise Malformed(f"`{key}` must be a number, got {v!r:.64}")
     return v
 
 
@@ -58,7 +71,7 @@ def _text(data: dict, key: str, *, required: bool = True) -> str | None:
             raise Malformed(f"`{key}` is missing")
         return None
     if not isinstance(v, str) or not v.strip():
-        raise Malformed(f"`{key}` must be a non-empty string, got {v!r}")
+        raise Malformed(f"`{key}` must be a non-empty string, got {v!r:.64}")
     return v.strip()
 
 
@@ -74,20 +87,30 @@ class Telemetry:
     metric_type: str
     value: float
     ts: float  # epoch seconds
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # every other key, `unit` and `stub` included, for the record
+    unit: str | None = None
+    stub: bool = False  # a simulated reading from a node without its sensor fitted
 
 
 def telemetry(payload: bytes) -> Telemetry:
+    """A reading. `value` must be a JSON number (a bool or a string is refused, not read as one);
+    `unit` a string; `stub` a bool. NaN and infinities are kept for the ingest core to refuse."""
     data = _object(payload, keep_nan=True)
     metric = _text(data, "metric_type")
     value = data.get("value")
     if value is None:
         raise Malformed("`value` is missing")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Malformed(f"`value` must be a number, got {value!r}")
+        raise Malformed(f"`value` must be a number, got {value!r:.64}")
     ts = _seconds(_number(data, "ts"))
+    unit = data.get("unit")
+    if unit is not None and (not isinstance(unit, str) or len(unit) > 32):
+        raise Malformed(f"`unit` must be a string of at most 32 characters, got {unit!r:.64}")
+    stub = data.get("stub", False)
+    if not isinstance(stub, bool):
+        raise Malformed(f"`stub` must be true or false, got {stub!r:.64}")
     extra = {k: v for k, v in data.items() if k not in ("metric_type", "value", "ts")}
-    return Telemetry(metric, value, ts, extra)
+    return Telemetry(metric, value, ts, extra, unit.strip() or None if unit is not None else None, stub)
 
 
 def command_response(payload: bytes) -> M.CommandResponse:
@@ -102,10 +125,26 @@ def command_response(payload: bytes) -> M.CommandResponse:
     details = data.get("details")
     if details is not None and not isinstance(details, dict):
         raise Malformed("`details` must be an object")
-    error_code = data.get("error_code")
+    error_code = _said(data, details, "error_code")
     if error_code is not None and not isinstance(error_code, str):
         raise Malformed("`error_code` must be a string")
     return M.CommandResponse(cmd_id, status, ts, error_code, details or {})
+
+
+def _said(data: dict, details: dict | None, *keys: str):
+    """The first of `keys` a response carries, at its top level or (some builds) inside `details`."""
+    for where in (data, details or {}):
+        for key in keys:
+            if where.get(key) is not None:
+                return where[key]
+    return None
+
+
+def response_message(doc: dict) -> str | None:
+    """A command_response's error text: `error_message` or `message`, top level or inside `details`."""
+    details = doc.get("details")
+    text = _said(doc, details if isinstance(details, dict) else None, "error_message", "message")
+    return text if isinstance(text, str) and text.strip() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +206,16 @@ class Hello:
     capabilities: list | None
 
 
-NODE_TYPES = ("ph", "ec", "climate", "irrig", "light", "relay", "water_sensor", "recirculation", "unknown")
+NODE_TYPES = ("ph", "ec", "climate", "irrig", "light", "relay", "water_sensor", "recirculation", "pump", "unknown")
 
 
 def hello(payload: bytes) -> Hello:
+    """A node's first contact. The hardware id is refused when it cannot be a topic segment and a broker login."""
     data = _object(payload)
     hw = _text(data, "hardware_id")
+    problem = topics.hardware_id_problem(hw)
+    if problem:
+        raise Malformed(problem)
     caps = data.get("capabilities")
     if caps is not None and not (isinstance(caps, list) and all(isinstance(c, str) for c in caps)):
         raise Malformed("`capabilities` must be a list of strings")
@@ -224,6 +267,27 @@ def command(secret: str, cmd_id: str, cmd: str, params: dict, ts: int) -> bytes:
         raise ValueError(f"cmd_id {cmd_id!r} does not match {CMD_ID.pattern}")
     body = signing.signed(secret, {"cmd": cmd, "cmd_id": cmd_id, "params": params, "ts": int(ts)})
     return signing.canonical_json(body)
+
+
+def node_config(
+    *, node_uid: str, node_type: str | None, greenhouse: str, zone: str, channels: list[dict], secret: str
+) -> bytes:
+    """The NodeConfig (format version 3) that binds a node: where it lives, its channels, its command key.
+
+    Wi-Fi and MQTT say `configured: true`: the node keeps the credentials it has.
+    """
+    doc = {
+        "node_id": node_uid,
+        "version": 3,
+        "type": node_type or "unknown",
+        "gh_uid": greenhouse,
+        "zone_uid": zone,
+        "channels": channels,
+        "wifi": {"configured": True},
+        "mqtt": {"configured": True},
+        "node_secret": secret,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def time_response(now: float) -> bytes:

@@ -110,3 +110,50 @@ async def test_status_changes_follow_time_and_stale_wills_are_ignored(db):
         )
         assert await nodes.set_status(conn, "nd-ph-1", "OFFLINE", now + timedelta(seconds=2))
         assert await nodes.set_status(conn, "nd-nobody", "ONLINE", now) is None
+
+
+async def test_validation_takes_over_the_record_a_hello_and_an_early_status_made(db):
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    async with db.acquire() as conn:
+        # the status overtook the hello: a pending record by hardware id keeps it
+        uid = await nodes.for_hardware(conn, "esp32-P1", now)
+        assert uid == "esp32-P1" and await nodes.set_status(conn, uid, "ONLINE", now)
+        hello, created = await nodes.hello(
+            conn,
+            hardware_id="esp32-P1",
+            node_uid=None,
+            node_type="ph",
+            firmware_version="2.0.1",
+            hardware_revision="v1",
+            capabilities=["ph"],
+            at=now,
+        )
+        assert not created and (hello["uid"], hello["status"], hello["node_type"]) == ("esp32-P1", "ONLINE", "ph")
+        assert await nodes.for_hardware(conn, "esp32-P1", now) == "esp32-P1"
+        # the operator names it after the rule set's nd-ph-1 (a synced record without hardware): one record left
+        node, _ = await nodes.register(conn, "nd-ph-1", hardware_id="esp32-P1")
+        assert (node["hardware_id"], node["node_type"], node["status"], node["zone_uid"]) == (
+            "esp32-P1",
+            "ph",
+            "ONLINE",
+            "zn-1",
+        )
+        assert await nodes.get(conn, "esp32-P1") is None
+        assert await nodes.for_hardware(conn, "esp32-P1", now) == "nd-ph-1"
+        with pytest.raises(nodes.HardwareTaken):
+            await nodes.register(conn, "nd-ec-1", hardware_id="esp32-P1")
+
+
+async def test_a_hello_only_adds_facts_to_its_own_hardwares_record(db):
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    facts = {"node_type": "ec", "firmware_version": "6.6.6", "hardware_revision": None, "capabilities": None, "at": now}
+    async with db.acquire() as conn:
+        await nodes.register(conn, "nd-ph-1", hardware_id="esp32-PH1", firmware_version="2.0.1")
+        await conn.execute("INSERT INTO nodes (uid) VALUES ('esp32-X')")  # a uid that looks like a hardware id
+        for hw, uid in (("esp32-OTHER", "nd-ph-1"), ("esp32-PH1", "nd-new-1"), ("esp32-X", None)):
+            with pytest.raises(nodes.HelloRefused):
+                await nodes.hello(conn, hardware_id=hw, node_uid=uid, **facts)
+        ph = await nodes.get(conn, "nd-ph-1")
+        assert (ph["hardware_id"], ph["firmware_version"], ph["node_type"]) == ("esp32-PH1", "2.0.1", None)
+        assert await nodes.get(conn, "nd-new-1") is None
+        assert await conn.fetchval("SELECT count(*) FROM nodes WHERE hardware_id = 'esp32-OTHER'") == 0

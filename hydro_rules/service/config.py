@@ -12,8 +12,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(Exception):
@@ -27,6 +28,8 @@ class Settings(BaseModel):
     db_pool_size: int = Field(10, ge=1, le=100)
 
     mqtt_url: str | None = "mqtt://127.0.0.1:1883"  # None: no MQTT door (HTTP only)
+    #: the service's broker login when mqtt_url has one (the kit's broker makes a client's id its login,
+    #: so that no node can take the ingest's id); otherwise "hydro-ingest"
     mqtt_client_id: str = "hydro-ingest"
     #: how many unacknowledged messages the broker may send us at once (MQTT 5 receive maximum)
     mqtt_receive_maximum: int = Field(1000, ge=1, le=65535)
@@ -48,7 +51,33 @@ class Settings(BaseModel):
     water_grace_s: float = Field(30, ge=0)  # a pump run is logged this long after it ended
 
     command_publish_timeout_s: float = Field(2.0, gt=0)
+    #: how often the service times out unanswered commands and re-asserts NC pumps after a restart
+    command_sweep_every_s: float = Field(1.0, gt=0, le=60)
     simulate_max_days: float = Field(400, gt=0)
+    #: engine ticks (days x 86400 / tick_s) one /simulate request may ask for; 100,000 is ~70 days at
+    #: 60 s ticks, about 20 s of one core here
+    simulate_max_ticks: int = Field(100_000, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_id_is_the_login(cls, values):
+        """Default the client id to the broker login; refuse one that differs from it."""
+        if not isinstance(values, dict):
+            return values
+        login = _broker_login(values.get("mqtt_url", cls.model_fields["mqtt_url"].default))
+        chosen = values.get("mqtt_client_id")
+        if login and chosen and chosen != login:
+            raise ValueError(
+                f"mqtt_client_id {chosen!r} differs from the broker login {login!r} in mqtt_url: the site's broker"
+                " uses the login as the client id (use_username_as_clientid); leave mqtt_client_id out"
+            )
+        if login and not chosen:
+            return {**values, "mqtt_client_id": login}
+        return values
+
+
+def _broker_login(url) -> str | None:
+    return unquote(urlsplit(url).username or "") or None if isinstance(url, str) else None
 
 
 def load_settings(
@@ -73,5 +102,11 @@ def load_settings(
     try:
         return Settings(**values)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(_problem(err) for err in e.errors())
         raise ConfigError(f"bad configuration: {problems}") from e
+
+
+def _problem(err: dict) -> str:
+    """One validation error as `field: message` (a check across fields names none)."""
+    where = ".".join(map(str, err["loc"]))
+    return f"{where}: {err['msg']}" if where else err["msg"].removeprefix("Value error, ")

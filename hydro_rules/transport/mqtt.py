@@ -179,12 +179,20 @@ class MqttClient:
     def is_connected(self) -> bool:
         return self.connected.is_set() and self._client.is_connected
 
+    @property
+    def unacknowledged(self) -> int:
+        """QoS 1 messages published and not yet acknowledged by the broker."""
+        return self._storage.count
+
     # ---- publishing ------------------------------------------------------------------
     async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
         """Publish, waiting while `window` QoS 1 messages are unacknowledged or the link is down."""
         while True:
             if not self.is_connected:
-                await self.connected.wait()
+                if self.connected.is_set():  # gmqtt saw the loss first; yield so its on_disconnect can run
+                    await asyncio.sleep(0.01)
+                else:
+                    await self.connected.wait()
                 continue
             if qos == 0 or self._storage.count < self.window:
                 break

@@ -36,3 +36,13 @@ def test_bad_configuration_says_what_is_wrong(tmp_path, text, env, message):
     f.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(f, environ=env)
+
+
+def test_the_mqtt_client_id_is_the_broker_login():
+    """The kit's broker replaces a client's id by its login (use_username_as_clientid): the service's id is
+    its login, by default, and a different one is refused rather than silently ignored by the broker."""
+    env = {"HYDRO_MQTT_URL": "mqtt://hydro-daemon:pw@127.0.0.1:1883"}
+    assert load_settings(environ=env).mqtt_client_id == "hydro-daemon"
+    assert load_settings(environ={}).mqtt_client_id == "hydro-ingest"  # no login: the ingest's usual id
+    with pytest.raises(ConfigError, match="differs from the broker login 'hydro-daemon'"):
+        load_settings(environ={**env, "HYDRO_MQTT_CLIENT_ID": "hydro-ingest"})

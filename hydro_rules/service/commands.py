@@ -4,11 +4,19 @@ A start (run_pump, dose, set_relay on, set_pwm above 0) asks the channel's
 guards exactly as the engine's own starts do; a refusal names the guard and
 its reason. Only a caller allowed to override (scope `override`, and asking
 for it) may bypass a guard, and the bypass is recorded with the command.
+
+Every command ends: `sweep` (run by the service about once a second) times out
+those without a terminal answer after their own response timeout, the zone's
+`commands.response_timeout` when they were created. A `restart` of a node that
+drives an NC pump switches that pump off until it is told `set_relay {state:true}`
+(relays boot OPEN): it is refused when that would hold the pump off past the
+zone's `max_recirc_off`, and `sweep` re-asserts the pump once the node is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -19,6 +27,8 @@ from datetime import UTC, datetime
 from .. import messages as W
 from ..engine.api import check_start
 from ..lang.model import RuleSet
+from ..lang.settings import SCHEMA as SETTINGS
+from ..pgtext import TooDeep, clean_text, storable
 from ..store import Database
 from ..store import alerts as alert_store
 from ..store import commands as command_store
@@ -44,6 +54,8 @@ COMMANDS: dict[str, dict[str, dict[str, tuple[type | tuple, bool]]]] = {
 ANY_KIND = {"restart": {}}
 MAX_DURATION_MS = 3_600_000
 MAX_DOSE_ML = 1000.0
+#: who the service's own commands (re-assertions after a restart) are requested by
+SERVICE = "service"
 
 
 class CommandRefused(Exception):
@@ -113,6 +125,10 @@ def check_params(kind: str, cmd: str, params: dict) -> list[dict]:
     return problems
 
 
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
 def _name(typ) -> str:
     if typ is bool:
         return "true or false"
@@ -138,6 +154,8 @@ class CommandService:
         self.mqtt = mqtt
         self.clock = clock
         self.publish_timeout_s = publish_timeout_s
+        self.default_timeout_s = float(SETTINGS["commands.response_timeout"][1])
+        self.sweeps = 0  # sweep passes done: tests wait on it
 
     async def submit(self, req: CommandRequest, *, by: str, may_override: bool) -> dict:
         """Validate, guard, record, sign and publish; return the stored command."""
@@ -171,9 +189,12 @@ class CommandService:
             zone_row = await zone_store.get(conn, zone.uid)
             if zone_row is None:
                 raise CommandRefused(409, "zone_not_synced", f"zone {zone.uid} is not in the database; run db sync")
-            override = None
+            override, nc_pumps = None, []
             if is_start(req.cmd, req.params):
                 override = await self._guard(conn, req, zone_row, now, by)
+            elif req.cmd == "restart":
+                nc_pumps = self._nc_pumps(zone, binding.node_uid)
+                override = await self._restart_allowed(conn, req, zone, zone_row, nc_pumps, now, by, may_override)
             cmd_id = f"api-{uuid.uuid4().hex[:16]}"
             await command_store.create(
                 conn,
@@ -190,6 +211,9 @@ class CommandService:
                 requested_by=by,
                 reason=req.reason,
                 override=override,
+                response_timeout_s=self.response_timeout(zone),
+                reassert_channels=nc_pumps,
+                created_at=_at(now),
             )
         return await self._send(cmd_id, zone_row, node, binding.channel_key, req.cmd, req.params, now)
 
@@ -220,13 +244,15 @@ class CommandService:
                 ruleset_version=self.rs.ruleset_version,
                 rule=command.rule,
                 source="engine",
+                response_timeout_s=self.response_timeout(self.rs.zone(command.zone_uid)),
+                created_at=_at(now),
             )
         return await self._send(command.cmd_id, zone_row, node, command.channel_key, command.cmd, command.params, now)
 
     async def _guard(self, conn, req: CommandRequest, zone_row: dict, now: float, by: str) -> dict | None:
         state = await zone_store.engine_state(conn, zone_row["id"])
         readings = [
-            W.Reading(r["node_uid"], r["metric_type"], r["value"], r["ts"].timestamp())
+            W.Reading(r["node_uid"], r["metric_type"], r["value"], r["ts"].timestamp(), r.get("channel"))
             for r in await telemetry_store.latest(conn, zone_row["id"])
         ]
         verdict = check_start(
@@ -263,12 +289,11 @@ class CommandService:
         """Sign and publish a recorded command to its node's channel; return it as stored then."""
         topic = topics.command(zone_row["greenhouse_uid"], zone_row["uid"], node["uid"], channel_key)
         body = payloads.command(node["secret"], cmd_id, cmd, params, int(now))
-        await self._publish(cmd_id, topic, body)
+        await self._publish(cmd_id, topic, body, _at(now))
         async with self.db.acquire() as conn:
             return await command_store.get(conn, cmd_id)
 
-    async def _publish(self, cmd_id: str, topic: str, body: bytes) -> None:
-        at = datetime.now(UTC)
+    async def _publish(self, cmd_id: str, topic: str, body: bytes, at: datetime) -> None:
         if self.mqtt is None or not self.mqtt.is_connected:
             await self._fail(cmd_id, "mqtt_unavailable", "not connected to the broker")
             raise CommandRefused(
@@ -287,3 +312,185 @@ class CommandService:
     async def _fail(self, cmd_id: str, code: str, message: str) -> None:
         async with self.db.acquire() as conn:
             await command_store.mark_failed(conn, cmd_id, code, message)
+
+    # ---- settings of a zone -----------------------------------------------------------------------
+    def _setting(self, zone, path: str) -> float:
+        profile = self.rs.profiles.get(zone.profile) if zone is not None else None
+        value = profile.settings.get(path) if profile is not None else None
+        return float(value if value is not None else SETTINGS[path][1])
+
+    def response_timeout(self, zone) -> float:
+        """The zone's `commands.response_timeout`: a command without a terminal answer ends then."""
+        return self._setting(zone, "commands.response_timeout")
+
+    # ---- restart of a node with NC pumps ------------------------------------------------------------
+    def _nc_pumps(self, zone, node_uid: str) -> list[str]:
+        """The zone's pump channels on `node_uid` whose relay is normally closed (fail_safe NC)."""
+        return sorted(
+            name
+            for name, b in zone.channels.items()
+            if b.node_uid == node_uid
+            and (ch := self.rs.channels.get(name)) is not None
+            and ch.kind == "pump"
+            and ch.fail_safe == "NC"
+        )
+
+    async def _restart_allowed(
+        self, conn, req: CommandRequest, zone, zone_row: dict, nc_pumps: list[str], now: float, by: str, may: bool
+    ) -> dict | None:
+        """Refuse a restart that would hold an NC pump off past the zone's `max_recirc_off`.
+
+        After the restart the pump stands still until it is re-asserted, which takes up to
+        the zone's response timeout (the node has that long to come back). Added to how long
+        the pump has been off already, that must stay within `max_recirc_off`. With the
+        override scope, asking for it, the refusal is bypassed and recorded.
+        """
+        limit = self._setting(zone, "water_cycle.recirc.max_recirc_off")
+        hold = self.response_timeout(zone)
+        state = await zone_store.engine_state(conn, zone_row["id"])
+        for name in nc_pumps:
+            off = await self._off_for(conn, zone_row["id"], name, state, now)
+            if off + hold <= limit:
+                continue
+            reason = (
+                f"a restart of {zone.channels[name].node_uid} switches {name} (NC) off until it is re-asserted, up "
+                f"to {hold:g} s; it has been off {off:.0f} s already and max_recirc_off is {limit:g} s"
+            )
+            if req.override and may:
+                log.warning("NC restart limit bypassed by %s on %s/%s: %s", by, req.zone_uid, name, req.reason)
+                return {"guard": "nc_restart", "reason": reason, "by": by, "why": req.reason}
+            raise CommandRefused(
+                409, "restart_holds_pump_off", reason, guard="nc_restart", channel=name, off_s=round(off, 1),
+                max_recirc_off_s=limit,
+            )  # fmt: skip
+        return None
+
+    async def _off_for(self, conn, zone_id: int, channel: str, state: dict | None, now: float) -> float:
+        """How long the channel's pump has been off at `now` (0 when on or not known).
+
+        The newest of two records decides: the engine's saved belief (is_on, since) and
+        the channel's last switching command (or a restart that still owes it its
+        re-assertion). A timed run that has ended is off since its end.
+        """
+        evidence: list[tuple[float, bool]] = []
+        ch = ((state or {}).get("channels") or {}).get(channel) or {}
+        if isinstance(ch.get("since"), int | float) and ch["since"] > 0:
+            evidence.append((float(ch["since"]), bool(ch.get("is_on"))))
+        last = await command_store.last_switch(conn, zone_id, channel)
+        if last is not None:
+            evidence.append(_switch_effect(last, now))
+        if not evidence:
+            return 0.0
+        since, on = max(evidence)
+        return 0.0 if on else max(0.0, now - since)
+
+    # ---- the sweep ---------------------------------------------------------------------------------
+    async def sweep(self) -> dict:
+        """One pass: time out overdue commands, re-assert NC pumps of restarted nodes that are back."""
+        now = _at(self.clock())
+        async with self.db.acquire() as conn:
+            timed_out = await command_store.mark_timeouts(conn, now, response_timeout_s=self.default_timeout_s)
+            due = await command_store.claim_reassertions(conn, now)
+        for c in timed_out:
+            log.warning(
+                "command %s (%s on %s/%s) timed out: no terminal answer", c["cmd_id"], c["cmd"], c["zone_uid"],
+                c["channel"],
+            )  # fmt: skip
+        reasserted = [await self._reassert(r) for r in due]
+        self.sweeps += 1
+        return {"timed_out": [c["cmd_id"] for c in timed_out], "reasserted": [c for r in reasserted for c in r]}
+
+    async def _reassert(self, restart: dict) -> list[str]:
+        """Switch the NC pumps of a restarted node on again, through the guarded path; their cmd_ids.
+
+        A guard that refuses leaves the pump off (the refusal is audited): the engine's
+        rules then decide when it runs, as for any start.
+        """
+        sent = []
+        for channel in restart["reassert_channels"]:
+            req = CommandRequest(
+                restart["zone_uid"],
+                channel,
+                "set_relay",
+                {"state": True},
+                reason=f"re-assert after restart {restart['cmd_id']} of {restart['node_uid']} (relays boot open)",
+            )
+            try:
+                cmd = await self.submit(req, by=SERVICE, may_override=False)
+            except CommandRefused as e:
+                log.warning("re-assertion of %s/%s refused: %s", req.zone_uid, channel, e.message)
+                await self.record_refusal(e, by=SERVICE, scopes=None, request=req)
+                continue
+            log.info("re-asserted %s/%s after restart %s: %s", req.zone_uid, channel, restart["cmd_id"], cmd["cmd_id"])
+            sent.append(cmd["cmd_id"])
+        return sent
+
+    # ---- refusals ------------------------------------------------------------------------------------
+    async def record_refusal(
+        self, e: CommandRefused, *, by: str | None, scopes: list[str] | None, request: CommandRequest | dict | None
+    ) -> dict:
+        """Audit a refused command: who asked (token), what (zone, channel, cmd, params), why (code, guard)."""
+        what = _request_fields(request)
+        extra = {k: v for k, v in e.extra.items() if k not in ("guard",)}
+        async with self.db.acquire() as conn:
+            return await command_store.record_refusal(
+                conn,
+                http_status=e.status,
+                code=e.code,
+                message=clean_text(e.message),
+                token_name=by,
+                token_scopes=scopes,
+                guard=e.extra.get("guard"),
+                details=_bounded(extra),
+                at=_at(self.clock()),
+                **what,
+            )
+
+
+def _switch_effect(cmd: dict, now: float) -> tuple[float, bool]:
+    """(since when, on?) of the channel's output after a switching command (last_switch's row)."""
+    at = cmd["at"].timestamp()
+    params = cmd["params"] or {}
+    if cmd["cmd"] == "restart":
+        return at, False  # relays boot open: the NC pump stands still until re-asserted
+    if cmd["cmd"] == "set_pwm":
+        return at, bool(params.get("value"))
+    if cmd["cmd"] == "set_relay" and params.get("state") is not True:
+        return at, False
+    duration = params.get("duration_ms")
+    if isinstance(duration, int | float) and not isinstance(duration, bool) and duration > 0:
+        end = at + duration / 1000.0
+        return (end, False) if now >= end else (at, True)
+    return at, True
+
+
+_WHAT = ("zone_uid", "channel", "cmd", "params", "reason", "override")
+#: a refused request's params or details larger than this (as JSON) are recorded by size only
+MAX_AUDIT_JSON = 4096
+
+
+def _bounded(doc: dict) -> dict:
+    """`doc` as jsonb takes it, or only its size when it is too large or deep to keep in an audit row."""
+    try:
+        clean = storable(doc, max_depth=8)
+        size = len(json.dumps(clean, default=str))
+    except (TooDeep, ValueError, TypeError):
+        return {"not_recorded": "too deep or not JSON"}
+    return clean if size <= MAX_AUDIT_JSON else {"not_recorded": f"{size} bytes of JSON"}
+
+
+def _request_fields(request: CommandRequest | dict | None) -> dict:
+    """What a refused request asked for, as far as it said (a body that failed validation says less)."""
+    if request is None:
+        return {}
+    doc = {k: getattr(request, k) for k in _WHAT} if isinstance(request, CommandRequest) else request
+    out = {}
+    for key in _WHAT:
+        v = doc.get(key)
+        if key == "params":
+            out[key] = _bounded(v) if isinstance(v, dict) else None
+        elif key == "override":
+            out[key] = v if isinstance(v, bool) else None
+        else:
+            out[key] = clean_text(v)[:500] if isinstance(v, str) else None
+    return out

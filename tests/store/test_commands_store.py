@@ -131,3 +131,164 @@ async def test_unknown_command_and_duplicate_ids(db):
         await _cmd(conn)
         with pytest.raises(C.CommandExists):
             await _cmd(conn)
+
+
+# ---- commands end (issue 8) ---------------------------------------------------------------------
+async def _ended(conn, how: str, cmd_id: str = "c-1") -> dict:
+    """A command brought to a terminal status: done, failed, or timeout."""
+    await _cmd(conn, cmd_id)
+    await C.mark_sent(conn, cmd_id)
+    if how == "done":
+        await _respond(conn, "DONE", cmd_id=cmd_id, ts=5)
+    elif how == "failed":
+        await _respond(conn, "ERROR", cmd_id=cmd_id, ts=5, error_code="overcurrent")
+    else:
+        await C.mark_timeouts(conn, datetime.now(UTC) + timedelta(hours=1))
+    row = await C.get(conn, cmd_id)
+    assert row["status"] == how
+    return row
+
+
+@pytest.mark.parametrize("how", ["done", "failed", "timeout"])
+async def test_a_terminal_status_is_final_against_sweep_failure_responses_and_duplicates(db, how):
+    stamps = ("status", "done_at", "failed_at", "timeout_at", "error_code", "ack_at")
+    async with db.acquire() as conn:
+        before = await _ended(conn, how)
+        assert await C.mark_timeouts(conn, datetime.now(UTC) + timedelta(days=30), response_timeout_s=0.001) == []
+        assert not await C.mark_failed(conn, "c-1", "mqtt_unavailable", "gone")
+        await C.mark_sent(conn, "c-1")
+        for i, status in enumerate(("ACK", "DONE", "ERROR", "INVALID", "BUSY", "NO_EFFECT", "TIMEOUT")):
+            r = await _respond(conn, status, ts=100 + i, error_code="overcurrent" if status == "ERROR" else None)
+            assert not r.applied, status
+            assert (await _respond(conn, status, ts=100 + i)).duplicate, status
+        after = await C.get(conn, "c-1")
+        assert {k: after[k] for k in stamps} == {k: before[k] for k in stamps}
+        assert after["late_response_at"] is not None  # what came later is on the record
+        failures = await C.failure_times(conn, after["zone_id"], datetime.now(UTC) - timedelta(hours=1))
+        assert failures == (
+            {} if how == "done" else {"pump_recirc": [(after["failed_at"] or after["timeout_at"]).timestamp()]}
+        )
+
+
+async def test_each_command_times_out_at_its_own_response_timeout(db):
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    async with db.acquire() as conn:
+        k = await ids(conn)
+        for cmd_id, timeout in (("fast", 5.0), ("slow", 90.0), ("old", None)):
+            await C.create(
+                conn,
+                cmd_id=cmd_id,
+                zone_id=k["zn-1"],
+                node_id=k["nd-pump-1"],
+                channel="pump_recirc",
+                channel_key="pump_recirc",
+                cmd="set_relay",
+                params={"state": False},
+                ruleset_version="rs@1",
+                rule="test",
+                response_timeout_s=timeout,
+                created_at=t0,
+            )
+        tick = timedelta(microseconds=1)
+        assert await C.mark_timeouts(conn, t0 + timedelta(seconds=5) - tick, response_timeout_s=60) == []
+        [fast] = await C.mark_timeouts(conn, t0 + timedelta(seconds=5), response_timeout_s=60)
+        assert fast["cmd_id"] == "fast" and fast["timeout_at"] == t0 + timedelta(seconds=5)
+        assert await C.mark_timeouts(conn, t0 + timedelta(seconds=60) - tick, response_timeout_s=60) == []
+        assert [
+            c["cmd_id"] for c in await C.mark_timeouts(conn, t0 + timedelta(seconds=60), response_timeout_s=60)
+        ] == [
+            "old"  # stored without a timeout of its own: the sweep's
+        ]
+        assert [c["cmd_id"] for c in await C.mark_timeouts(conn, t0 + timedelta(seconds=90))] == ["slow"]
+
+
+async def test_a_response_from_an_unknown_sender_is_foreign_and_does_not_hide_the_real_one(db):
+    async with db.acquire() as conn:
+        await _cmd(conn)
+        await C.mark_sent(conn, "c-1")
+        ts = datetime.fromtimestamp(1710003399.123, UTC)
+        common = dict(cmd_id="c-1", status="DONE", ts=ts, error_code=None, error_message=None, details=None)
+        ghost = await C.apply_response(conn, node_uid="nd-ghost", payload={"from": "ghost"}, **common)
+        assert ghost.foreign and not ghost.applied and (await C.get(conn, "c-1"))["status"] == "sent"
+        with pytest.raises(ValueError):
+            await C.apply_response(conn, payload={}, **common)  # a response names its sender
+        real = await C.apply_response(conn, node_uid="nd-pump-1", payload={"from": "real"}, **common)
+        assert real.applied and not real.duplicate and real.command["status"] == "done"
+        rows = await C.responses(conn, "c-1")
+        assert [(r["sender_uid"], r["foreign"], r["applied"]) for r in rows] == [
+            ("nd-ghost", True, False),
+            ("nd-pump-1", False, True),
+        ]
+
+
+async def test_a_late_error_after_done_is_recorded_and_flagged_without_moving_the_command(db):
+    async with db.acquire() as conn:
+        await _ended(conn, "done")
+        r = await _respond(conn, "ERROR", ts=9, error_code="overcurrent")
+        assert r.late and r.late_error and r.ended_as == "done" and not r.applied
+        row = await C.get(conn, "c-1")
+        assert (row["status"], row["node_status"], row["error_code"]) == ("done", "DONE", None)
+        assert row["details"]["late_response"]["status"] == "ERROR"
+        ack = await _respond(conn, "ACK", ts=1)  # an ACK overtaken by DONE is not late news
+        assert not ack.late and not ack.late_error
+        await _ended(conn, "timeout", "c-2")
+        assert not (await _respond(conn, "ERROR", cmd_id="c-2", ts=9)).late_error  # after a timeout: its answer
+
+
+async def test_refusals_are_recorded_and_listed_newest_first(db):
+    async with db.acquire() as conn:
+        first = await C.record_refusal(
+            conn, http_status=403, code="insufficient_scope", message="needs operator", token_name="t-read"
+        )
+        second = await C.record_refusal(
+            conn,
+            http_status=409,
+            code="guard_refused",
+            message="reservoir_has_water: water level below the dry-run minimum",
+            token_name="t-op",
+            token_scopes=["operator"],
+            zone_uid="zn-1",
+            channel="pump_recirc",
+            cmd="set_relay",
+            params={"state": True},
+            guard="reservoir_has_water",
+        )
+        rows = await C.list_refusals(conn)
+        assert [r["id"] for r in rows] == [second["id"], first["id"]]
+        assert [r["id"] for r in await C.list_refusals(conn, zone_uid="zn-1")] == [second["id"]]
+        assert rows[0]["params"] == {"state": True} and rows[0]["token_scopes"] == ["operator"]
+
+
+async def test_a_restart_is_re_asserted_once_on_done_and_closed_when_the_node_is_seen_booted(db):
+    sent = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    async with db.acquire() as conn:
+        k = await ids(conn)
+        await C.create(
+            conn,
+            cmd_id="rs-1",
+            zone_id=k["zn-1"],
+            node_id=k["nd-pump-1"],
+            channel="pump_recirc",
+            channel_key="pump_recirc",
+            cmd="restart",
+            params={},
+            ruleset_version="rs@1",
+            rule="api",
+            reassert_channels=["pump_recirc"],
+            created_at=sent,
+        )
+        await C.mark_sent(conn, "rs-1", sent)
+        booted = "UPDATE nodes SET last_heartbeat_at = $1, uptime_s = $2 WHERE uid = 'nd-pump-1'"
+        await conn.execute(booted, sent + timedelta(seconds=5), 3600)  # the old boot
+        assert await C.claim_reassertions(conn, sent + timedelta(seconds=6)) == []
+        await _respond(conn, "DONE", cmd_id="rs-1")
+        [on_done] = await C.claim_reassertions(conn, sent + timedelta(seconds=7))
+        assert on_done["reassert_channels"] == ["pump_recirc"] and not on_done["booted"]
+        assert on_done["zone_uid"] == "zn-1" and on_done["node_uid"] == "nd-pump-1"
+        assert await C.claim_reassertions(conn, sent + timedelta(seconds=8)) == []  # DONE re-asserts once
+        await conn.execute(booted, sent + timedelta(seconds=12), 2)  # booted 10 s after the restart was sent
+        [on_boot] = await C.claim_reassertions(conn, sent + timedelta(seconds=13))
+        assert on_boot["booted"]
+        row = await C.get(conn, "rs-1")
+        assert not row["reassert_open"] and row["reasserted_at"] == sent + timedelta(seconds=13)
+        assert await C.claim_reassertions(conn, sent + timedelta(seconds=14)) == []

@@ -8,11 +8,12 @@ ALTER TABLE commands ADD COLUMN response_timeout_s double precision
     CHECK (response_timeout_s IS NULL OR response_timeout_s > 0);
 
 -- A restart of a node that drives NC pumps: their relays boot OPEN (the pumps stand still), so
--- the service switches them on again once the node is back, and notes when it did.
+-- the service switches them on again once the node is back. `reassert_open` holds until the
+-- node is seen booted after the restart; `reasserted_at` is when the service last sent them on.
 ALTER TABLE commands ADD COLUMN reassert_channels text[];
+ALTER TABLE commands ADD COLUMN reassert_open boolean NOT NULL DEFAULT false;
 ALTER TABLE commands ADD COLUMN reasserted_at timestamptz;
-CREATE INDEX commands_reassert_open ON commands (node_id)
-    WHERE reassert_channels IS NOT NULL AND reasserted_at IS NULL;
+CREATE INDEX commands_reassert_open ON commands (node_id) WHERE reassert_open;
 
 -- Who sent a response (the node uid of its topic, known node or not), and whether it was another
 -- node than the command's: a foreign response is kept for the record and changes nothing. The

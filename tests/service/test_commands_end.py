@@ -249,9 +249,16 @@ async def test_refused_commands_leave_an_audit_row_readable_through_the_api(http
         (tokens["operator"], {**DRAIN, "volume": 3}, 422, "validation_error"),  # the body's schema
         (tokens["operator"], {**DRAIN, "override": True, "reason": "test"}, 403, "forbidden"),
         (tokens["operator"], {**RECIRC_OFF, "zone_uid": "zn-7"}, 404, "unknown_zone"),
+        (
+            tokens["operator"],
+            {**RECIRC_OFF, "channel": "p\u0000\ud800", "params": {"k\u0000": "\u0000"}},
+            400,
+            "invalid_json",
+        ),
     ]
     for token, body, status, code in asks:
-        r = await http.post("/commands", headers=auth(token), json=body)
+        sent = json.dumps(body).encode()  # ASCII with escapes: NUL and a lone surrogate as the wire has them
+        r = await http.post("/commands", headers={**auth(token), "content-type": "application/json"}, content=sent)
         assert (r.status_code, r.json()["error"]) == (status, code), r.text
     r = await http.post("/commands", json=RECIRC_OFF)  # no token: nobody to name, nothing recorded
     assert r.status_code == 401
@@ -265,8 +272,9 @@ async def test_refused_commands_leave_an_audit_row_readable_through_the_api(http
         (422, "validation_error", "test-operator"),
         (403, "forbidden", "test-operator"),
         (404, "unknown_zone", "test-operator"),
+        (400, "invalid_json", "test-operator"),  # a lone surrogate: not JSON to the schema, still audited
     ]
-    scope, guard, params, schema, override, zone = rows
+    scope, guard, params, schema, override, zone, hostile = rows
     assert scope["token_scopes"] == ["read"] and scope["details"]["needed"] == "operator"
     assert (scope["zone_uid"], scope["channel"], scope["cmd"], scope["params"]) == (
         "zn-1",
@@ -280,6 +288,7 @@ async def test_refused_commands_leave_an_audit_row_readable_through_the_api(http
     assert schema["cmd"] == "run_pump" and schema["details"]["detail"][0]["loc"] == ["volume"]
     assert override["override"] is True and override["reason"] == "test"
     assert zone["zone_uid"] == "zn-7"
+    assert hostile["channel"] == "p\ufffd\ufffd" and hostile["params"] == {"k\ufffd": "\ufffd"}  # storable text
     only_zn7 = (await http.get("/commands/refusals?zone=zn-7", headers=auth(tokens["read"]))).json()["refusals"]
     assert [x["code"] for x in only_zn7] == ["unknown_zone"]
     spec = (await http.get("/openapi.json")).json()

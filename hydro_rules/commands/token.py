@@ -21,7 +21,11 @@ def register(sub) -> None:
     ls = tsub.add_parser("list", help="tokens by name and prefix")
     add_config_options(ls)
     ls.set_defaults(run=_list)
-    r = tsub.add_parser("revoke", help="revoke a token by its prefix (the 12 hex digits after hr_)")
+    r = tsub.add_parser(
+        "revoke",
+        help="revoke a token by its prefix (the 12 hex digits after hr_); running services refuse it within"
+        " milliseconds (PostgreSQL NOTIFY), within 10 s if they cannot listen",
+    )
     r.add_argument("prefix")
     add_config_options(r)
     r.set_defaults(run=_revoke)

@@ -90,6 +90,8 @@ class Service:
         )
         self.batcher.start()
         self._tasks.append(asyncio.create_task(self._prepare(), name="prepare"))
+        revocations = self.auth.follow_revocations(s.database_url)
+        self._tasks.append(asyncio.create_task(revocations, name="token-revocations"))
 
     async def _prepare(self) -> None:
         delay = 0.5

@@ -2,12 +2,18 @@
 
 Scopes: `ingest` (telemetry in), `read` (GETs, dry runs), `operator` (reads,
 commands, safety resets, node registration), `override` (operator, plus
-bypassing a guard). A verified token is remembered for a few seconds so a
-busy ingest does not look it up for every request.
+bypassing a guard, revoking tokens). A verified token is remembered for a few
+seconds (`cache_s`) so a busy ingest does not look it up for every request.
+
+Revocation: the instance that revokes forgets the token at once; every other
+instance forgets it when PostgreSQL's NOTIFY reaches its listening connection
+(milliseconds). While that connection is down, a cached token is trusted for at
+most `cache_s` more; when it is back, the whole cache is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
@@ -34,6 +40,9 @@ class Authenticator:
         self.db = db
         self.cache_s = cache_s
         self._cache: dict[bytes, tuple[TokenInfo, float]] = {}
+        self._forgotten = 0  # counts forgets: a lookup that raced one is not cached
+        #: set while revocations made elsewhere are heard (the listening connection is up)
+        self.listening = asyncio.Event()
 
     async def identify(self, request: Request) -> TokenInfo:
         header = request.headers.get("authorization", "")
@@ -46,6 +55,7 @@ class Authenticator:
         now = time.monotonic()
         if hit is not None and now - hit[1] < self.cache_s:
             return hit[0]
+        forgotten = self._forgotten
         async with self.db.acquire() as conn:
             info = await token_store.verify(conn, token)
         if info is None:
@@ -55,10 +65,36 @@ class Authenticator:
                 "the token is unknown, revoked or malformed",
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
-        if len(self._cache) > 1000:
-            self._cache.clear()
-        self._cache[key] = (info, now)
+        if forgotten == self._forgotten:
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[key] = (info, now)
         return info
+
+    async def revoke(self, prefix: str) -> bool:
+        """Revoke a token: refused here from now on, and elsewhere once the NOTIFY arrives."""
+        async with self.db.acquire() as conn:
+            revoked = await token_store.revoke(conn, prefix)
+        self.forget(prefix)
+        return revoked
+
+    def forget(self, prefix: str) -> None:
+        """Drop the cached token with this prefix (it was revoked)."""
+        self._forgotten += 1
+        for key in [k for k, (info, _) in self._cache.items() if info.prefix == prefix]:
+            del self._cache[key]
+
+    def _listening(self, up: bool) -> None:
+        self._forgotten += 1
+        if up:
+            self._cache.clear()  # revocations made while nobody listened were not heard
+            self.listening.set()
+        else:
+            self.listening.clear()
+
+    async def follow_revocations(self, dsn: str) -> None:
+        """Forget tokens revoked by other instances or the CLI as they are revoked; runs until cancelled."""
+        await token_store.follow_revocations(dsn, self.forget, self._listening, check_every_s=self.cache_s / 2)
 
     async def require(self, request: Request, scope: str) -> TokenInfo:
         info = await self.identify(request)

@@ -1,20 +1,32 @@
 """API bearer tokens: stored as SHA-256 hashes, found by a public prefix, compared in constant time.
 
 A token reads `hr_<prefix>_<secret>`; only its hash is kept, so a token is shown
-once, when created.
+once, when created. A revocation is announced on the PostgreSQL channel
+`hydro_tokens` (payload: the prefix) when its transaction commits, so that every
+service forgets the token at once instead of trusting its cache.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
 
+from .db import CONNECTION_ERRORS, DatabaseUnavailable, connect_once
+
+log = logging.getLogger(__name__)
+
 SCOPES = ("ingest", "read", "operator", "override")
+#: the NOTIFY channel of revocations
+REVOKED = "hydro_tokens"
 _TOKEN = re.compile(r"^hr_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -63,10 +75,58 @@ async def verify(conn: asyncpg.Connection, token: str) -> TokenInfo | None:
 
 
 async def revoke(conn: asyncpg.Connection, prefix: str) -> bool:
-    status = await conn.execute(
-        "UPDATE api_tokens SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL", prefix
-    )
-    return status.endswith(" 1")
+    """Revoke the active token with this prefix (False: none); listeners hear it when the transaction commits."""
+    async with conn.transaction():
+        status = await conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL", prefix
+        )
+        revoked = status.endswith(" 1")
+        if revoked:
+            await conn.execute("SELECT pg_notify($1, $2)", REVOKED, prefix)
+    return revoked
+
+
+async def follow_revocations(
+    dsn: str,
+    on_revoked: Callable[[str], None],
+    on_listening: Callable[[bool], None],
+    *,
+    check_every_s: float = 5.0,
+) -> None:
+    """Call `on_revoked(prefix)` for every revocation committed anywhere, until cancelled.
+
+    One dedicated connection LISTENs. `on_listening(True)` is called each time listening (re)starts
+    (revocations made in between were not heard: forget what you cached), `on_listening(False)` when
+    the connection is lost; it is then opened again. A connection that dies silently is found by a
+    query every `check_every_s`.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await _listen_once(dsn, on_revoked, on_listening, check_every_s)
+            delay = 0.5
+        except (DatabaseUnavailable, *CONNECTION_ERRORS) as e:
+            log.warning("not listening for token revocations (%s); retrying", e)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+async def _listen_once(dsn: str, on_revoked, on_listening, check_every_s: float) -> None:
+    """Listen on one connection until it is lost."""
+    conn = await connect_once(dsn)
+    lost = asyncio.Event()
+    try:
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(REVOKED, lambda _conn, _pid, _channel, prefix: on_revoked(prefix))
+        on_listening(True)
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), check_every_s)
+            if not lost.is_set():
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), check_every_s)
+    finally:
+        on_listening(False)
+        conn.terminate()
 
 
 async def list_tokens(conn: asyncpg.Connection) -> list[dict]:

@@ -1,7 +1,9 @@
 """Tokens are stored hashed and checked in constant time; node registration, hello and liveness."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from hydro_rules.store import nodes, tokens
@@ -22,6 +24,28 @@ async def test_tokens_are_hashed_verified_and_revocable(db):
         assert await tokens.verify(conn, token) is None
         with pytest.raises(ValueError):
             await tokens.create(conn, "x", ["admin"])
+
+
+async def test_a_revocation_is_announced_when_it_commits(db, database_url):
+    """NOTIFY hydro_tokens carries the prefix, sent in the revoking transaction: a rolled-back one says nothing."""
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(tokens.REVOKED, lambda _c, _pid, _ch, prefix: heard.put_nowait(prefix))
+    try:
+        async with db.acquire() as conn:
+            token, info = await tokens.create(conn, "ci", ["read"])
+            with pytest.raises(RuntimeError):
+                async with conn.transaction():
+                    assert await tokens.revoke(conn, info.prefix)
+                    raise RuntimeError("rolled back")
+            assert await tokens.verify(conn, token) is not None
+            assert await tokens.revoke(conn, info.prefix)
+            assert not await tokens.revoke(conn, info.prefix)  # only once
+        assert await asyncio.wait_for(heard.get(), 2) == info.prefix
+        await listener.execute("SELECT 1")  # anything more would have arrived before this answer
+        assert heard.empty()
+    finally:
+        await listener.close()
 
 
 async def test_register_validates_binds_and_gives_a_secret_once(db):

@@ -443,6 +443,19 @@ async def audit_refused_command(svc: Service, request: Request, token: TokenInfo
 _simulations = asyncio.Semaphore(1)
 
 
+def engine_ticks(days: float, tick_s: float) -> int:
+    """The ticks a dry run of `days` evaluates, counted as the dry run counts them."""
+    return int(round(days * 86400.0 / tick_s))
+
+
+async def revoke_token(svc: Service, request, token, body) -> Response:
+    prefix = request.path_params["prefix"]
+    if not await svc.auth.revoke(prefix):
+        raise ApiError(404, "unknown_token", f"no active token with prefix {prefix!r}")
+    log.warning("token %s revoked by %s", prefix, token.name)
+    return json_response({"prefix": prefix, "revoked": True, "by": token.name})
+
+
 async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Response:
     uid = request.path_params["uid"]
     if svc.rs.zone(uid) is None:
@@ -450,6 +463,16 @@ async def simulate(svc: Service, request, token, body: schemas.SimulateIn) -> Re
     if body.days > svc.settings.simulate_max_days:
         most = f"at most {svc.settings.simulate_max_days:g}"
         raise invalid(["days"], f"{most} days", most, "less_than_equal")
+    ticks, most_ticks = engine_ticks(body.days, body.tick_s), svc.settings.simulate_max_ticks
+    if ticks > most_ticks:
+        most = f"at most {most_ticks} engine ticks (days x 86400 / tick_s)"
+        longest = most_ticks * body.tick_s / 86400
+        raise invalid(
+            ["days"],
+            f"{most}: this asks for {ticks}; at tick_s {body.tick_s:g}, days {longest:g} at most",
+            most,
+            "less_than_equal",
+        )
     if _simulations.locked():
         raise ApiError(429, "busy", "another dry run is running; try again shortly", headers={"Retry-After": "5"})
     async with _simulations:
@@ -610,6 +633,15 @@ SPECS: tuple[Spec, ...] = (
         "operator",
         schemas.Body(schemas.ResetIn),
         responses=(200, 401, 403, 404, 422, 503),
+    ),
+    Spec(
+        "DELETE",
+        "/tokens/{prefix}",
+        revoke_token,
+        "Revoke an API token by its prefix (the 12 hex digits after hr_): refused here at once, elsewhere"
+        " as soon as PostgreSQL's NOTIFY arrives (at most the token cache's 10 s if that link is down)",
+        "override",
+        responses=(200, 401, 403, 404, 503),
     ),
     Spec(
         "POST",

@@ -16,12 +16,17 @@ FAILED = frozenset({ERROR, INVALID, BUSY, TIMEOUT})
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One telemetry sample as stored in telemetry_last: zone + node + metric."""
+    """One telemetry sample as stored in telemetry_last: node + channel + metric.
+
+    `channel` is the node's channel key the sample came from (None when not known):
+    a node may send one metric on several channels, each its own series.
+    """
 
     node_uid: str
     metric: str
     value: float
     ts: float
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,15 +28,31 @@ def compiled(ruleset: M.RuleSet) -> CompiledRuleSet:
     return c
 
 
-def telemetry_of(readings) -> dict:
-    """Readings (messages.Reading) as the engine reads them: (node, metric) -> (value, ts), newest wins."""
+def telemetry_of(readings, zone: M.Zone | None = None) -> dict:
+    """Readings (messages.Reading) as the engine reads them: (node, metric) -> (value, ts), newest wins.
+
+    A metric the zone binds to one channel of its node (`water_level_switch from nd-irr-1
+    channel level_solution_min`) is read only from that channel (matched case-insensitively):
+    the same node's other channels that send the metric are other series.
+    """
+    pinned = pinned_channels(zone)
     out: dict = {}
     for r in readings:
         key = (r.node_uid, r.metric)
+        want = pinned.get(key)
+        if want is not None and (r.channel or "").lower() != want:
+            continue
         prev = out.get(key)
         if prev is None or r.ts >= prev[1]:
             out[key] = (r.value, r.ts)
     return out
+
+
+def pinned_channels(zone: M.Zone | None) -> dict:
+    """(node, metric) -> the lower-case channel key the zone reads that metric from, for metrics bound to one."""
+    if zone is None:
+        return {}
+    return {(zone.metric_nodes[m], m): ch.lower() for m, ch in zone.metric_channels.items() if m in zone.metric_nodes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +110,7 @@ def check_start(
         if ch in st.channels:
             st.channels[ch].failures = sorted(set(st.channels[ch].failures) | set(times))
     guards = protecting_guards(ruleset, prog.channels[channel])
-    prog.prepare(st, telemetry_of(readings), now)
+    prog.prepare(st, telemetry_of(readings, prog.zone), now)
     verdict = prog.guard_verdict(channel, guards)
     if verdict is None:
         return GuardVerdict(True, guards=guards)

@@ -15,18 +15,22 @@ SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, 
 
 # Reading is a frozen slotted dataclass; filling its slots directly skips the frozen __setattr__ detour.
 try:
-    _SETTERS = tuple(Reading.__dict__[f].__set__ for f in ("node_uid", "metric", "value", "ts"))
+    _SETTERS = tuple(Reading.__dict__[f].__set__ for f in ("node_uid", "metric", "value", "ts", "channel"))
 except (KeyError, AttributeError):  # pragma: no cover - only if messages.Reading changes shape
     _SETTERS = None
 
 
 class Pub:
-    """One (node, metric) a node reports each tick."""
+    """One (node, metric) a node reports each tick, on its channel `channel` (None: not known)."""
 
-    __slots__ = ("node", "uid", "metric", "source", "loads", "const", "sigma", "lo", "hi", "dead", "frozen", "value")
+    __slots__ = (
+        "node", "uid", "metric", "source", "loads", "const", "sigma", "lo", "hi", "dead", "frozen", "value", "channel",
+    )  # fmt: skip
 
-    def __init__(self, node, metric: str, source: int, loads: tuple, const: float, sigma: float, lo, hi) -> None:
-        self.node, self.uid, self.metric, self.source = node, node.uid, metric, source
+    def __init__(
+        self, node, metric: str, source: int, loads: tuple, const: float, sigma: float, lo, hi, channel=None
+    ) -> None:
+        self.node, self.uid, self.metric, self.source, self.channel = node, node.uid, metric, source, channel
         self.loads, self.const, self.sigma, self.lo, self.hi = loads, const, sigma, lo, hi
         self.dead = self.frozen = 0
         self.value = 0.0  # the frozen reading
@@ -55,7 +59,7 @@ def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: flo
     ns = {"w": water, "gb": rng.getrandbits, "T": table, "measure": measure, "R": Reading, "new": object.__new__}
     ns.update(PCT=pct, PROBE=probe, SWITCH=switch, inf=float("inf"))
     if _SETTERS is not None:
-        ns.update(zip(("sn", "sm", "sv", "st"), _SETTERS, strict=True))
+        ns.update(zip(("sn", "sm", "sv", "st", "sc"), _SETTERS, strict=True))
     loads: dict[int, str] = {}
     for p in pubs:
         for ld in p.loads:
@@ -79,8 +83,11 @@ def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: flo
                 lines.append(f"{ind}if v < {lo!r}: v = {lo!r}")
                 lines.append(f"{ind}elif v > {hi!r}: v = {hi!r}")
         if _SETTERS is None:  # pragma: no cover
-            lines.append(f"    add(R({p.uid!r}, {p.metric!r}, v, now))")
+            lines.append(f"    add(R({p.uid!r}, {p.metric!r}, v, now, {p.channel!r}))")
         else:
-            lines.append(f"    r = new(R); sn(r, {p.uid!r}); sm(r, {p.metric!r}); sv(r, v); st(r, now); add(r)")
+            lines.append(
+                f"    r = new(R); sn(r, {p.uid!r}); sm(r, {p.metric!r}); sv(r, v); st(r, now); "
+                f"sc(r, {p.channel!r}); add(r)"
+            )
     exec(compile("\n".join(lines), "<twin publish>", "exec"), ns)  # noqa: S102 - our own generated source
     return ns["publish"]

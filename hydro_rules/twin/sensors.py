@@ -59,6 +59,16 @@ def reporters(zone, ruleset, cfg) -> dict[str, list[tuple[str, tuple]]]:
     return out
 
 
+def channel_key(zone, ruleset, node: str, metric: str) -> str | None:
+    """The node channel a reading of `metric` comes from, as firmware names it: the channel the
+    zone binds the metric to on that node, else the first channel the vocabulary declares for
+    the metric (`channel pump_bus_current`), else None."""
+    if zone.metric_nodes.get(metric) == node and metric in zone.metric_channels:
+        return zone.metric_channels[metric]
+    m = ruleset.metrics.get(metric)
+    return m.channels[0] if m is not None and m.channels else None
+
+
 @cache
 def gaussian_table() -> tuple[float, ...]:
     """Standard normal quantiles at the midpoints of 2**16 equal-probability bins (inverse-transform sampling).

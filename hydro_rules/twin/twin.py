@@ -14,7 +14,7 @@ from .faults import Fault, FaultError, check_fault, fault_node
 from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
 from .publish import S_CONST, S_CURRENT, S_FLOW, SOURCE, Pub, compile_publisher
 from .recipe import FreshSolution, day_zero
-from .sensors import NOISE_BITS, gaussian_table, reporters
+from .sensors import NOISE_BITS, channel_key, gaussian_table, reporters
 from .water import Water
 
 _INF = float("inf")
@@ -111,7 +111,8 @@ class ZoneTwin(NodeLogic):
                     metered.update((id(ld), ld) for ld in loads)
                 elif src[0] == "ambient":
                     const = src[1]
-                self._pubs.append(Pub(self._nodes[uid], metric, kind, loads, const, cfg.sigma(metric), lo, hi))
+                key = channel_key(self.zone, rs, uid, metric)
+                self._pubs.append(Pub(self._nodes[uid], metric, kind, loads, const, cfg.sigma(metric), lo, hi, key))
         self._metered = tuple(metered.values())
         self._activate()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple, NotRequired
@@ -94,9 +95,20 @@ class SampleBatch:
         try:
             return self.adapter.validate_json(raw)  # the common case: every sample is well formed
         except ValidationError as e:
-            if not all(_in_a_sample(err["loc"]) for err in e.errors()):
+            errors = e.errors()
+            if errors[0]["type"] == "json_invalid":
+                # JSON pydantic's parser refuses but Python's reads: a junk value nested past
+                # pydantic's depth limit, a lone surrogate escape. Python's gives each sample its
+                # own verdict, and the ingest core leaves the junk out, not the reading.
+                try:
+                    envelope = self._envelope.validate_python(json.loads(raw))
+                except (ValueError, RecursionError):
+                    raise e from None
+            elif all(_in_a_sample(err["loc"]) for err in errors):
+                envelope = self._envelope.validate_json(raw)
+            else:
                 raise
-        return {"samples": [self._one(s) for s in self._envelope.validate_json(raw)["samples"]]}
+        return {"samples": [self._one(s) for s in envelope["samples"]]}
 
     def _one(self, sample) -> dict | SampleRefused:
         try:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..pgtext import find_bad_text
 from ..store.db import without_nan
 
 
@@ -96,7 +97,7 @@ async def parse_body(request: Request, body):
     if not raw:
         raise invalid([], "the request needs a JSON body", "body required", "missing")
     try:
-        return body.validate_json(raw)
+        parsed = body.validate_json(raw)
     except ValidationError as e:
         errors = e.errors()
         if errors and errors[0]["type"] == "json_invalid":
@@ -104,3 +105,19 @@ async def parse_body(request: Request, body):
         raise ApiError(
             422, "validation_error", "the request does not match the schema", detail=validation_details(e)
         ) from None
+    if b"\\u" in raw and not getattr(body, "cleans_text", False):
+        _refuse_bad_text(raw)
+    return parsed
+
+
+def _refuse_bad_text(raw: bytes) -> None:
+    """A 422 naming the first string of a JSON body that the database cannot store (only a \\u
+    escape can bring a NUL into a JSON string; a lone surrogate is already refused as invalid JSON)."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):  # taken by the body's validator, so no text of it is stored as is
+        return
+    found = find_bad_text(doc)
+    if found is not None:
+        path, why = found
+        raise invalid(list(path), f"the text at {'.'.join(map(str, path)) or 'the body'} {why}", why)

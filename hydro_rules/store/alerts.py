@@ -142,3 +142,14 @@ async def active(conn: asyncpg.Connection, zone_id: int) -> list[tuple[str, str 
     """(code, channel) of the zone's active alerts: what locks its channels."""
     rows = await conn.fetch("SELECT code, channel FROM alerts WHERE zone_id = $1 AND status = 'ACTIVE'", zone_id)
     return [(r["code"], r["channel"]) for r in rows]
+
+
+async def active_details(conn: asyncpg.Connection, zone_id: int | None, code: str, dedup_key: str) -> dict | None:
+    """The details of the active alert with this key, or None when none is active."""
+    return await conn.fetchval(
+        """SELECT details FROM alerts
+           WHERE coalesce(zone_id, 0) = coalesce($1, 0) AND code = $2 AND dedup_key = $3 AND status = 'ACTIVE'""",
+        zone_id,
+        code,
+        dedup_key,
+    )

@@ -71,6 +71,7 @@ async def test_ingest_answers_counts_and_a_reason_per_rejected_sample(http, toke
         "not_validated": 0,
         "unknown_metric": 1,
         "invalid_value": 2,
+        "malformed": 0,
     }
     assert {x["index"]: x["outcome"] for x in body["rejected"]} == {
         1: "invalid_value",
@@ -87,21 +88,34 @@ async def test_nan_in_the_body_is_a_rejected_sample_not_a_crash(http, tokens):
     assert r.status_code == 200 and r.json()["counts"]["invalid_value"] == 1
 
 
-async def test_validation_errors_are_422_with_the_field_path(http, tokens):
-    r = await http.post(
-        "/ingest/telemetry",
-        headers=auth(tokens["ingest"]),
-        json={
-            "samples": [
-                {"node_uid": "nd-ph-1", "metric_type": "PH", "value": 6, "ts": NOW},
-                {"node_uid": "nd-ph-1", "metric_type": "PH", "value": "six", "ts": NOW},
-            ]
-        },
-    )
-    assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["samples", 1, "value"]
+async def test_a_sample_the_schema_refuses_is_refused_alone_and_the_batch_goes_on(http, tokens, db):
+    good = {"node_uid": "nd-ph-1", "metric_type": "PH", "value": 6, "ts": NOW}
+    samples = [
+        good,
+        {**good, "value": "six"},
+        {**good, "value": True},  # a bool is no number: refused, not read as 1
+        {**good, "ts": "1710000000"},  # a number in a string is not a time
+        {**good, "ts": NOW - 1, "stub": "yes"},
+        {**good, "node_uid": "nd ph"},
+        42,
+    ]
+    r = await http.post("/ingest/telemetry", headers=auth(tokens["ingest"]), json={"samples": samples})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["counts"]["accepted"] == 1 and body["counts"]["malformed"] == 6 and body["stored"] == 1
+    reasons = {x["index"]: x["reason"] for x in body["rejected"]}
+    assert reasons[1] == reasons[2] == "value: Input should be a valid number"
+    assert reasons[3].startswith("ts: Value error, a time is a JSON number of epoch seconds or ISO 8601 text")
+    assert reasons[4] == "stub: Input should be a valid boolean"
+    assert reasons[5].startswith("node_uid: String should match pattern")
+    assert reasons[6] == "Input should be a valid dictionary"
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM telemetry_samples") == 1
+    # a body that is not a batch is a 422 with the field path; bytes that are not JSON a 400
     r = await http.post("/ingest/telemetry", headers=auth(tokens["ingest"]), json={"sample": []})
     assert r.status_code == 422 and {tuple(d["loc"]) for d in r.json()["detail"]} == {("samples",), ("sample",)}
+    r = await http.post("/ingest/telemetry", headers=auth(tokens["ingest"]), json={"samples": {"0": good}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["samples"]
     r = await http.post("/ingest/telemetry", headers=auth(tokens["ingest"]), content=b'{"samples": [')
     assert r.status_code == 400 and r.json()["error"] == "invalid_json"
 
@@ -200,6 +214,31 @@ async def test_read_routes(http, tokens, db):
         r = await http.get(path, headers=h)
         assert r.status_code == 200, path
     assert (await http.get("/commands/nope", headers=h)).status_code == 404
+
+
+async def test_channels_are_series_on_the_way_in_and_out_and_stubs_stay_out_of_latest(http, tokens):
+    s = {"node_uid": "nd-level-1", "metric_type": "WATER_LEVEL_SWITCH", "ts": NOW - 5}
+    samples = [
+        {**s, "value": 1, "channel": "level_clean_min"},
+        {**s, "value": 0, "channel": "level_clean_max"},
+        {**s, "value": 1, "channel": "level_clean_max", "ts": NOW - 1, "stub": True},
+    ]
+    r = await http.post("/ingest/telemetry", headers=auth(tokens["ingest"]), json={"samples": samples})
+    body = r.json()
+    assert body["stored"] == 3 and body["stub"] == 1
+    assert body["notes"] == [{"index": 2, "note": "stub reading: stored flagged, never used by rules"}]
+    h = auth(tokens["read"])
+    latest = (await http.get("/zones/zn-1/telemetry/latest", headers=h)).json()["telemetry"]
+    assert [(r["channel"], r["value"]) for r in latest] == [("level_clean_max", 0.0), ("level_clean_min", 1.0)]
+    q = "/zones/zn-1/telemetry?metric=water_level_switch&level=raw"
+    points = (await http.get(q, headers=h)).json()["points"]
+    assert [(p["channel"], p["value"], p["stub"]) for p in points] == [
+        ("level_clean_max", 0.0, False),
+        ("level_clean_min", 1.0, False),
+        ("level_clean_max", 1.0, True),
+    ]
+    points = (await http.get(q + "&channel=level_clean_min", headers=h)).json()["points"]
+    assert [(p["channel"], p["value"]) for p in points] == [("level_clean_min", 1.0)]
 
 
 async def test_safety_reset_resolves_lock_alerts_and_records_who_and_why(http, tokens, db, site):

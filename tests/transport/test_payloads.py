@@ -150,3 +150,26 @@ def test_nan_survives_in_telemetry_values_but_never_in_documents():
     r = payloads.command_response(b'{"cmd_id": "c1", "status": "DONE", "ts": 1, "details": {"current_ma": NaN}}')
     assert r.details == {"current_ma": None}
     assert payloads.document(b'{"x": Infinity}') == {"x": None}
+
+
+def test_telemetry_unit_and_stub_are_read_and_typed():
+    t = payloads.telemetry(j({"metric_type": "WATER_LEVEL", "value": 0.8, "ts": 1, "unit": " ratio ", "stub": True}))
+    assert (t.unit, t.stub) == ("ratio", True)
+    assert payloads.telemetry(j({"metric_type": "PH", "value": 6, "ts": 1})).stub is False
+    for bad in ({"unit": 100}, {"unit": "u" * 40}, {"stub": 1}, {"stub": "true"}):
+        with pytest.raises(Malformed):
+            payloads.telemetry(j({"metric_type": "PH", "value": 6, "ts": 1, **bad}))
+
+
+def test_documents_hold_only_text_the_database_can_store_and_nest_boundedly():
+    doc = payloads.document(b'{"a\\u0000": ["x\\u0000y", "\\ud800"], "ok": "\\u00e9"}')
+    assert doc == {"a\ufffd": ["x\ufffdy", "\ufffd"], "ok": "\u00e9"}
+    assert payloads.document(json.dumps({"a": "\x00"}).encode("utf-16")) == {"a": "\ufffd"}
+    nested = 1
+    for _ in range(payloads.MAX_DEPTH - 1):
+        nested = [nested]
+    assert payloads.document(j({"n": nested}))  # MAX_DEPTH levels with the object itself
+    with pytest.raises(Malformed, match="nested deeper than"):
+        payloads.document(j({"n": [nested]}))
+    with pytest.raises(Malformed, match="nested too deep"):
+        payloads.document(b'{"n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")

@@ -219,3 +219,23 @@ async def test_unknown_nodes_events_are_not_recorded_and_a_warning_raises_no_ale
     assert [(e["type"], e["details"]["node_uid"], e["details"]["level"]) for e in events] == [
         ("NODE_ERROR", "nd-ph-1", "WARNING")
     ]
+
+
+async def test_channels_units_and_stubs_as_the_firmware_sends_them(mqtt_service, mqtt_url, db):
+    now = time.time()
+    async with Node(mqtt_url, "nd-level-1") as level:
+        for i, ch in enumerate(("level_clean_min", "level_clean_max")):  # one metric type, two series
+            await level.telemetry("WATER_LEVEL_SWITCH", i, now - 5, channel=ch)
+        await level.telemetry("WATER_LEVEL", 0.8, now - 5, channel="water_level", unit="ratio")
+        await level.telemetry("WATER_LEVEL", 0.3, now - 4, channel="water_level", unit="ratio", stub=True)
+    await eventually(lambda: _samples(db, 4))
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT metric_type, channel, value, stub FROM telemetry_samples ORDER BY ts, channel")
+        last = await conn.fetch("SELECT channel, value FROM telemetry_last ORDER BY channel")
+    assert [tuple(r) for r in rows] == [
+        ("water_level_switch", "level_clean_max", 1.0, False),
+        ("water_level_switch", "level_clean_min", 0.0, False),
+        ("water_level", "water_level", 80.0, False),
+        ("water_level", "water_level", 30.0, True),
+    ]
+    assert [tuple(r) for r in last] == [("level_clean_max", 1.0), ("level_clean_min", 0.0), ("water_level", 80.0)]

@@ -110,8 +110,9 @@ async def rows_for(url: str, rs, batch: list[dict]) -> list[tuple]:
             ids[s["node_uid"]],
             rs.normalize_metric(s["metric_type"]),
             s["value"],
-            None,
-            None,
+            None,  # channel
+            None,  # raw
+            False,  # stub
         )
         for s in batch
     ]

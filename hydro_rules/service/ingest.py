@@ -156,7 +156,8 @@ class Vocabulary:
         self.rs = rs
         self.bound: dict[tuple[str, str], set[str]] = {}  # (zone, node) -> metrics bound to it, any channel
         self.by_channel: dict[tuple[str, str, str], str] = {}  # (zone, node, channel key) -> metric
-        self.units: dict[tuple[str, str, str], str] = {}  # (zone, node, metric) -> the unit it sends
+        #: (zone, node, metric) -> the unit it sends, and the channel that holds for (None: any)
+        self.units: dict[tuple[str, str, str], tuple[str, str | None]] = {}
         for z in rs.zones:
             for metric, node in z.metric_nodes.items():
                 channel = z.metric_channels.get(metric)
@@ -165,18 +166,28 @@ class Vocabulary:
                 else:
                     self.bound.setdefault((z.uid, node), set()).add(metric)
                 if z.metric_units.get(metric):
-                    self.units[(z.uid, node, metric)] = z.metric_units[metric]
+                    self.units[(z.uid, node, metric)] = (
+                        z.metric_units[metric],
+                        channel.strip().lower() if channel else None,
+                    )
 
     def resolve(self, name: str, zone_uid: str | None, node_uid: str, channel: str | None, unit: str | None) -> Meaning:
         r = self.rs.resolve_reading(name, channel)
         if r is None:
             return Meaning(None, None, UNKNOWN_METRIC, f"metric {_name(name)!r} is not in the vocabulary")
         metric = self._in_zone(r.metric, name, zone_uid, node_uid, channel)
-        given = unit if unit is not None else self.units.get((zone_uid, node_uid, metric))
+        given = unit if unit is not None else self._bound_unit(zone_uid, node_uid, metric, channel)
         factor, why = unit_factor(self.rs.metrics[metric], given)
         if factor is None:
             return Meaning(metric, None, INVALID_VALUE, f"unit {_name(given)!r} refused: {clean_text(why)}")
         return Meaning(metric, factor)
+
+    def _bound_unit(self, zone_uid: str | None, node_uid: str, metric: str, channel: str | None) -> str | None:
+        """The unit the zone says this node sends `metric` in (on its bound channel, if it names one)."""
+        bound = self.units.get((zone_uid, node_uid, metric))
+        if bound is None or (bound[1] is not None and (channel or "").strip().lower() != bound[1]):
+            return None
+        return bound[0]
 
     def _in_zone(self, metric: str, name: str, zone_uid: str | None, node_uid: str, channel: str | None) -> str:
         unit = self.rs.metrics[metric].unit

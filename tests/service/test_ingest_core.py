@@ -207,6 +207,21 @@ async def test_units_are_converted_to_the_metrics_and_an_unknown_unit_is_refused
     )
     await bound.ingest([Sample("nd-level-1", "WATER_LEVEL", 0.5, NOW + 1, channel="water_level")])
     assert (await _last(db))[("nd-level-1", "water_level")] == 50.0
+    # bound to one channel (`... channel lvl_rel unit ratio`), the unit holds for that channel only
+    one = _with_bindings(
+        site, "zn-1", metric_units={"water_level": "ratio"}, metric_channels={"water_level": "lvl_rel"}
+    )
+    r = await IngestCore(db, one, Settings(database_url=database_url)).ingest(
+        [
+            Sample("nd-level-1", "WATER_LEVEL", 0.25, NOW + 2, channel="LVL_REL"),
+            Sample("nd-level-1", "WATER_LEVEL", 0.25, NOW + 2, channel="lvl_cm"),
+        ]
+    )
+    assert r.stored == 2
+    rows = await _rows(
+        db, "SELECT channel, value FROM telemetry_samples WHERE channel LIKE 'lvl%' OR channel LIKE 'LVL%'"
+    )
+    assert sorted(rows) == [("LVL_REL", 25.0), ("lvl_cm", 0.25)]
 
 
 async def test_the_channel_decides_what_a_generic_metric_means(core, db):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from ..lang import model as M
 
 _CMP = {"<", "<=", ">", ">=", "==", "!="}
+#: channel attributes read from the pump's node, and the ZoneProgram dict that holds them per tick
+_READ = {"current": "cur", "flow": "flw", "flow_flag": "flg"}
 
 
 class ExprCompiler:
@@ -74,9 +76,9 @@ class ExprCompiler:
     def _ChannelRef(self, e: M.ChannelRef):
         ch = self._ch(e.channel)
         name = self._chname(e.channel)
-        if e.attr in ("current", "flow"):
-            src = f"x.{'cur' if e.attr == 'current' else 'flw'}.get({ch})"
-            return (self._local(f"{e.attr[:3]}_{name}", src) if name else src), True
+        if e.attr in _READ:
+            src = f"x.{_READ[e.attr]}.get({ch})"
+            return (self._local(f"{_READ[e.attr]}_{name}", src) if name else src), True
         if e.attr == "moves_level" and name and self.channels is not None:
             return repr(self.channels[name].moves_level), False
         if name and self.hoist is not None and e.attr in ("on_for", "off_for"):

@@ -46,16 +46,20 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self.stale = {m: rs.metrics[m].stale_s for m in rs.metrics}
         self.cur: dict = {}
         self.flw: dict = {}
-        # (channel, (node, metric), stale limit, readings dict) of every current and flow a channel reports
+        self.flg: dict = {}
+        into = {"current": self.cur, "flow": self.flw, "flow_flag": self.flg}
+        # (channel, (node, metric), stale limit, (low, high), readings dict) of every current, flow and
+        # flow flag a channel reports
         self.channel_src = [
             (
                 name,
                 (zone.channels[name].node_uid, metric),
                 self.stale[metric],
-                self.cur if attr == "current" else self.flw,
+                (rs.metrics[metric].low, rs.metrics[metric].high),
+                readings,
             )
             for name, ch in self.channels.items()
-            for attr in ("current", "flow")
+            for attr, readings in into.items()
             if (metric := getattr(ch, attr)) is not None
         ]
         self._planted_epoch = (
@@ -168,14 +172,15 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         return best
 
     def _read_channels(self) -> None:
-        """A pump's current and flow as they are now: fresh, and read after its last switch
-        (a reading from before it describes the pump as it was)."""
+        """A pump's current, flow and flow flag as they are now: fresh, inside the metric's range
+        (a flag of 7 is no flag), and read after its last switch (a reading from before it
+        describes the pump as it was)."""
         snap, now, channels = self.snap, self.now, self.st.channels
-        for name, key, stale, into in self.channel_src:
+        for name, key, stale, (low, high), into in self.channel_src:
             r = snap.get(key)
             c = channels.get(name)
             fresh = r is not None and now - r[1] <= stale and (c is None or r[1] > c.since or c.since == now)
-            into[name] = r[0] if fresh else None
+            into[name] = r[0] if fresh and low <= r[0] <= high else None
 
     def _targets(self) -> None:
         """The recipe phase's targets for today; worked out again only when the day changes."""
@@ -220,6 +225,9 @@ class ZoneProgram(SafetyMixin, ChannelControl):
 
     def flow(self, channel: str):
         return self.flw.get(channel)
+
+    def flow_flag(self, channel: str):
+        return self.flg.get(channel)
 
     def on_for(self, channel: str) -> float:
         c = self.st.channels[channel]

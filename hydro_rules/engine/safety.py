@@ -279,7 +279,7 @@ class SafetyMixin:
             heard = st.nodes_heard.get(self.bindings[ch].node_uid)
             if heard is not None and heard[1] is not None:
                 return f"{ch} must stop, but its node has gone silent"
-            if heard is None and (self.channels[ch].current or self.channels[ch].flow):
+            if heard is None and (self.channels[ch].current or self.channels[ch].flow or self.channels[ch].flow_flag):
                 return f"{ch} must stop, but its node has not been heard from"
         for ch in sorted(starts):
             if self.locked(ch):

@@ -109,10 +109,12 @@ def _readings(prog) -> Section:
         want = {ON: "wanted on", OFF: "wanted off", DUTY: "under recirculation duty"}.get(c.desired)
         if want:
             bits.append(want + (f" ({c.cause})" if c.cause else ""))
-        for attr in ("current", "flow"):
+        for attr in ("current", "flow", "flow_flag"):
             metric = getattr(ch, attr)
             if metric:
                 v = getattr(prog, attr)(name)
+                if v is None and attr == "flow_flag":  # most nodes report a rate: an unknown flag says nothing
+                    continue
                 bits.append(f"{attr} " + (U.describe(v, prog.rs.metrics[metric].dim) if v is not None else "unknown"))
         sec.lines.append(Line("info", name, ", ".join(bits)))
     return sec

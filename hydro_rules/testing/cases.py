@@ -33,7 +33,7 @@ ALERT_STATUSES = {"active", "pending", "resolved"}
 @dataclass
 class Sample:
     at: float  # offset from the start, seconds
-    key: str  # metric, or channel.attr (current/flow)
+    key: str  # metric, or channel.attr (current/flow/flow_flag)
     value: float | None  # None: the sensor stops reporting
     span: Span
 
@@ -241,7 +241,7 @@ def _block(b: A.TestBlock, case: Case, rs: M.RuleSet, zone: M.Zone, d: Diagnosti
 
 
 def _key(key: A.Path, rs: M.RuleSet, zone: M.Zone, d: Diagnostics) -> tuple[str, str] | None:
-    """(key, dimension) of a telemetry key: `ph` or `pump_drain.flow`."""
+    """(key, dimension) of a telemetry key: `ph`, `pump_drain.flow` or `pump_drain.flow_flag`."""
     parts = [p.name for p in key.parts]
     if len(parts) == 1:
         if parts[0] not in rs.metrics:
@@ -252,9 +252,14 @@ def _key(key: A.Path, rs: M.RuleSet, zone: M.Zone, d: Diagnostics) -> tuple[str,
     if ch not in zone.channels:
         d.add("HR102", f"zone {zone.uid} has no channel `{ch}`", key.parts[0].span, did_you_mean(ch, zone.channels))
         return None
-    metric = getattr(rs.channels[ch], attr, None) if attr in ("current", "flow") else None
+    metric = getattr(rs.channels[ch], attr, None) if attr in ("current", "flow", "flow_flag") else None
     if metric is None:
-        d.add("HR106", f"channel `{ch}` reports no `{attr}`", key.parts[1].span, "channels report current and flow")
+        d.add(
+            "HR106",
+            f"channel `{ch}` reports no `{attr}`",
+            key.parts[1].span,
+            "channels report the current, flow and flow_flag they declare",
+        )
         return None
     return f"{ch}.{attr}", rs.metrics[metric].dim
 

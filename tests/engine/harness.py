@@ -67,7 +67,7 @@ class Zone:
     def _key(self, name: str):
         if "__" in name:
             ch, attr = name.split("__")
-            metric = {"flow": "flow_rate", "current": "pump_current"}[attr]
+            metric = {"flow": "flow_rate", "current": "pump_current", "flow_flag": "flow_present"}[attr]
             return PUMP_NODES[ch], metric
         return NODES[name], name
 

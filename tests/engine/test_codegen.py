@@ -45,6 +45,7 @@ maybe = st.one_of(st.none(), st.floats(min_value=0, max_value=100, allow_nan=Fal
     values=st.dictionaries(st.sampled_from(["ph", "ec", "temp_water", "water_level"]), maybe),
     ages=st.dictionaries(st.sampled_from(["ph", "ec", "temp_water", "water_level"]), st.integers(0, 600)),
     flows=st.lists(maybe, min_size=3, max_size=3),
+    flags=st.lists(st.sampled_from([None, 0.0, 1.0, 3.0]), min_size=3, max_size=3),  # 3: no flag, unknown
     on=st.lists(st.booleans(), min_size=len(CHANNELS), max_size=len(CHANNELS)),
     since=st.integers(0, 7200),
     failed=st.integers(0, 4),
@@ -52,7 +53,7 @@ maybe = st.one_of(st.none(), st.floats(min_value=0, max_value=100, allow_nan=Fal
     solution=st.one_of(st.none(), st.floats(min_value=0.5, max_value=3)),
     age=st.one_of(st.none(), st.integers(0, 20 * 86400)),
 )
-def test_compiled_conditions_equal_the_interpreter(values, ages, flows, on, since, failed, alert, solution, age):
+def test_compiled_conditions_equal_the_interpreter(values, ages, flows, flags, on, since, failed, alert, solution, age):
     now = T0 + 86400
     z = ZONE
     state = z.prog.new_state(T0)
@@ -65,6 +66,9 @@ def test_compiled_conditions_equal_the_interpreter(values, ages, flows, on, sinc
         if f is not None:
             snap[(node, "flow_rate")] = (f, now)
             snap[(node, "pump_current")] = (f * 50, now)
+    for node, flag in zip(PUMP_NODES.values(), flags):
+        if flag is not None:
+            snap[(node, "flow_present")] = (flag, now)
     for ch, is_on in zip(CHANNELS, on):
         state.channels[ch].is_on = is_on
         state.channels[ch].since = now - since

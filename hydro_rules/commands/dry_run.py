@@ -59,6 +59,13 @@ def register(sub) -> None:
     )
     add_run_options(p)
     add_firmware_option(p)
+    p.add_argument(
+        "--pump-flow",
+        choices=("rate", "flag"),
+        default="rate",
+        help="what the twin's pump nodes report of their flow: rate (L/min, default) or flag (flow_present 0/1, "
+        "as hydro 2.0 pump nodes do; pumps that declare a flow_flag)",
+    )
     p.add_argument("--days", type=positive_float, required=True, metavar="N", help="how many days to simulate")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the timeline")
     p.add_argument(
@@ -134,6 +141,7 @@ def execute(args) -> int:
             progress=progress,
             resets=args.reset,
             firmware=args.firmware,
+            pump_flow=args.pump_flow,
         )
     except FaultError as e:
         raise UsageError(str(e)) from None

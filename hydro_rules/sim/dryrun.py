@@ -25,7 +25,8 @@ from ..engine.api import compiled
 from ..engine.state import DUTY
 from ..lang import model as M
 from ..messages import FAILED, TERMINAL, CommandResponse, WireCommand
-from ..twin import DEFAULT_FIRMWARE, FIRMWARES, FaultError, ZoneTwin, parse_fault
+from ..twin import DEFAULT_FIRMWARE, FIRMWARES, FaultError, TwinConfig, ZoneTwin, parse_fault
+from ..twin.config import PUMP_FLOWS
 from ..twin.faults import applies_to
 from .timeouts import TimeoutSweep
 from .times import DEFAULT_START, iso, parse_time
@@ -136,6 +137,7 @@ class DryRun:
     wall_s: float = 0.0
     firmware: str = DEFAULT_FIRMWARE
     fine_tick_s: float | None = None  # None: no fine stepping
+    pump_flow: str = "rate"  # what the twin's pump nodes report of their flow: rate or flag
 
     def to_json(self) -> dict:
         return {
@@ -145,6 +147,7 @@ class DryRun:
             "tick_seconds": self.tick_s,
             "fine_tick_seconds": self.fine_tick_s,
             "firmware": self.firmware,
+            "pump_flow": self.pump_flow,
             "seed": self.seed,
             "faults": self.faults,
             "zones": [
@@ -180,6 +183,7 @@ def run(
     resets: list[tuple[float, str]] = (),
     firmware: str = DEFAULT_FIRMWARE,
     fine_tick: float | None = 5.0,
+    pump_flow: str = "rate",
 ) -> DryRun:
     """Run the zones for `days`. `faults` are `KIND@OFFSET[:ARGS]` texts (FaultError when malformed).
 
@@ -189,11 +193,15 @@ def run(
     and before the engine evaluates. `resets` are operator safety resets: (offset from the start
     in seconds, reason), applied at the first evaluation at or after their time.
     `firmware` is the twin's node firmware ("hydro2" or "bounded-off"); `fine_tick` the step
-    between ticks while an NO pump or valve runs (None, or not shorter than `tick_s`: never).
-    ValueError for an unknown firmware or a fine_tick that is not positive.
+    between ticks while an NO pump or valve runs (None, or not shorter than `tick_s`: never);
+    `pump_flow` what the twin's pump nodes report of their flow ("rate", or "flag": the 0/1
+    flow_flag metric of pumps that declare one, as hydro 2.0 pump nodes do).
+    ValueError for an unknown firmware or pump_flow, or a fine_tick that is not positive.
     """
     if firmware not in FIRMWARES:
         raise ValueError(f"firmware {firmware!r}: the twin models {', '.join(FIRMWARES)}")
+    if pump_flow not in PUMP_FLOWS:
+        raise ValueError(f"pump_flow {pump_flow!r}: pump nodes report {' or '.join(PUMP_FLOWS)}")
     if fine_tick is not None and not fine_tick > 0:
         raise ValueError(f"fine_tick {fine_tick!r}: it must be a positive number of seconds, or None")
     fine = fine_tick if fine_tick is not None and fine_tick < tick_s else None
@@ -211,7 +219,16 @@ def run(
     n_ticks = int(round(days * 86400.0 / tick_s))
     end = t0 + n_ticks * tick_s if stop_at is None else min(stop_at, t0 + n_ticks * tick_s)
     result = DryRun(
-        ruleset.ruleset_version, t0, end, tick_s, seed, list(faults), [], firmware=firmware, fine_tick_s=fine
+        ruleset.ruleset_version,
+        t0,
+        end,
+        tick_s,
+        seed,
+        list(faults),
+        [],
+        firmware=firmware,
+        fine_tick_s=fine,
+        pump_flow=pump_flow,
     )
     wall = time.perf_counter()
     total = n_ticks * len(zones)
@@ -231,6 +248,7 @@ def run(
             sorted(resets),
             firmware,
             fine,
+            pump_flow,
         )
         result.zones.append(zr)
     result.wall_s = time.perf_counter() - wall
@@ -252,9 +270,11 @@ def _run_zone(
     resets=(),
     firmware: str = DEFAULT_FIRMWARE,
     fine: float | None = None,
+    pump_flow: str = "rate",
 ):
     prog = c.program(zone.uid)
-    twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults, firmware=firmware)
+    config = TwinConfig(firmware=firmware, pump_flow=pump_flow)
+    twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults, config=config)
     st = prog.new_state(t0)
     snap: dict = {}
     zr = ZoneRun(zone, state=st, snapshot=snap, program=prog, twin=twin)

@@ -15,6 +15,10 @@ pump stands still until it is switched on; `"bounded-off"` is the older model â€
 OFF with `duration_ms` falls back to the fail-safe default by itself and a reboot
 leaves every output at its fail-safe default. See `nodes`.
 
+Pump nodes report their flow as a rate (TwinConfig.pump_flow "rate", the default)
+or, like hydro 2.0 pump nodes, as the 0/1 `flow_flag` metric of pumps that declare
+one ("flag": 1 while the pump moves water, 0 while it does not).
+
 Physics (TwinConfig holds every constant): the reservoir (`zone.reservoir_l` = 100 %)
 starts at the profile's `levels.target` with solution at the recipe phase's target
 midpoints; plants and air take 2 %/day of the reservoir (diurnal swing), plants take

@@ -19,6 +19,10 @@ FIRMWARES = ("hydro2", "bounded-off")
 DEFAULT_FIRMWARE = "hydro2"
 TIMED_RUN_CAP_MS = 300_000  # hydro2 caps the duration_ms of a set_relay state=true (a timed run) to this
 
+#: what a pump's node reports of its flow: "rate" its channel's `flow` metric (L/min), "flag" its
+#: `flow_flag` metric instead (1 while water flows, 0 while none), as hydro 2.0 pump nodes do
+PUMP_FLOWS = ("rate", "flag")
+
 #: Gaussian sensor noise (one standard deviation) per metric, in the metric's base unit
 DEFAULT_NOISE = {
     "ph": 0.01,
@@ -64,6 +68,7 @@ class TwinConfig:
     max_run_ms: int = 900_000  # node safe_limits.max_duration_ms: run_pump is clamped to this
     max_clock_skew_s: float | None = 10.0  # nodes reject commands whose ts is this far off (None: never)
     firmware: str = DEFAULT_FIRMWARE  # one of FIRMWARES: how nodes treat set_relay durations and reboots
+    pump_flow: str = "rate"  # one of PUMP_FLOWS; "flag" applies to pumps that declare a flow_flag
 
     # loop: water held in pipes and gullies while the recirculation pump moves it; it drains back when it stops
     loop_holdup_frac: float = 0.03  # of reservoir_l
@@ -105,6 +110,8 @@ class TwinConfig:
         """ValueError for a setting the twin cannot model."""
         if self.firmware not in FIRMWARES:
             raise ValueError(f"firmware {self.firmware!r}: the twin models {', '.join(FIRMWARES)}")
+        if self.pump_flow not in PUMP_FLOWS:
+            raise ValueError(f"pump_flow {self.pump_flow!r}: pump nodes report {' or '.join(PUMP_FLOWS)}")
         for name, role in self.roles.items():
             if role not in ROLES:
                 raise ValueError(f"TwinConfig.roles[{name!r}] = {role!r}: roles are {', '.join(sorted(ROLES))}")

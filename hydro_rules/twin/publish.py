@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..messages import Reading
 
 # what a reading shows: the solution, a constant, or a sum over loads
-S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW = range(8)
+S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW, S_FLAG = range(9)
 EXACT_ZERO = frozenset({S_EC, S_FLOW})  # no flow, or an EC probe in air, reads exactly 0
 SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, "water_level_switch": S_SWITCH}
 
@@ -51,7 +51,8 @@ def _true_expr(p, loads: dict) -> str:
     if src == S_CONST:
         return repr(float(p.const))
     attr = "cur" if src == S_CURRENT else "flow"
-    return " + ".join(f"{loads[id(ld)]}.{attr}" for ld in p.loads) or "0.0"
+    total = " + ".join(f"{loads[id(ld)]}.{attr}" for ld in p.loads) or "0.0"
+    return f"(1.0 if {total} > 0.0 else 0.0)" if src == S_FLAG else total
 
 
 def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: float, switch: float, measure):

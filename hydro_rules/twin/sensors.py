@@ -2,7 +2,8 @@
 
 A node reports one value per metric: a channel's `current`/`flow` metric is read by
 the node the channel is bound to (the sum when several of its channels share the
-metric); a node in `zone.metric_nodes` reports the solution (ph, ec, temp_water,
+metric), or its `flow_flag` metric instead of `flow` when TwinConfig.pump_flow is
+"flag" (1 while any of them moves water); a node in `zone.metric_nodes` reports the solution (ph, ec, temp_water,
 water_level, water_level_switch); a standalone current or flow sensor there
 measures the recirculation line; metrics the twin does not model report the
 TwinConfig.ambient constant, or nothing when there is none.
@@ -18,12 +19,13 @@ NOISE_BITS = 16
 
 
 def reporters(zone, ruleset, cfg) -> dict[str, list[tuple[str, tuple]]]:
-    """metric -> [(node uid, source)], source one of (metric,), ("current"|"flow", channels), ("ambient", v)."""
+    """metric -> [(node uid, source)], source one of (metric,), ("current"|"flow"|"flag", channels),
+    ("ambient", v)."""
     pairs: dict[tuple[str, str], tuple] = {}
 
     def add(node: str, metric: str, source: tuple) -> None:
         old = pairs.get((node, metric))
-        if old is not None and old[0] in ("current", "flow") and source[0] == old[0]:
+        if old is not None and old[0] in ("current", "flow", "flag") and source[0] == old[0]:
             source = (old[0], old[1] + tuple(c for c in source[1] if c not in old[1]))
         elif old is not None:
             return
@@ -49,7 +51,9 @@ def reporters(zone, ruleset, cfg) -> dict[str, list[tuple[str, tuple]]]:
             continue
         if ch.current:
             add(b.node_uid, ch.current, ("current", (name,)))
-        if ch.flow:
+        if ch.flow_flag and cfg.pump_flow == "flag":
+            add(b.node_uid, ch.flow_flag, ("flag", (name,)))
+        elif ch.flow:
             add(b.node_uid, ch.flow, ("flow", (name,)))
         if ch.measures in SOLUTION:
             add(b.node_uid, ch.measures, (ch.measures,))

@@ -12,7 +12,7 @@ from ..messages import CommandResponse, Reading, WireCommand
 from .config import TwinConfig
 from .faults import Fault, FaultError, check_fault, fault_node
 from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
-from .publish import S_CONST, S_CURRENT, S_FLOW, SOURCE, Pub, compile_publisher
+from .publish import S_CONST, S_CURRENT, S_FLAG, S_FLOW, SOURCE, Pub, compile_publisher
 from .recipe import FreshSolution, day_zero
 from .sensors import NOISE_BITS, channel_key, gaussian_table, reporters
 from .water import Water
@@ -105,8 +105,8 @@ class ZoneTwin(NodeLogic):
             lo, hi = (m.low, m.high) if m is not None else (-_INF, _INF)
             for uid, src in nodes:
                 kind, loads, const = SOURCE.get(src[0], S_CONST), (), 0.0
-                if src[0] in ("current", "flow"):
-                    kind = S_CURRENT if src[0] == "current" else S_FLOW
+                if src[0] in ("current", "flow", "flag"):
+                    kind = {"current": S_CURRENT, "flow": S_FLOW, "flag": S_FLAG}[src[0]]
                     loads = tuple(self._by_name[n] for n in src[1] if self._by_name.get(n) is not None)
                     metered.update((id(ld), ld) for ld in loads)
                 elif src[0] == "ambient":

@@ -133,6 +133,18 @@ def test_no_flow_locks_the_pump():
     assert not zr.twin.running("pump_recirc")
 
 
+def test_pump_nodes_that_report_only_a_flow_flag_still_stop_a_pump_that_moves_no_water():
+    r = run(RS, ["zn-1"], days=3.05, faults=["no_flow@3d"], pump_flow="flag")
+    zr = r.zones[0]
+    assert r.to_json()["pump_flow"] == "flag"
+    assert ("nd-pump-1", "flow_rate") not in zr.snapshot and ("nd-pump-1", "flow_present") in zr.snapshot
+    a = raised(zr, "biz_no_flow")
+    assert a and a[0]["channel"] == "pump_recirc" and a[0]["resolved_at"] is None
+    assert _t(a[0]["raised_at"]) - r.start - 3 * DAY <= 5 * 60
+    assert not zr.twin.running("pump_recirc")
+    assert raised(zr, "biz_dry_run") == [] and len(zr.alerts) == 1
+
+
 def test_frozen_sensor_raises_an_alert():
     r = run(RS, ["zn-1"], days=4, faults=["sensor_frozen@3d:ph"])
     assert raised(r.zones[0], "infra_sensor_frozen")

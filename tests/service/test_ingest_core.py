@@ -243,6 +243,13 @@ async def test_the_channel_decides_what_a_generic_metric_means(core, db):
     ]
 
 
+async def test_a_flow_flag_sent_with_the_rates_unit_is_kept_as_the_flag(core, db):
+    # pump nodes send flow_present as metric_type FLOW_RATE; some builds add the rate's unit
+    r = await core.ingest([Sample("nd-pump-1", "FLOW_RATE", 0, NOW, channel="flow_present", unit="L/min")])
+    assert r.rejections == [] and r.stored == 1
+    assert await _rows(db, "SELECT metric_type, value FROM telemetry_samples") == [("flow_present", 0.0)]
+
+
 async def test_a_zone_channel_binding_decides_and_keeps_other_channels_out(core, db, site, database_url):
     rs = _with_bindings(
         site, "zn-1", metric_nodes={**site.zone("zn-1").metric_nodes, "temp_water": "nd-ec-1"},

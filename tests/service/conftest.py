@@ -43,6 +43,21 @@ async def http_service(db, database_url, site):
 
 
 @pytest.fixture
+def acks(mqtt_service):
+    """Every (topic, PUBACK reason code) the service answered, in order."""
+    seen = []
+    handle = mqtt_service.door.handle
+
+    async def recording(topic, payload, retained):
+        code = await handle(topic, payload, retained)
+        seen.append((topic, code))
+        return code
+
+    mqtt_service.mqtt.handler = recording
+    return seen
+
+
+@pytest.fixture
 async def mqtt_service(db, database_url, mqtt_url, site):
     """The service with its MQTT door connected and subscribed."""
     svc = await start_service(make_settings(database_url, mqtt_url), site)

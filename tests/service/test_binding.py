@@ -88,21 +88,6 @@ class FreshNode:
                 return doc, retained
 
 
-@pytest.fixture
-def acks(mqtt_service):
-    """Every (topic, PUBACK reason code) the service answered, in order."""
-    seen = []
-    handle = mqtt_service.door.handle
-
-    async def recording(topic, payload, retained):
-        code = await handle(topic, payload, retained)
-        seen.append((topic, code))
-        return code
-
-    mqtt_service.mqtt.handler = recording
-    return seen
-
-
 async def acked(acks, topic: str, n: int = 1) -> list[int]:
     """Wait until `topic` has been answered `n` times; its reason codes."""
 

@@ -13,21 +13,6 @@ from .conftest import Node, eventually
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def acks(mqtt_service):
-    """Every (topic, PUBACK reason code) the service answered."""
-    seen = []
-    handle = mqtt_service.door.handle
-
-    async def recording(topic, payload, retained):
-        code = await handle(topic, payload, retained)
-        seen.append((topic, code))
-        return code
-
-    mqtt_service.mqtt.handler = recording
-    return seen
-
-
 async def count(db, sql, *args):
     async with db.acquire() as conn:
         return await conn.fetchval(sql, *args)

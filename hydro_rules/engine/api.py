@@ -40,7 +40,7 @@ def telemetry_of(readings, zone: M.Zone | None = None) -> dict:
     for r in readings:
         key = (r.node_uid, r.metric)
         want = pinned.get(key)
-        if want is not None and (r.channel or "").lower() != want:
+        if want is not None and M.fold_channel(r.channel or "") != want:
             continue
         prev = out.get(key)
         if prev is None or r.ts >= prev[1]:
@@ -49,10 +49,14 @@ def telemetry_of(readings, zone: M.Zone | None = None) -> dict:
 
 
 def pinned_channels(zone: M.Zone | None) -> dict:
-    """(node, metric) -> the lower-case channel key the zone reads that metric from, for metrics bound to one."""
+    """(node, metric) -> the folded channel key the zone reads that metric from, for metrics bound to one."""
     if zone is None:
         return {}
-    return {(zone.metric_nodes[m], m): ch.lower() for m, ch in zone.metric_channels.items() if m in zone.metric_nodes}
+    return {
+        (zone.metric_nodes[m], m): M.fold_channel(ch)
+        for m, ch in zone.metric_channels.items()
+        if m in zone.metric_nodes
+    }
 
 
 @dataclass(frozen=True, slots=True)

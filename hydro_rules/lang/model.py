@@ -431,6 +431,12 @@ class Rule:
     span: Span
 
 
+def fold_channel(key: str) -> str:
+    """A node's channel key as readings are matched by it: trimmed, in lower case (older
+    firmware sends channel ids upper-case)."""
+    return key.strip().lower()
+
+
 def unit_factor(m: Metric, unit: str | None) -> tuple[float | None, str | None]:
     """(the factor that brings a reading of `m` in `unit` to `m`'s unit, why it is not 1): 1 for no
     unit or `m`'s own (in any spelling), a declared `convert`, a language unit of the same dimension
@@ -493,7 +499,7 @@ class RuleSet:
     @cached_property
     def reading_channels(self) -> dict[str, str]:
         """A declared channel key, lower case -> its metric."""
-        return {key.lower(): name for name, m in self.metrics.items() for key in m.channels}
+        return {fold_channel(key): name for name, m in self.metrics.items() for key in m.channels}
 
     def resolve_reading(self, metric_type: str, channel: str | None, unit: str | None = None) -> Resolved | None:
         """What a reading of `metric_type` from `channel`, in `unit`, is; None when the vocabulary
@@ -503,7 +509,7 @@ class RuleSet:
         whatever the type says; otherwise a channel key that names another metric of the same
         unit does (`temp_water` for TEMPERATURE); otherwise the type does."""
         note = None
-        metric = self.reading_channels.get(channel.strip().lower()) if channel else None
+        metric = self.reading_channels.get(fold_channel(channel)) if channel else None
         if metric is not None:
             if self.normalize_metric(metric_type) != metric:
                 note = f"channel {channel} carries {metric}"

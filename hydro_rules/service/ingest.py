@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from ..lang.model import RuleSet, unit_factor
+from ..lang.model import RuleSet, fold_channel, unit_factor
 from ..pgtext import TooDeep, bad_text, clean_text, storable
 from ..store import Database
 from ..store import alerts as alert_store
@@ -162,13 +162,13 @@ class Vocabulary:
             for metric, node in z.metric_nodes.items():
                 channel = z.metric_channels.get(metric)
                 if channel:
-                    self.by_channel[(z.uid, node, channel.strip().lower())] = metric
+                    self.by_channel[(z.uid, node, fold_channel(channel))] = metric
                 else:
                     self.bound.setdefault((z.uid, node), set()).add(metric)
                 if z.metric_units.get(metric):
                     self.units[(z.uid, node, metric)] = (
                         z.metric_units[metric],
-                        channel.strip().lower() if channel else None,
+                        fold_channel(channel) if channel else None,
                     )
 
     def resolve(self, name: str, zone_uid: str | None, node_uid: str, channel: str | None, unit: str | None) -> Meaning:
@@ -185,13 +185,13 @@ class Vocabulary:
     def _bound_unit(self, zone_uid: str | None, node_uid: str, metric: str, channel: str | None) -> str | None:
         """The unit the zone says this node sends `metric` in (on its bound channel, if it names one)."""
         bound = self.units.get((zone_uid, node_uid, metric))
-        if bound is None or (bound[1] is not None and (channel or "").strip().lower() != bound[1]):
+        if bound is None or (bound[1] is not None and fold_channel(channel or "") != bound[1]):
             return None
         return bound[0]
 
     def _in_zone(self, metric: str, name: str, zone_uid: str | None, node_uid: str, channel: str | None) -> str:
         unit = self.rs.metrics[metric].unit
-        key = channel.strip().lower() if channel else None
+        key = fold_channel(channel) if channel else None
         bound = self.by_channel.get((zone_uid, node_uid, key)) if key else None
         if bound is not None and bound != metric and self.rs.metrics[bound].unit == unit:
             return bound

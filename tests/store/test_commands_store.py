@@ -11,7 +11,8 @@ from .util import ids
 pytestmark = pytest.mark.anyio
 
 
-async def _cmd(conn, cmd_id="c-1", cmd="run_pump", params=None):
+async def _cmd(conn, cmd_id="c-1", cmd="run_pump", params=None, **extra):
+    """A command on zn-1's recirculation pump; `extra` goes to commands.create as it is."""
     k = await ids(conn)
     return await C.create(
         conn,
@@ -24,6 +25,7 @@ async def _cmd(conn, cmd_id="c-1", cmd="run_pump", params=None):
         params=params if params is not None else {"duration_ms": 2500},
         ruleset_version="rs@1",
         rule="test",
+        **extra,
     )
 
 
@@ -173,22 +175,8 @@ async def test_a_terminal_status_is_final_against_sweep_failure_responses_and_du
 async def test_each_command_times_out_at_its_own_response_timeout(db):
     t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     async with db.acquire() as conn:
-        k = await ids(conn)
         for cmd_id, timeout in (("fast", 5.0), ("slow", 90.0), ("old", None)):
-            await C.create(
-                conn,
-                cmd_id=cmd_id,
-                zone_id=k["zn-1"],
-                node_id=k["nd-pump-1"],
-                channel="pump_recirc",
-                channel_key="pump_recirc",
-                cmd="set_relay",
-                params={"state": False},
-                ruleset_version="rs@1",
-                rule="test",
-                response_timeout_s=timeout,
-                created_at=t0,
-            )
+            await _cmd(conn, cmd_id, "set_relay", {"state": False}, response_timeout_s=timeout, created_at=t0)
         tick = timedelta(microseconds=1)
         assert await C.mark_timeouts(conn, t0 + timedelta(seconds=5) - tick, response_timeout_s=60) == []
         [fast] = await C.mark_timeouts(conn, t0 + timedelta(seconds=5), response_timeout_s=60)
@@ -262,21 +250,7 @@ async def test_refusals_are_recorded_and_listed_newest_first(db):
 async def test_a_restart_is_re_asserted_once_on_done_and_closed_when_the_node_is_seen_booted(db):
     sent = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     async with db.acquire() as conn:
-        k = await ids(conn)
-        await C.create(
-            conn,
-            cmd_id="rs-1",
-            zone_id=k["zn-1"],
-            node_id=k["nd-pump-1"],
-            channel="pump_recirc",
-            channel_key="pump_recirc",
-            cmd="restart",
-            params={},
-            ruleset_version="rs@1",
-            rule="api",
-            reassert_channels=["pump_recirc"],
-            created_at=sent,
-        )
+        await _cmd(conn, "rs-1", "restart", {}, reassert_channels=["pump_recirc"], created_at=sent)
         await C.mark_sent(conn, "rs-1", sent)
         booted = "UPDATE nodes SET last_heartbeat_at = $1, uptime_s = $2 WHERE uid = 'nd-pump-1'"
         await conn.execute(booted, sent + timedelta(seconds=5), 3600)  # the old boot

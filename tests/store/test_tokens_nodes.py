@@ -62,29 +62,19 @@ async def test_register_validates_binds_and_gives_a_secret_once(db):
             await nodes.register(conn, "nd-new-2", zone_uid="zn-9")
 
 
+async def _hello(conn, hardware_id, at, **facts):
+    """A factory-fresh pH node's hello (facts override what it says)."""
+    said = {"node_uid": None, "node_type": "ph", "firmware_version": "2.0.1", "hardware_revision": "v1"}
+    return await nodes.hello(conn, hardware_id=hardware_id, at=at, **{"capabilities": ["ph"], **said, **facts})
+
+
 async def test_hello_creates_an_unvalidated_node_that_registration_takes_over(db):
     now = datetime.now(UTC)
     async with db.acquire() as conn:
-        node, created = await nodes.hello(
-            conn,
-            hardware_id="esp32-AB",
-            node_uid=None,
-            node_type="ph",
-            firmware_version="2.0.1",
-            hardware_revision="v1",
-            capabilities=["ph"],
-            at=now,
-        )
+        node, created = await _hello(conn, "esp32-AB", now)
         assert created and node["uid"] == "esp32-AB" and not node["validated"]
-        _, created = await nodes.hello(
-            conn,
-            hardware_id="esp32-AB",
-            node_uid=None,
-            node_type="ph",
-            firmware_version="2.0.2",
-            hardware_revision=None,
-            capabilities=None,
-            at=now,
+        _, created = await _hello(
+            conn, "esp32-AB", now, firmware_version="2.0.2", hardware_revision=None, capabilities=None
         )
         assert not created
         reg, _ = await nodes.register(conn, "nd-ph-9", zone_uid="zn-1", hardware_id="esp32-AB")
@@ -142,16 +132,7 @@ async def test_validation_takes_over_the_record_a_hello_and_an_early_status_made
         # the status overtook the hello: a pending record by hardware id keeps it
         uid = await nodes.for_hardware(conn, "esp32-P1", now)
         assert uid == "esp32-P1" and await nodes.set_status(conn, uid, "ONLINE", now)
-        hello, created = await nodes.hello(
-            conn,
-            hardware_id="esp32-P1",
-            node_uid=None,
-            node_type="ph",
-            firmware_version="2.0.1",
-            hardware_revision="v1",
-            capabilities=["ph"],
-            at=now,
-        )
+        hello, created = await _hello(conn, "esp32-P1", now)
         assert not created and (hello["uid"], hello["status"], hello["node_type"]) == ("esp32-P1", "ONLINE", "ph")
         assert await nodes.for_hardware(conn, "esp32-P1", now) == "esp32-P1"
         # the operator names it after the rule set's nd-ph-1 (a synced record without hardware): one record left

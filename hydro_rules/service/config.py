@@ -83,9 +83,16 @@ def _broker_login(url) -> str | None:
 def load_settings(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    model: type[BaseModel] = Settings,
+    table: str = "service",
     **overrides,
-) -> Settings:
-    """Settings from a TOML file, HYDRO_* variables and explicit overrides (None values are ignored)."""
+):
+    """Settings from a TOML file, HYDRO_* variables and explicit overrides (None values are ignored).
+
+    `model` and `table` choose what is read: the service's `[service]` table into Settings by
+    default; the site daemon reads its own table into its own model the same way.
+    """
     environ = os.environ if environ is None else environ
     values: dict = {}
     if config_file:
@@ -93,14 +100,14 @@ def load_settings(
             data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"cannot read {config_file}: {e}") from e
-        values.update(data.get("service", data))
-    for name in Settings.model_fields:
+        values.update(data.get(table, data) if table == "service" else data.get(table, {}))
+    for name in model.model_fields:
         key = f"HYDRO_{name.upper()}"
         if key in environ:
             values[name] = environ[key] if environ[key] != "" else None
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return Settings(**values)
+        return model(**values)
     except ValidationError as e:
         problems = "; ".join(_problem(err) for err in e.errors())
         raise ConfigError(f"bad configuration: {problems}") from e

@@ -30,6 +30,8 @@ KIT_BROKER_CONF = REPO / "runtime" / "mosquitto" / "hydro.conf"
 
 #: children before parents; DELETE is far quicker than TRUNCATE on tables this small
 _DATA_TABLES = (
+    "daemons",
+    "decisions",
     "telemetry_samples",
     "telemetry_last",
     "command_responses",

@@ -37,16 +37,19 @@ async def raise_alert(
     ruleset_version: str | None = None,
     count: int = 1,
     at: datetime | None = None,
+    rule: str | None = None,
 ) -> Raised:
     """Create the alert, or add `count` occurrences to the active one with the same key.
 
     Details naming the same `cmd_id` as the active alert's are the same occurrence
     told again (a command_response seen by both the service and the engine).
+    `rule`: the causing rule with its span; a repeat without one keeps the stored one.
     """
     row = await conn.fetchrow(
         """INSERT INTO alerts (zone_id, node_id, source, code, type, severity, channel, dedup_key, details, locks,
-                               ruleset_version, occurrences, first_seen_at, last_seen_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()), coalesce($13, now()))
+                               ruleset_version, occurrences, first_seen_at, last_seen_at, rule)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()), coalesce($13, now()),
+                   $14)
            ON CONFLICT ((coalesce(zone_id, 0)), code, dedup_key) WHERE status = 'ACTIVE' DO UPDATE SET
                -- the same failed command reported twice (the service and the engine) is one occurrence
                occurrences = alerts.occurrences + CASE
@@ -54,7 +57,8 @@ async def raise_alert(
                    THEN 0 ELSE EXCLUDED.occurrences END,
                last_seen_at = greatest(alerts.last_seen_at, EXCLUDED.last_seen_at),
                details = EXCLUDED.details,
-               ruleset_version = EXCLUDED.ruleset_version
+               ruleset_version = EXCLUDED.ruleset_version,
+               rule = coalesce(EXCLUDED.rule, alerts.rule)
            RETURNING id, (xmax = 0) AS created, occurrences""",
         zone_id,
         node_id,
@@ -69,6 +73,7 @@ async def raise_alert(
         ruleset_version,
         count,
         at,
+        rule,
     )
     return Raised(row["id"], row["created"], row["occurrences"])
 
@@ -125,7 +130,7 @@ async def list_alerts(
     rows = await conn.fetch(
         """SELECT a.id, z.uid AS zone_uid, n.uid AS node_uid, a.source, a.code, a.type, a.severity, a.channel,
                   a.details, a.locks, a.status, a.occurrences, a.first_seen_at, a.last_seen_at, a.resolved_at,
-                  a.resolved_by, a.resolved_reason, a.ruleset_version
+                  a.resolved_by, a.resolved_reason, a.ruleset_version, a.rule
            FROM alerts a LEFT JOIN zones z ON z.id = a.zone_id LEFT JOIN nodes n ON n.id = a.node_id
            WHERE ($1::bigint IS NULL OR a.zone_id = $1) AND ($2::text IS NULL OR a.status = $2)
              AND ($3::text IS NULL OR a.source = $3)

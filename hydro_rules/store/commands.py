@@ -299,6 +299,19 @@ async def get(conn: asyncpg.Connection, cmd_id: str) -> dict | None:
     return dict(row) if row else None
 
 
+async def statuses(conn: asyncpg.Connection, cmd_ids: list[str]) -> list[dict]:
+    """Where these commands stand (one query; unknown ids are left out): what the daemon folds in each tick."""
+    if not cmd_ids:
+        return []
+    rows = await conn.fetch(
+        """SELECT cmd_id, status, node_status, error_code, error_message, details, ack_at, done_at, failed_at,
+                  timeout_at
+           FROM commands WHERE cmd_id = ANY($1::text[]) ORDER BY id""",
+        list(cmd_ids),
+    )
+    return [dict(r) for r in rows]
+
+
 async def responses(conn: asyncpg.Connection, cmd_id: str) -> list[dict]:
     """Every response received for a command, in arrival order, foreign and duplicate-free."""
     rows = await conn.fetch(

@@ -85,6 +85,23 @@ async def latest(conn: asyncpg.Connection, zone_id: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+async def latest_many(conn: asyncpg.Connection, zone_ids: list[int]) -> dict[int, list[dict]]:
+    """`latest` of several zones in one query: zone id -> its rows (every asked zone present, maybe empty)."""
+    out: dict[int, list[dict]] = {zid: [] for zid in zone_ids}
+    if not out:
+        return out
+    rows = await conn.fetch(
+        """SELECT t.zone_id, n.uid AS node_uid, t.metric_type, t.channel, t.value, t.ts, t.updated_at, t.raw
+           FROM telemetry_last t JOIN nodes n ON n.id = t.node_id
+           WHERE t.zone_id = ANY($1::bigint[]) ORDER BY t.zone_id, t.metric_type, n.uid, t.channel NULLS FIRST""",
+        list(out),
+    )
+    for r in rows:
+        row = dict(r)
+        out[row.pop("zone_id")].append(row)
+    return out
+
+
 async def samples(
     conn: asyncpg.Connection,
     zone_id: int,

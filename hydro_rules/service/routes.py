@@ -22,6 +22,7 @@ from ..store import DatabaseUnavailable
 from ..store import aggregate as aggregate_store
 from ..store import alerts as alert_store
 from ..store import commands as command_store
+from ..store import decisions as decision_store
 from ..store import events as event_store
 from ..store import nodes as node_store
 from ..store import telemetry as telemetry_store
@@ -359,6 +360,30 @@ async def zone_events(svc: Service, request, token, body) -> Response:
     return json_response({"zone_uid": zone["uid"], "events": rows})
 
 
+DECISION_KINDS = tuple(sorted(decision_store.KINDS))
+
+
+async def zone_decisions(svc: Service, request, token, body) -> Response:
+    since = _time(request, "since")
+    until = _time(request, "until")
+    kind = _choice(request, "kind", DECISION_KINDS)
+    limit = _int(request, "limit", 500, hi=10_000)
+    async with svc.db.acquire() as conn:
+        zone = await _zone(conn, request.path_params["uid"])
+        rows = await decision_store.list_decisions(
+            conn,
+            zone["id"],
+            since=since,
+            until=until,
+            kind=kind,
+            channel=request.query_params.get("channel"),
+            limit=limit,
+        )
+    return json_response(
+        {"zone_uid": zone["uid"], "decisions": [{f: r[f] for f in decision_store.FIELDS} for r in rows]}
+    )
+
+
 async def water_usage(svc: Service, request, token, body) -> Response:
     until = _time(request, "until", datetime.now(UTC))
     since = _time(request, "since", until - timedelta(days=7))
@@ -616,6 +641,22 @@ SPECS: tuple[Spec, ...] = (
         "The zone's events",
         "read",
         query=(_SINCE, ("type", "string", "event type"), _LIMIT),
+    ),
+    Spec(
+        "GET",
+        "/zones/{uid}/decisions",
+        zone_decisions,
+        "The daemon's decision log of the zone, oldest first: what it decided, by which rule, on which values"
+        " (without since: the newest `limit` rows)",
+        "read",
+        query=(
+            _SINCE,
+            _UNTIL,
+            _one_of("kind", DECISION_KINDS),
+            ("channel", "string", "one channel's decisions"),
+            ("limit", "integer", "1 .. 10000 (default 500)"),
+        ),
+        responses=(200, 404, 422),
     ),
     Spec(
         "GET",

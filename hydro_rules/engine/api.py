@@ -6,13 +6,14 @@ same RuleSet over and over without compiling it again.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from .. import messages as W
 from ..lang import model as M
 from .channels import refusal_reason
 from .compiler import CompiledRuleSet
-from .state import ACTIVE, AlertState, ZoneState
+from .state import ACTIVE, AlertState, ChannelState, ZoneState
 
 _CACHE: dict[str, CompiledRuleSet] = {}
 
@@ -59,6 +60,105 @@ def pinned_channels(zone: M.Zone | None) -> dict:
     }
 
 
+def carry_state(old: dict | ZoneState, new_prog, now: float) -> ZoneState:
+    """A zone's state carried over to a new rule set (hot reload), for `new_prog` (a ZoneProgram).
+
+    What still exists is kept: machines in states that still exist (with their timers), channels
+    the zone still has, alerts whose codes (and channels) still exist, holds and rule memories
+    whose machine state or rule still exists, waits, the solution and its history. A machine
+    whose state vanished (or a new machine) starts again at its initial state, entered at the
+    next evaluation; guards that vanished are no longer asked of a channel. `old` is not changed.
+    """
+    st = _copy(old)
+    rs = new_prog.rs
+    for name in [n for n in st.machines if n not in rs.machines]:
+        del st.machines[name]
+        st.entered_at.pop(name, None)
+        st.waiting.pop(name, None)
+    for name, m in rs.machines.items():
+        if st.machines.get(name) not in m.states:
+            st.machines[name] = m.initial
+            st.entered_at.pop(name, None)
+            st.waiting.pop(name, None)
+    for name, w in list(st.waiting.items()):
+        if w[3] not in rs.machines[name].states:
+            del st.waiting[name]
+    for key, a in list(st.alerts.items()):
+        if a.code not in rs.alerts or (a.channel is not None and a.channel not in new_prog.channels):
+            del st.alerts[key]
+    for name in [n for n in st.channels if n not in new_prog.channels]:
+        del st.channels[name]
+    for name, ch in new_prog.channels.items():
+        c = st.channels.get(name)
+        if c is None:
+            st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
+        elif c.guards:
+            c.guards = tuple(g for g in c.guards if g in rs.guards)
+    for key in list(st.holds):
+        if not _hold_exists(rs, key, st.machines):
+            del st.holds[key]
+    for name in [n for n in st.fired if n not in rs.rules]:
+        del st.fired[name]
+    return st
+
+
+def _copy(state: dict | ZoneState) -> ZoneState:
+    """A ZoneState that shares nothing with `state` (to_json and from_json keep the lists and dicts)."""
+    return ZoneState.from_json(copy.deepcopy(state.to_json() if isinstance(state, ZoneState) else state))
+
+
+def _hold_exists(rs: M.RuleSet, key: str, machines: dict) -> bool:
+    """Is the condition a hold key names still there? `rule/NAME` or `MACHINE/STATE/I`."""
+    head, _, rest = key.partition("/")
+    if head == "rule":
+        return rest in rs.rules
+    state, _, i = rest.partition("/")
+    m = rs.machines.get(head)
+    if m is None or machines.get(head) != state or state not in m.states:
+        return False
+    return i.isdigit() and int(i) < len(m.states[state].transitions)
+
+
+def nc_off_deadlines(
+    ruleset: M.RuleSet, zone_uid: str, engine_state: dict | ZoneState | None, now: float
+) -> list[dict]:
+    """For the dead-man (a process other than the daemon): each NC pump of the zone that the
+    daemon's recorded state believes OFF, with when it went off and when it must run again:
+
+    {"channel", "node_uid", "channel_key", "off_since", "deadline" (off_since + max_recirc_off),
+    "locked" (a locking alert holds it off: the dead-man leaves it), "bounded_until" (the end of a
+    bounded OFF its node ends by itself, else None)}. An OFF that a bounded-OFF node has already
+    ended by itself (bounded_until <= now) is not listed. No state: every NC pump is believed on.
+    """
+    if not engine_state:
+        return []
+    prog = compiled(ruleset).program(zone_uid)
+    st = engine_state if isinstance(engine_state, ZoneState) else ZoneState.from_json(engine_state)
+    prog.now, prog.st = now, st
+    limit = prog.S["water_cycle.recirc.max_recirc_off"]
+    out = []
+    for name, ch in prog.channels.items():
+        c = st.channels.get(name)
+        if ch.kind != "pump" or ch.fail_safe != "NC" or c is None or c.is_on:
+            continue
+        b = prog.bindings[name]
+        bounded = c.commanded_until if b.node_uid in prog.bounded_off else None
+        if bounded is not None and bounded <= now:
+            continue
+        out.append(
+            {
+                "channel": name,
+                "node_uid": b.node_uid,
+                "channel_key": b.channel_key,
+                "off_since": c.since,
+                "deadline": c.since + limit,
+                "locked": prog.locked(name),
+                "bounded_until": bounded,
+            }
+        )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class GuardVerdict:
     allowed: bool
@@ -96,10 +196,8 @@ def check_start(
     prog = c.program(zone_uid)
     if channel not in prog.channels:
         raise KeyError(f"zone {zone_uid} has no channel {channel!r}")
-    if isinstance(engine_state, ZoneState):
-        st = ZoneState.from_json(engine_state.to_json())
-    elif engine_state:
-        st = ZoneState.from_json(engine_state)
+    if engine_state:
+        st = _copy(engine_state)
     else:
         st = prog.new_state(now)
     if active_alerts is not None:  # the store is the record of alerts: resets happen there

@@ -84,6 +84,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self.st: ZoneState | None = None
         self.snap: dict = {}
         self.dec = Decisions()
+        self._fails: dict = {}  # machine -> state -> the fail transition a restart takes there
 
     # ---- the tick ---------------------------------------------------------------------
     def new_state(self, now: float) -> ZoneState:
@@ -390,23 +391,83 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             )
         )
 
-    def go(self, tr) -> None:
+    def go(self, tr, why: str | None = None) -> None:
+        """Take transition `tr` of the machine's current state; `why` (a restart) overrides its trigger."""
         st, now = self.st, self.now
         machine = tr.machine
         source = st.machines[machine]
         m = self.rs.machines[machine]
-        if self._change_held(tr):
+        if why is None and self._change_held(tr):
             return
-        reason = self.compiled.explain_transition(self, tr)
+        if why is None:
+            reason, cause = self.compiled.explain_transition(self, tr), f"transition {source} -> {tr.model.target}"
+        else:
+            reason = f"restart during {source}: {why}"
+            cause = f"transition {source} -> {tr.model.target} on {why}"
         self.run_actions(m.states[source].exit, f"state {source} (exit)")
-        self.run_actions(tr.model.actions, f"transition {source} -> {tr.model.target}")
+        self.run_actions(tr.model.actions, cause)
         st.machines[machine] = tr.model.target
         st.entered_at[machine] = now
         prefix = machine + "/"
         for k in [k for k in st.holds if k.startswith(prefix)]:
             del st.holds[k]
-        self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason, tr.index))
+        index = tr.index if tr.model.source == source else -1  # -1: the fail of an earlier step of the change
+        self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason, index))
         self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
+
+    # ---- restarts ---------------------------------------------------------------------------------
+    def recover(self, st: ZoneState, now: float, why: str) -> Decisions:
+        """After a daemon restart or a zone takeover (§13): a timed step that was under way is not
+        resumed. Every machine in a state with `fail after`, or in a later step of a water change
+        (whose fail is that of the step before it), takes that fail transition now, its reason naming
+        `why`, raising what it raises; the failure state's rules then run as usual. Every channel is
+        re-asserted at the next evaluation: the node may have done anything meanwhile."""
+        self.now, self.st = now, st
+        self.dec = dec = Decisions()
+        for mname in self.rs.machines:
+            state = st.machines.get(mname)
+            tr = self.fail_of(mname, state) if state is not None else None
+            if tr is not None:
+                self.go(tr, why)
+        for c in st.channels.values():
+            c.reassert = True
+        return dec
+
+    def fail_of(self, machine: str, state: str):
+        """The fail transition a restart in `state` takes (a TransitionSpec), or None: the state's own
+        `fail after`, else, for a step of a water change that has none (a stabilization), the fail
+        of the step that led to it."""
+        fails = self._fails.get(machine)
+        if fails is None:
+            fails = self._fails[machine] = self._fail_map(machine)
+        return fails.get(state)
+
+    def _fail_map(self, machine: str) -> dict:
+        from .compiler import TransitionSpec  # the compiler imports this module
+
+        m = self.rs.machines[machine]
+        own = {}
+        for sname, s in m.states.items():
+            for i, t in enumerate(s.transitions):
+                if t.is_fail:
+                    own[sname] = TransitionSpec(machine, i, t)
+                    break
+        fails = dict(own)
+        for sname, s in m.states.items():
+            for i, t in enumerate(s.transitions):
+                if self._plan(TransitionSpec(machine, i, t)) is None:
+                    continue  # not the start of a water change
+                todo = [(t.target, own.get(t.target))]
+                seen = {t.target}
+                while todo:
+                    name, inherited = todo.pop()
+                    if inherited is not None:
+                        fails.setdefault(name, inherited)
+                    for t2 in m.states[name].transitions:
+                        if not t2.is_fail and t2.target != sname and t2.target not in seen:
+                            seen.add(t2.target)
+                            todo.append((t2.target, own.get(t2.target) or inherited))
+        return fails
 
     def fire(self, spec) -> None:
         last = self.st.fired.get(spec.name)
@@ -453,7 +514,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                     self.resolve_alert(al, None, f"resolved by {where}")
             elif verb == "record":
                 for m in a.names:
-                    recorded[m] = self.st.solution[m] = self.mv[m]
+                    recorded[m] = self.st.solution[m] = self.mv.get(m)
             elif verb == "reset_solution":
                 self.st.solution_started_at = self.now
                 recorded["solution_started_at"] = self.now

@@ -130,6 +130,20 @@ class SafetyMixin:
         self.now, self.st = now, st
         self._came_back(node_uid, now if silent_since is None else silent_since)
 
+    def node_back(self, st, node_uid: str, now: float, why: str) -> None:
+        """A node rebooted or came back (uptime went down, ONLINE after its lwt, a new session): its
+        relays came up OPEN (hydro 2.0 firmware), so each of its channels is believed off since now
+        and re-asserted at the next evaluation: an NC pump the rules want running is told ON again.
+        `why` is for the caller's log; the engine's decisions name the rule that wants each state."""
+        self.now, self.st = now, st
+        self._came_back(node_uid, now)
+        for name, b in self.bindings.items():
+            c = st.channels.get(name)
+            if b.node_uid == node_uid and c is not None:
+                c.is_on = False
+                c.commanded_until = None
+                c.last_cmd = None
+
     def _came_back(self, node: str, silent_since: float) -> None:
         for name, b in self.bindings.items():
             c = self.st.channels.get(name)

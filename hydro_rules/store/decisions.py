@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import asyncpg
+if TYPE_CHECKING:  # the CLI reads KINDS without loading the driver
+    import asyncpg
 
 #: the kinds of rows the daemon and the service's dead-man write
 KINDS = frozenset(

@@ -1,4 +1,5 @@
-"""The ingest service: one process with the HTTP door, the MQTT door, the aggregator and the command sweep.
+"""The ingest service: one process with the HTTP door, the MQTT door, the aggregator, the command sweep and
+the NC pumps' dead-man.
 
 `Service` owns the database pool, the ingest core, the MQTT connection and
 background tasks; `create_app` puts the HTTP routes on top. Start-up does not
@@ -31,6 +32,7 @@ from .auth import Authenticator
 from .batcher import Batcher
 from .commands import CommandService
 from .config import Settings
+from .deadman import DeadMan
 from .ingest import IngestCore
 from .logs import Throttled
 from .mqtt_door import MqttDoor
@@ -62,6 +64,7 @@ class Service:
         self.door: MqttDoor | None = None
         self.mqtt: MqttClient | None = None
         self.commands: CommandService | None = None
+        self.deadman: DeadMan | None = None  # the NC pumps' fallback while no site daemon beats
         self.auth: Authenticator | None = None
         self.ready = asyncio.Event()
         self.problem: str | None = "starting"
@@ -88,6 +91,9 @@ class Service:
         self.commands = CommandService(
             self.db, self.rs, self.mqtt, clock=self.clock, publish_timeout_s=s.command_publish_timeout_s
         )
+        self.deadman = DeadMan(self.db, self.rs, self.commands, s, clock=self.clock)
+        if self.door is not None:
+            self.door.on_node_back = self.deadman.node_back
         self.batcher.start()
         self._tasks.append(asyncio.create_task(self._prepare(), name="prepare"))
         revocations = self.auth.follow_revocations(s.database_url)
@@ -120,6 +126,7 @@ class Service:
         self.problem = None
         self.ready.set()
         self._tasks.append(asyncio.create_task(self._sweep_commands(), name="command-sweep"))
+        self._tasks.append(asyncio.create_task(self.deadman.run(), name="deadman"))
         if self.mqtt is not None:
             self._tasks.append(asyncio.create_task(self.mqtt.connect(), name="mqtt-connect"))
         if self.with_aggregator:

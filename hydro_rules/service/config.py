@@ -53,6 +53,12 @@ class Settings(BaseModel):
     command_publish_timeout_s: float = Field(2.0, gt=0)
     #: how often the service times out unanswered commands and re-asserts NC pumps after a restart
     command_sweep_every_s: float = Field(1.0, gt=0, le=60)
+    #: the NC-pump dead-man (service/deadman.py): no site daemon counts as alive when none has beaten
+    #: within this long; the dead-man then switches each NC pump back ON this margin before its
+    #: `max_recirc_off` (counted from the pump's recorded OFF-since) runs out, checking every deadman_every_s
+    daemon_dead_after_s: float = Field(10, gt=0)
+    deadman_margin_s: float = Field(60, ge=0)
+    deadman_every_s: float = Field(1.0, gt=0, le=60)
     simulate_max_days: float = Field(400, gt=0)
     #: engine ticks (days x 86400 / tick_s) one /simulate request may ask for; 100,000 is ~70 days at
     #: 60 s ticks, about 20 s of one core here

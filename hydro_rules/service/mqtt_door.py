@@ -77,6 +77,10 @@ class MqttDoor:
         self.repush_after_s = REPUSH_AFTER_S
         self.publish_timeout_s = 2.0
         self.refused: Counter[str] = Counter()  # refusals by kind (topic_mismatch, hello_conflict, hardware_id)
+        #: told (node uid, why) when a node comes back: its uptime went down, or ONLINE after OFFLINE (its
+        #: will). Relays boot OPEN, so whoever keeps the pumps' state re-asserts it (the dead-man, while no
+        #: daemon runs); it must return at once (the node's messages wait meanwhile)
+        self.on_node_back: Callable[[str, str], None] | None = None
         self._log = Throttled(log)
         self._on_error = {code: name for name, a in ruleset.alerts.items() for code in a.on_error}
         self._node_locks: dict[str, list] = {}  # key -> [lock, users]; dropped when nobody holds or waits
@@ -321,16 +325,21 @@ class MqttDoor:
 
         async def step():
             async with self.db.acquire() as conn:
-                return await node_store.set_status(
+                before = await node_store.get(conn, t.node) if online else None
+                changed = await node_store.set_status(
                     conn,
                     t.node,
                     node_store.ONLINE if online else node_store.OFFLINE,
                     at,
                     only_if_silent_since=silent_since,
                 )
+                return changed, before and before["status"]
 
-        if await self._retrying(step) is None:
+        changed, before = await self._retrying(step)
+        if changed is None:
             self._log.warning(("unknown", t.node), "status of unknown node %s ignored", t.node)
+        elif changed and online and before == node_store.OFFLINE:
+            self._came_back(t.node, "came back online after its will")
 
     async def _heartbeat(self, t: topics.Topic, payload: bytes, retained: bool) -> None:
         hb = payloads.heartbeat(payload)
@@ -353,6 +362,16 @@ class MqttDoor:
             self._log.warning(("unknown", t.node), "heartbeat of unknown node %s ignored", t.node)
         elif res.rebooted:
             log.warning("node %s rebooted (uptime %s after %s)", t.node, hb.uptime, res.previous_uptime)
+            self._came_back(t.node, f"rebooted (uptime {hb.uptime} s after {res.previous_uptime} s)")
+
+    def _came_back(self, node_uid: str, why: str) -> None:
+        """A node is back with its relays OPEN: tell whoever re-asserts them (NODE_REBOOTED is recorded
+        by the store for an uptime that went down)."""
+        if self.on_node_back is not None:
+            try:
+                self.on_node_back(node_uid, why)
+            except Exception:
+                log.exception("the comeback of node %s was not taken", node_uid)
 
     async def _hello(self, t: topics.Topic, payload: bytes, retained: bool) -> None:
         await self._record_hello(t, payloads.hello(payload))

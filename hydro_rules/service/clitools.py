@@ -48,12 +48,16 @@ async def on_database(settings: Settings, fn, *, current: bool = True):
         await conn.close()
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
+    """Log to stderr: one line of text per record, or (`fmt="json"`) one JSON object per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from ..daemon.log import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=fmt == "json")
     logging.getLogger("gmqtt").setLevel(logging.WARNING)
 
 

@@ -223,6 +223,8 @@ class CommandService:
         `command` is an engine `decisions.Command` (cmd_id, zone_uid, channel,
         node_uid, channel_key, cmd, params, rule). Raises CommandRefused (503)
         when the broker cannot take it; the command is then recorded `failed`.
+        The site daemon calls the two steps itself: `record` inside the
+        transaction of its tick, `publish` after it committed.
         """
         now = self.clock()
         async with self.db.acquire() as conn:
@@ -232,22 +234,62 @@ class CommandService:
                 raise CommandRefused(409, "not_synced", f"{command.zone_uid}/{command.node_uid} is not in the database")
             if not node["secret"]:
                 raise CommandRefused(409, "node_has_no_secret", f"node {command.node_uid} has no command secret")
-            await command_store.create(
-                conn,
-                cmd_id=command.cmd_id,
-                zone_id=zone_row["id"],
-                node_id=node["id"],
-                channel=command.channel,
-                channel_key=command.channel_key,
-                cmd=command.cmd,
-                params=command.params,
-                ruleset_version=self.rs.ruleset_version,
-                rule=command.rule,
-                source="engine",
-                response_timeout_s=self.response_timeout(self.rs.zone(command.zone_uid)),
-                created_at=_at(now),
-            )
+            await self.record(conn, command, zone_id=zone_row["id"], node_id=node["id"], now=now)
         return await self._send(command.cmd_id, zone_row, node, command.channel_key, command.cmd, command.params, now)
+
+    async def record(self, conn, command, *, zone_id: int, node_id: int, now: float, source: str = "engine") -> None:
+        """The record step: an engine command as a `queued` row, on the caller's connection (and transaction).
+
+        The rule and rule-set version are the command's own (those that decided it).
+        Raises store.commands.CommandExists when the cmd_id is recorded already.
+        """
+        await command_store.create(
+            conn,
+            cmd_id=command.cmd_id,
+            zone_id=zone_id,
+            node_id=node_id,
+            channel=command.channel,
+            channel_key=command.channel_key,
+            cmd=command.cmd,
+            params=command.params,
+            ruleset_version=command.ruleset_version or self.rs.ruleset_version,
+            rule=command.rule,
+            source=source,
+            response_timeout_s=self.response_timeout(self.rs.zone(command.zone_uid)),
+            created_at=_at(now),
+        )
+
+    async def publish(
+        self,
+        *,
+        greenhouse_uid: str,
+        zone_uid: str,
+        node_uid: str,
+        secret: str,
+        cmd_id: str,
+        channel_key: str,
+        cmd: str,
+        params: dict,
+        now: float,
+    ) -> None:
+        """The publish step: sign with the node's secret and hand the command to the broker.
+
+        Touches no database (the daemon publishes while it is down, with secrets it
+        keeps). Raises CommandRefused (503, mqtt_unavailable) when the broker cannot
+        take it; recording that, and `mark_sent`, are the caller's.
+        """
+        topic = topics.command(greenhouse_uid, zone_uid, node_uid, channel_key)
+        body = payloads.command(secret, cmd_id, cmd, params, int(now))
+        if self.mqtt is None or not self.mqtt.is_connected:
+            raise CommandRefused(
+                503, "mqtt_unavailable", "the MQTT broker is not reachable; command not sent", cmd_id=cmd_id
+            )
+        try:
+            await asyncio.wait_for(self.mqtt.publish(topic, body, qos=1), self.publish_timeout_s)
+        except TimeoutError:
+            raise CommandRefused(
+                503, "mqtt_unavailable", "the broker did not take the command in time", cmd_id=cmd_id
+            ) from None
 
     async def _guard(self, conn, req: CommandRequest, zone_row: dict, now: float, by: str) -> dict | None:
         state = await zone_store.engine_state(conn, zone_row["id"])
@@ -286,28 +328,28 @@ class CommandService:
     async def _send(
         self, cmd_id: str, zone_row: dict, node: dict, channel_key: str, cmd: str, params: dict, now: float
     ) -> dict:
-        """Sign and publish a recorded command to its node's channel; return it as stored then."""
-        topic = topics.command(zone_row["greenhouse_uid"], zone_row["uid"], node["uid"], channel_key)
-        body = payloads.command(node["secret"], cmd_id, cmd, params, int(now))
-        await self._publish(cmd_id, topic, body, _at(now))
-        async with self.db.acquire() as conn:
-            return await command_store.get(conn, cmd_id)
+        """Sign and publish a recorded command to its node's channel; return it as stored then.
 
-    async def _publish(self, cmd_id: str, topic: str, body: bytes, at: datetime) -> None:
-        if self.mqtt is None or not self.mqtt.is_connected:
-            await self._fail(cmd_id, "mqtt_unavailable", "not connected to the broker")
-            raise CommandRefused(
-                503, "mqtt_unavailable", "the MQTT broker is not reachable; command not sent", cmd_id=cmd_id
-            )
+        A command the broker cannot take is recorded `failed` (mqtt_unavailable) and refused (503).
+        """
         try:
-            await asyncio.wait_for(self.mqtt.publish(topic, body, qos=1), self.publish_timeout_s)
-        except TimeoutError:
-            await self._fail(cmd_id, "mqtt_unavailable", "the broker did not take the command in time")
-            raise CommandRefused(
-                503, "mqtt_unavailable", "the broker did not take the command in time", cmd_id=cmd_id
-            ) from None
+            await self.publish(
+                greenhouse_uid=zone_row["greenhouse_uid"],
+                zone_uid=zone_row["uid"],
+                node_uid=node["uid"],
+                secret=node["secret"],
+                cmd_id=cmd_id,
+                channel_key=channel_key,
+                cmd=cmd,
+                params=params,
+                now=now,
+            )
+        except CommandRefused as e:
+            await self._fail(cmd_id, e.code, e.message)
+            raise
         async with self.db.acquire() as conn:
-            await command_store.mark_sent(conn, cmd_id, at)
+            await command_store.mark_sent(conn, cmd_id, _at(now))
+            return await command_store.get(conn, cmd_id)
 
     async def _fail(self, cmd_id: str, code: str, message: str) -> None:
         async with self.db.acquire() as conn:

@@ -302,18 +302,11 @@ def _run_zone(
                 zr.outcomes[resp.cmd_id] = resp.status
             if resp.status in FAILED:
                 cmd = sent.get(resp.cmd_id)
-                zr.timeline.append(
-                    Entry(
-                        now,
-                        "response",
-                        f"{cmd.channel if cmd else '?'}: {resp.status}"
-                        + (f" {resp.error_code}" if resp.error_code else ""),
-                    )
-                )
+                zr.timeline.append(Entry(now, "response", response_words(cmd.channel if cmd else None, resp)))
             _record(zr, d, open_alerts, sent)
         while resets and t0 + resets[0][0] <= now + 1e-9:
             _record(zr, prog.reset(st, "operator", resets[0][1], now), open_alerts, sent)
-            zr.timeline.append(Entry(now, "event", f"operator safety reset: {resets[0][1]}"))
+            zr.timeline.append(Entry(now, "event", reset_words(resets[0][1])))
             resets = resets[1:]
         if before_tick is not None:
             before_tick(zr, now)
@@ -386,59 +379,106 @@ def to_twin(twin: ZoneTwin, commands) -> None:
 def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
     if not d:
         return
-    for a in d.alerts:
-        key = (a.code, a.channel)
-        where = f" on {a.channel}" if a.channel else ""
-        if a.change == "raised":
+    for kind, item, text, routine in words(d):
+        if kind == "alert":
             rec = {
-                "code": a.code,
-                "channel": a.channel,
-                "severity": a.severity,
-                "raised_at": iso(a.at),
+                "code": item.code,
+                "channel": item.channel,
+                "severity": item.severity,
+                "raised_at": iso(item.at),
                 "resolved_at": None,
-                "details": a.details,
+                "details": item.details,
             }
-            open_alerts[key] = rec
+            open_alerts[(item.code, item.channel)] = rec
             zr.alerts.append(rec)
-            zr.timeline.append(Entry(a.at, "alert", f"{a.code}{where} raised ({a.severity}): {a.text}"))
-        else:
-            rec = open_alerts.pop(key, None)
+        elif kind == "resolved":
+            rec = open_alerts.pop((item.code, item.channel), None)
             if rec is not None:
-                rec["resolved_at"] = iso(a.at)
-            by = f" by {a.by}" if a.by else ""
-            zr.timeline.append(Entry(a.at, "resolved", f"{a.code}{where} resolved{by}: {a.why}"))
-    for t in d.transitions:
-        zr.transitions.append(
-            {"at": iso(t.at), "machine": t.machine, "from": t.source, "to": t.target, "reason": t.reason}
-        )
-        zr.timeline.append(Entry(t.at, "transition", f"{t.source} → {t.target}: {t.reason}"))
-    for e in d.events:
-        zr.events.append({"at": iso(e.at), "type": e.type, "details": _jsonable(e.details)})
-        zr.timeline.append(Entry(e.at, "event", e.type + _event_details(e.details)))
-    for r in d.refusals:
-        zr.timeline.append(Entry(r.at, "refused", f"{r.channel} kept off by {r.guard}: {r.reason}"))
-    for h in d.held:
-        zr.timeline.append(Entry(h.at, "held", f"{h.source} → {h.target} waits: {h.reason}"))
+                rec["resolved_at"] = iso(item.at)
+        elif kind == "transition":
+            zr.transitions.append(
+                {"at": iso(item.at), "machine": item.machine, "from": item.source, "to": item.target,
+                 "reason": item.reason}
+            )  # fmt: skip
+        elif kind == "event":
+            zr.events.append({"at": iso(item.at), "type": item.type, "details": _jsonable(item.details)})
+        elif kind == "command":
+            sent[item.cmd_id] = item
+            zr.commands.append(
+                {
+                    "at": iso(item.at),
+                    "cmd_id": item.cmd_id,
+                    "channel": item.channel,
+                    "node": item.node_uid,
+                    "cmd": item.cmd,
+                    "params": item.params,
+                    "rule": item.rule,
+                }
+            )
+        zr.timeline.append(Entry(item.at, kind, text, routine))
 
+
+# ---- the wording of decisions: the dry-run timeline and the site daemon's decision log ----------------
+def words(d):
+    """Each decision of `d` (engine Decisions) as (kind, the decision, one line of text, routine?), in the
+    timeline's order. kind: alert | resolved | transition | event | refused | held | command; routine:
+    duty cycling and renewals of an OFF a guard holds (summed up, not listed, in a brief timeline)."""
+    for a in d.alerts:
+        yield ("alert" if a.change == "raised" else "resolved"), a, alert_words(a), False
+    for t in d.transitions:
+        yield "transition", t, transition_words(t), False
+    for e in d.events:
+        yield "event", e, event_words(e), False
+    for r in d.refusals:
+        yield "refused", r, refusal_words(r), False
+    for h in d.held:
+        yield "held", h, held_words(h), False
     for cmd in d.commands:
-        sent[cmd.cmd_id] = cmd
-        zr.commands.append(
-            {
-                "at": iso(cmd.at),
-                "cmd_id": cmd.cmd_id,
-                "channel": cmd.channel,
-                "node": cmd.node_uid,
-                "cmd": cmd.cmd,
-                "params": cmd.params,
-                "rule": cmd.rule,
-            }
-        )
-        routine = cmd.rule.startswith("recirculation duty") or (
-            cmd.rule.startswith(("guard ", "locked")) and cmd.params.get("state") is False
-        )  # duty cycling, and renewals of an OFF a guard holds
-        zr.timeline.append(
-            Entry(cmd.at, "command", f"{cmd.channel} {cmd.cmd} {_params(cmd.params)}  ← {cmd.rule}", routine)
-        )
+        yield "command", cmd, command_words(cmd), routine_command(cmd)
+
+
+def alert_words(a) -> str:
+    where = f" on {a.channel}" if a.channel else ""
+    if a.change == "raised":
+        return f"{a.code}{where} raised ({a.severity}): {a.text}"
+    by = f" by {a.by}" if a.by else ""
+    return f"{a.code}{where} resolved{by}: {a.why}"
+
+
+def transition_words(t) -> str:
+    return f"{t.source} → {t.target}: {t.reason}"
+
+
+def event_words(e) -> str:
+    return e.type + _event_details(e.details)
+
+
+def refusal_words(r) -> str:
+    return f"{r.channel} kept off by {r.guard}: {r.reason}"
+
+
+def held_words(h) -> str:
+    return f"{h.source} → {h.target} waits: {h.reason}"
+
+
+def command_words(cmd) -> str:
+    return f"{cmd.channel} {cmd.cmd} {_params(cmd.params)}  ← {cmd.rule}"
+
+
+def routine_command(cmd) -> bool:
+    """Duty cycling, and renewals of an OFF a guard holds."""
+    return cmd.rule.startswith("recirculation duty") or (
+        cmd.rule.startswith(("guard ", "locked")) and cmd.params.get("state") is False
+    )
+
+
+def reset_words(why: str, by: str | None = None) -> str:
+    return f"operator safety reset{f' by {by}' if by else ''}: {why}"
+
+
+def response_words(channel: str | None, resp) -> str:
+    """A failed answer to a command (or the sweep's TIMEOUT)."""
+    return f"{channel or '?'}: {resp.status}" + (f" {resp.error_code}" if resp.error_code else "")
 
 
 def _params(p: dict) -> str:

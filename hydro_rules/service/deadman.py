@@ -257,6 +257,8 @@ class DeadMan:
                     {"cause": "node_back", "node_uid": node_uid, "why": back.why},
                 ),
             )
+        if wants and await self._daemon_back():
+            return []  # one beat meanwhile: stand down at once, the next pass says so
         sent = []
         for name, (reason, why) in wants.items():
             lock = next((code for code, ch in locking if ch in (name, None)), None)
@@ -275,6 +277,10 @@ class DeadMan:
             if name in backs:
                 backs[name].open = True
         return sent
+
+    async def _daemon_back(self) -> bool:
+        async with self.db.acquire() as conn:
+            return bool(await daemon_store.alive(conn, _at(self.clock()), self.dead_after_s))
 
     async def _newest(self, conn, zone_id: int, zone_uid: str, state: dict, now: float) -> dict:
         """The daemon's record of the zone with each NC pump's belief brought up to the newest evidence:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hydro_rules.engine import api as engine_api
+from hydro_rules.service.deadman import DeadMan
 from hydro_rules.store import alerts as alert_store
 from hydro_rules.store import daemons as daemon_store
 from hydro_rules.store import decisions as decision_store
@@ -260,3 +261,42 @@ def test_the_settings_have_their_documented_defaults():
 
     s = Settings()
     assert (s.daemon_dead_after_s, s.deadman_margin_s, s.deadman_every_s) == (10, 60, 1)
+
+
+async def test_a_guard_refusal_is_audited_and_asked_again_later(svc, db, site, plant, tokens):
+    """No fresh water level at the deadline: reservoir_has_water refuses; the refusal is audited and the
+    ON asked again 30 s later, when the level is known."""
+    http, node, clock = plant
+    t0 = clock.t
+    x = t0 - 300
+    await _recirc(db, site, on=False, since=x, now=t0)
+    await _beat(db, t0 - DEAD_AFTER - 5)
+    on_at = x + MAX_OFF - MARGIN
+    clock.t = on_at + 200  # the level read at t0 is stale by now
+    await _quiet(svc, node)
+    r = await http.get("/commands/refusals", headers=auth(tokens["read"]))
+    [refusal] = r.json()["refusals"]
+    assert (refusal["token_name"], refusal["code"], refusal["guard"]) == (
+        "deadman",
+        "guard_refused",
+        "reservoir_has_water",
+    )
+    async with db.acquire() as conn:
+        zone = await zone_store.get(conn, "zn-1")
+        [row] = await decision_store.list_decisions(conn, zone["id"], kind="refusal")
+    assert row["channel"] == "pump_recirc" and "refused" in row["summary"]
+    await _move(http, tokens, clock, on_at + 200 + 29)  # the level is back; not asked again yet
+    await _quiet(svc, node)
+    clock.t = on_at + 200 + 30
+    channel, wire = await node.next()
+    assert (channel, wire["params"]) == ("pump_recirc", {"state": True})
+
+
+async def test_a_restarted_service_does_not_raise_the_outage_again(svc, db, site, plant):
+    http, node, clock = plant
+    await _beat(db, clock.t - DEAD_AFTER - 5)
+    await _passes(svc)
+    again = DeadMan(svc.db, site, svc.commands, svc.settings, clock=clock)  # as after a restart of the service
+    assert (await again.sweep())["daemon"] == "down"
+    [alert] = await _alerts(db, DOWN)
+    assert alert["status"] == "ACTIVE" and alert["occurrences"] == 1

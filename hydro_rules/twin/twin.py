@@ -180,6 +180,28 @@ class ZoneTwin(NodeLogic):
         out, self._responses = self._responses, []
         return out
 
+    # ---- hooks of the real-time node simulator (nodesim) -----------------------------------------
+    def reboot(self, node_uid: str) -> None:
+        """The node's firmware restarts now (watchdog, power blip): pending runs and timers die;
+        hydro2 opens every relay, bounded-off leaves each output at its fail-safe default."""
+        self._reboot((self._nodes[node_uid],))
+
+    def node_state(self, node_uid: str) -> str:
+        """How the network sees the node: "up", "offline" (no network, power kept: node_offline) or
+        "down" (no power: controller_crash)."""
+        if self._crashed:
+            return "down"
+        return "offline" if self._nodes[node_uid].offline else "up"
+
+    def inject(self, fault: Fault, at: float) -> None:
+        """Start `fault` at `at` (not before now) instead of at its offset from the start; for its `for`."""
+        check_fault(fault, self.zone, self.ruleset, self._cfg)
+        at = max(at, self._t)
+        self.faults = (*self.faults, fault)
+        self._push(at, EV_FAULT_ON, fault)
+        if fault.for_s is not None:
+            self._push(at + fault.for_s, EV_FAULT_OFF, fault)
+
     # ---- observables (true state, not readings) ------------------------------------------------
     def running(self, channel: str) -> bool:
         """Is the load of this zone channel powered?"""

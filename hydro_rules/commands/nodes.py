@@ -107,16 +107,12 @@ def execute(args) -> int:
     setup_logging(args.verbose)
     if not args.verbose:
         logging.getLogger("hydro_rules.transport.mqtt").setLevel(logging.WARNING)
-    secrets = dict(given)
-    missing = [uid for uid in node_uids if uid not in given]
-    if missing:
-        secrets.update(_db_secrets(settings, missing, bool(given)))
     try:
         sim = NodeSim(
             rs,
             [z.uid for z in zones],
             settings.mqtt_url,
-            secrets,
+            given,
             firmware=args.firmware,
             faults=args.fault,
             seed=args.seed,
@@ -126,6 +122,9 @@ def execute(args) -> int:
         )
     except (FaultError, ValueError) as e:
         raise UsageError(str(e)) from None
+    missing = [uid for uid in node_uids if uid not in given]
+    if missing:
+        sim.secrets.update(_db_secrets(settings, missing, bool(given)))
     try:
         asyncio.run(_simulate(sim, args.duration))
     except ConnectionError as e:
@@ -145,10 +144,11 @@ def _db_secrets(settings, node_uids: list[str], optional: bool) -> dict[str, str
 
     from ..nodesim import read_secrets
     from ..service.clitools import on_database
+    from ..store import DatabaseUnavailable
 
     try:
         return asyncio.run(on_database(settings, lambda conn: read_secrets(conn, node_uids), current=False))
-    except (OSError, asyncpg.PostgresError, ConnectionError) as e:
+    except (OSError, asyncpg.PostgresError, ConnectionError, DatabaseUnavailable) as e:
         if optional:
             logging.getLogger(__name__).warning("cannot read node secrets from the database (%s)", e)
             return {}

@@ -35,7 +35,7 @@ from ..messages import ACK, DONE, ERROR, INVALID, CommandResponse, Reading, Wire
 from ..transport import topics
 from ..transport.mqtt import SUCCESS, MqttClient
 from ..twin import DEFAULT_FIRMWARE, FIRMWARES, Fault, FaultError, TwinConfig, ZoneTwin, parse_duration, parse_fault
-from ..twin.faults import applies_to
+from ..twin.faults import applies_to, check_fault
 from .firmware import check_command
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,11 @@ class _Node:
         self.live = False
         if self.client is None:
             return
-        self.put(f"{self.base}/lwt", b"offline", retain=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), 5)
-        await self.client.drain(2)
+        if self.client.is_connected:
+            self.put(f"{self.base}/lwt", b"offline", retain=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.queue.join(), 5)
+            await self.client.drain(2)
         client, self.client = self.client, None
         await client.disconnect()
         if self.queue._unfinished_tasks and self.sender is not None:  # stuck on a broker that went away
@@ -298,8 +299,11 @@ class NodeSim:
                 self._reboots.append(rb)
                 continue
             fault = parse_fault(text)
-            if not any(applies_to(fault, z) for z in self.zones_wanted):
+            zones = [z for z in self.zones_wanted if applies_to(fault, z)]
+            if not zones:
                 raise FaultError(f"fault {text}: no zone of this run has {fault.node or fault.target!r}")
+            for z in zones:
+                check_fault(fault, z, ruleset, self.config)
             self._twin_faults.append((text, fault))
 
     # ---- life -------------------------------------------------------------------------------
@@ -322,7 +326,11 @@ class NodeSim:
                     log.warning("node %s has no command secret: it refuses every command (invalid_signature)", uid)
             self.twins[zone.uid] = twin
             self._zones.append(zs)
-        await asyncio.gather(*(n.boot() for n in self.nodes.values()))
+        try:
+            await asyncio.gather(*(n.boot() for n in self.nodes.values()))
+        except BaseException:
+            await self.stop()  # the nodes that did connect leave again
+            raise
         loop = asyncio.get_running_loop()
         for rb in self._reboots:
             uid = self._node_of(rb.target, rb.text)

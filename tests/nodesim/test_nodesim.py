@@ -223,3 +223,51 @@ async def test_reboot_fault_and_injected_stuck_relay(site, mqtt_url, time_server
         sim.stuck("pump_drain")
         await sim.wait_ticks(2)
         assert twin.running("pump_drain") and not twin.contact("pump_drain")
+
+
+async def test_under_bounded_off_a_reboot_leaves_the_nc_pump_running(site, mqtt_url, time_server):
+    async with make_sim(site, mqtt_url, firmware="bounded-off") as sim:
+        twin = sim.twins["zn-1"]
+        await sim.reboot("nd-pump-1")
+        assert twin.contact("pump_recirc") and twin.running("pump_recirc")
+        assert sim.nodes["nd-pump-1"].live
+
+
+async def test_a_controller_crash_takes_the_nodes_off_the_broker_and_they_come_back_rebooted(
+    site, mqtt_url, time_server
+):
+    subs = (f"{ZONE}/+/lwt", f"{ZONE}/+/status", f"{ZONE}/nd-pump-1/heartbeat")
+    async with Listener(mqtt_url, *subs) as lis, make_sim(site, mqtt_url, faults=["controller_crash@2s:for=2s"]) as sim:
+        twin = sim.twins["zn-1"]
+        await lis.wait_for(
+            lambda: {t.split("/")[3] for t, _, r in lis.seen if t.endswith("/lwt") and not r} >= set(NODES)
+        )
+        at_crash = len(lis.seen)
+        assert twin.node_state("nd-pump-1") == "down"
+
+        def back():
+            later = lis.seen[at_crash:]
+            online = {t.split("/")[3] for t, _, _ in later if t.endswith("/status")}
+            beats = [json.loads(p) for t, p, _ in later if t.endswith("/heartbeat")]
+            return online >= set(NODES) and beats and beats
+
+        beats = await lis.wait_for(back, timeout=15)
+        assert beats[0]["uptime"] <= 1  # the firmware started afresh
+        assert not twin.contact("pump_recirc")  # hydro2 boots every relay OPEN
+        assert sim.counters.reboots == len(NODES)
+
+
+async def test_a_node_offline_fault_drops_its_commands(site, mqtt_url, time_server):
+    async with (
+        Listener(mqtt_url, f"{ZONE}/nd-drain-1/lwt", f"{ZONE}/+/+/command_response") as lis,
+        make_sim(site, mqtt_url, faults=["node_offline@0:nd-drain-1,for=1h"]) as sim,
+    ):
+        await lis.wait_for(lambda: any(t.endswith("/lwt") and not r for t, _, r in lis.seen))
+        await lis.client.publish(
+            f"{ZONE}/nd-drain-1/pump_drain/command", signed_command("run_pump", {"duration_ms": 1000}, cmd_id="lost")
+        )
+        await lis.client.publish(
+            f"{ZONE}/nd-pump-1/pump_recirc/command", signed_command("set_relay", {"state": False}, cmd_id="heard")
+        )
+        await lis.wait_for(lambda: len(responses(lis, "heard")) >= 2)
+        assert not responses(lis, "lost") and not sim.twins["zn-1"].running("pump_drain")

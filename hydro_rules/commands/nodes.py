@@ -60,6 +60,14 @@ def register(sub) -> None:
         metavar="KEY=VALUE",
         help="a twin setting, e.g. fill_flow_l_min=60 drain_flow_l_min=60 (repeatable; see docs/nodesim.md)",
     )
+    s.add_argument(
+        "--node-password",
+        action="append",
+        default=[],
+        metavar="NODE=PASSWORD",
+        help="a node's broker password; the node then logs in as its node uid, as on a site's broker "
+        "(`*=PASSWORD` for every node; repeatable)",
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of the twin's noise (default 0)")
     s.add_argument("--duration", type=duration, metavar="D", help="stop after D (e.g. 90s, 10m); default: Ctrl-C")
     s.add_argument("--tick", type=duration, default=1.0, metavar="D", help="time step and telemetry period (1s)")
@@ -69,12 +77,12 @@ def register(sub) -> None:
     s.set_defaults(run=execute)
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
+def _pairs(items: list[str], what: str, shape: str = "NODE=SECRET") -> dict[str, str]:
     out = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key.strip() or not value.strip():
-            raise UsageError(f"{what} {item!r}: expected NODE=SECRET")
+            raise UsageError(f"{what} {item!r}: expected {shape}")
         out[key.strip()] = value.strip()
     return out
 
@@ -119,6 +127,7 @@ def execute(args) -> int:
             config=config,
             tick_s=args.tick,
             heartbeat_s=args.heartbeat,
+            node_passwords=_pairs(args.node_password, "--node-password", "NODE=PASSWORD"),
         )
     except (FaultError, ValueError) as e:
         raise UsageError(str(e)) from None

@@ -29,6 +29,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..lang.model import RuleSet, Zone
 from ..messages import ACK, DONE, ERROR, INVALID, CommandResponse, Reading, WireCommand
@@ -130,7 +131,7 @@ class _Node:
         sim = self.sim
         cid = f"{self.uid}-{sim.client_tag}" if sim.client_tag else self.uid
         return MqttClient(
-            sim.mqtt_url,
+            sim.node_url(self.uid),
             client_id=cid,
             handler=self._on_message,
             subscriptions=(f"{self.base}/+/command", topics.TIME_RESPONSE),
@@ -231,7 +232,7 @@ class _Node:
                     log.warning("node %s: unreadable time_response %r", self.uid, payload[:80])
             return SUCCESS
         parts = topic.split("/")
-        if len(parts) == 6 and parts[5] == "command" and self.live:
+        if len(parts) == 6 and parts[5] == "command":  # even while it boots: on the clock it has
             await self.sim._command(self, parts[4], payload)
         return SUCCESS
 
@@ -265,6 +266,7 @@ class NodeSim:
         time_sync_timeout_s: float = 3.0,
         connect_timeout_s: float = 10.0,
         client_tag: str | None = None,
+        node_passwords: dict[str, str] | None = None,
     ) -> None:
         if firmware not in FIRMWARES:
             raise ValueError(f"firmware {firmware!r}: nodes run {', '.join(FIRMWARES)}")
@@ -279,6 +281,9 @@ class NodeSim:
         self.tick_s, self.heartbeat_s = tick_s, heartbeat_s
         self.time_sync_timeout_s, self.connect_timeout_s = time_sync_timeout_s, connect_timeout_s
         self.client_tag = client_tag
+        #: broker logins: node uid (or "*" for every node) -> password; the login is the node uid, as on a
+        #: site's broker (runtime/README.md); without one a node logs in as mqtt_url says
+        self.node_passwords = dict(node_passwords or {})
         self.counters = Counters()
         self.twins: dict[str, ZoneTwin] = {}
         self.nodes: dict[str, _Node] = {}
@@ -406,6 +411,18 @@ class NodeSim:
                 await self.ticked.wait()
 
         await asyncio.wait_for(_wait(), timeout)
+
+    def node_url(self, node_uid: str) -> str:
+        """The broker URL a node connects with: its own login when it has a password."""
+        password = self.node_passwords.get(node_uid, self.node_passwords.get("*"))
+        if password is None:
+            return self.mqtt_url
+        parts = urlsplit(self.mqtt_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{quote(node_uid, safe='')}:{quote(password, safe='')}@{host}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        return urlunsplit(parts._replace(netloc=netloc))
 
     # ---- internals ---------------------------------------------------------------------------
     def _node_of(self, target: str | None, text: str) -> str:

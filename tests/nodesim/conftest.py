@@ -33,13 +33,21 @@ def signed_command(cmd: str, params: dict, *, ts: int | None = None, secret: str
 class Listener:
     """A backend-side client recording what arrives on its subscriptions, in order."""
 
-    def __init__(self, url: str, *subscriptions: str) -> None:
+    def __init__(self, url: str, *subscriptions: str, serve_time: bool = False) -> None:
         self.seen: list[tuple[str, bytes, bool]] = []
         self.arrived = asyncio.Event()
+        self.time_requests = 0
+        subs = (*subscriptions, "hydro/time/request") if serve_time else subscriptions
         self.client = MqttClient(url, client_id=f"listener-{uuid.uuid4().hex[:8]}", handler=self._on,
-                                 subscriptions=subscriptions)  # fmt: skip
+                                 subscriptions=subs)  # fmt: skip
 
     async def _on(self, topic: str, payload: bytes, retained: bool) -> int:
+        if topic == "hydro/time/request":  # answered as the service does (one login can be one client only)
+            self.time_requests += 1
+            t = int(time.time())
+            doc = {"message_type": "time_response", "unix_ts": t, "server_time": t}
+            await self.client.publish("hydro/time/response", json.dumps(doc).encode())
+            return SUCCESS
         self.seen.append((topic, payload, retained))
         self.arrived.set()
         return SUCCESS

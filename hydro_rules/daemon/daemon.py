@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from .. import messages as W
 from ..engine.api import carry_state
+from ..engine.state import ZoneState
 from ..lang import model as M
 from ..lang.loader import load
 from ..service.commands import CommandRefused, CommandService
@@ -128,7 +130,8 @@ class Daemon:
         self._last_saved: dict[str, dict] = {}  # zone -> state JSON last written
         self._tasks: list[asyncio.Task] = []
         self._signature: tuple = ()
-        self._owned_at = 0.0
+        self._adopted = False  # the store's active infra alerts are known to the watch
+        self._pending_gains: set[str] = set()  # zones locked while their rows could not be read
         self._started = False
         self._stopping = False
 
@@ -210,6 +213,9 @@ class Daemon:
         if self.metrics is not None:
             with contextlib.suppress(Exception):
                 self.metrics.close()
+        if self.journal is not None:
+            with contextlib.suppress(Exception):
+                self.journal.close()
         if self.db is not None:
             await self.db.close()
         log.info("daemon %s stopped", self.daemon_id)
@@ -296,12 +302,13 @@ class Daemon:
             self._db_lost(e)
             return None
         self._metric("db_latency_seconds", "observe", time.perf_counter() - t0)
+        cursor = self._reset_cursor
         if resets:
             self._reset_cursor = max(r["id"] for r in resets)
         by_id = {}
         for r in statuses:
             by_id[r["cmd_id"]] = r
-        return {"latest": latest, "statuses": by_id, "resets": resets}
+        return {"latest": latest, "statuses": by_id, "resets": resets, "cursor": cursor}
 
     async def _run(self, runners: list[ZoneRunner], now: float, inputs: dict | None) -> None:
         """Evaluate these zones (each under its lock), write what they decided in one transaction, publish."""
@@ -319,8 +326,10 @@ class Daemon:
             batches = [self._batch(z, ds, entries, now) for z, ds, entries in work]
             batches = [b for b in batches if b is not None]
             if batches and not await self._write({"op": "tick", "zones": batches}):
-                for z, ds, _ in work:  # not recorded: the commands are not sent; the engine hears so at once
-                    self._unsent(z, [c for d in ds for c in d.commands], "not_recorded", now)
+                for z, ds, _ in work:  # nothing of it is stored: nothing of it happened, nothing is sent
+                    self._undo(z, [c for d in ds for c in d.commands], now)
+                if inputs is not None and inputs["resets"]:  # read again next time
+                    self._reset_cursor = min(self._reset_cursor, inputs["cursor"])
                 return
             await self._publish(work, now)
 
@@ -331,6 +340,7 @@ class Daemon:
             z.take_stored(inputs["latest"].get(z.zone_id, []))
             mine = [inputs["statuses"][c] for c in z.outstanding() if c in inputs["statuses"]]
             for resp in z.responses(mine, now):
+                self._metric("commands", "inc", labels={"status": resp.status})
                 d = prog.apply_response(st, resp, now)
                 if d:
                     ds.append(d)
@@ -408,10 +418,10 @@ class Daemon:
                 events.append(
                     {"type": e.type, "details": dlog.plain(e.details), "rule": e.details.get("cause"), "at": e.at}
                 )
-        state = z.st.to_json()
+        state = copy.deepcopy(z.st.to_json())
         if not (commands or alerts or events or entries) and state == self._last_saved.get(z.uid):
             return None
-        self._last_saved[z.uid] = state
+        self.count_decisions(entries)
         return {
             "zone_uid": z.uid,
             "zone_id": z.zone_id,
@@ -436,15 +446,37 @@ class Daemon:
                     async with self.db.transaction() as conn:
                         await self._apply(conn, entry)
                     self._metric("db_latency_seconds", "observe", time.perf_counter() - t0)
+                    self._written(entry)
                     return True
                 except DatabaseUnavailable as e:
                     self._db_lost(e)
                 except Exception:
                     log.exception("cannot write the %s entry; nothing of it is stored", entry.get("op"))
                     return False
-            self.journal.append(entry)
+            try:
+                self.journal.append(entry)
+            except OSError:
+                log.exception("cannot keep the %s entry in the journal; nothing of it is stored", entry.get("op"))
+                return False
             self._metric("journal_pending", "set", self.journal.pending())
+            self._written(entry)
             return True
+
+    def _written(self, entry: dict) -> None:
+        """The states an entry stored are what a failed write later returns to."""
+        for b in entry.get("zones", ()) if entry["op"] == "tick" else ():
+            if b.get("state") is not None:
+                self._last_saved[b["zone_uid"]] = b["state"]
+
+    def _undo(self, z: ZoneRunner, commands: list, now: float) -> None:
+        """An evaluation whose writes failed did not happen: the zone returns to its last stored state
+        (its next evaluation decides again). Without one, its commands are answered failed at once."""
+        prev = self._last_saved.get(z.uid)
+        z.answered.clear()  # the store's answers are folded in again
+        if prev is not None:
+            z.st = ZoneState.from_json(copy.deepcopy(prev))
+        else:
+            self._unsent(z, commands, "not_recorded", now)
 
     async def _apply(self, conn, entry: dict, *, replay: bool = False) -> None:
         op = entry["op"]
@@ -534,6 +566,7 @@ class Daemon:
                 type=a["text"],
                 severity=a["severity"],
                 channel=a.get("channel"),
+                node_id=a.get("node_id"),
                 dedup_key=a.get("dedup_key"),
                 details=a.get("details") or {},
                 locks=a.get("locks", False),
@@ -645,18 +678,17 @@ class Daemon:
             await self._refresh_ownership(why="takeover")
 
     async def _recheck_ownership(self) -> None:
-        """After the database was away: re-take the locks, drop at once what another daemon took."""
-        self._recheck = False
+        """After the database was away: the zone locks are ours again (a new session re-takes them),
+        and a zone another daemon took meanwhile is dropped at once, before any command for it."""
         try:
-            gained, lost = await self.ownership.refresh()
+            lost = await self.ownership.confirm()
         except Exception as e:
             log.warning("ownership check failed: %s", e)
-            self._recheck = True
             return
         for uid in lost:
             self._drop(uid)
-        if gained:
-            self._pending_gains = set(getattr(self, "_pending_gains", set())) | set(gained)
+        if self.ownership.connected:
+            self._recheck = False
 
     async def _refresh_ownership(self, why: str) -> None:
         if self.ownership is None:
@@ -666,7 +698,7 @@ class Daemon:
         except Exception as e:
             log.warning("ownership refresh failed: %s", e)
             return
-        gained = set(gained) | set(getattr(self, "_pending_gains", set()))
+        gained = (set(gained) | self._pending_gains) - set(lost)
         self._pending_gains = set()
         for uid in lost:
             self._drop(uid)
@@ -734,6 +766,7 @@ class Daemon:
             dlog.entry(now, "ownership", f"zone taken by daemon {self.daemon_id} ({why})", details={"why": why})
         )
         self.zones[uid] = z
+        self._last_saved[uid] = copy.deepcopy(z.st.to_json())  # what a failed write of its first tick returns to
         async with z.lock:
             b = self._batch(z, ds, entries, now)
             if b is not None:
@@ -782,6 +815,10 @@ class Daemon:
             await self.journal.replay(apply)
             async with self.db.acquire() as conn:
                 await self._load_nodes(conn, force=True)
+                if not self._adopted and self.infra is not None:
+                    rows = await alert_store.list_alerts(conn, status=alert_store.ACTIVE, source="infra", limit=1000)
+                    self.infra.adopt((r["code"], r["node_uid"] or "") for r in rows if r["zone_uid"] is None)
+                    self._adopted = True
                 if not self._reset_cursor:
                     ids = [z.zone_id for z in self.zones.values()]
                     if ids:
@@ -851,6 +888,7 @@ class Daemon:
             self.ruleset, self.loaded = new, loaded
             self.commands.rs = new
             self.live.set_ruleset(new)
+            self.ownership.set_zones([z.uid for z in new.zones])
             batches = []
             for uid, entries in entries_of.items():
                 z = self.zones.get(uid)
@@ -938,7 +976,10 @@ class Daemon:
             log.exception("infra watch failed")
             return
         if changes:
-            alerts = [_infra_alert(a, self.clock(), self.daemon_id, self.ruleset.ruleset_version) for a in changes]
+            version = self.ruleset.ruleset_version
+            alerts = [
+                _infra_alert(a, (self._nodes.get(a.node_uid) or {}).get("id"), self.daemon_id, version) for a in changes
+            ]
             asyncio.ensure_future(self._write({"op": "infra", "alerts": alerts}))
 
     def _metric(self, name: str, how: str, value=None, labels: dict | None = None) -> None:
@@ -981,23 +1022,23 @@ def _alert_rule(entries: list[dict], a) -> str | None:
     return None
 
 
-def _infra_alert(a, now: float, daemon_id: str, version: str) -> dict:
-    """An InfraWatch change (raised / resolved) as the journal's alert."""
-    get = a.get if isinstance(a, dict) else lambda k, d=None: getattr(a, k, d)
-    change = get("change") or ("raised" if get("raised", True) else "resolved")
+def _infra_alert(a, node_id: int | None, daemon_id: str, version: str) -> dict:
+    """An InfraWatch change (infra.InfraAlert) as the journal's alert."""
+    raised = a.action == "raise"
     return {
-        "change": change,
-        "code": get("code"),
+        "change": "raised" if raised else "resolved",
+        "code": a.code,
         "source": "infra",
-        "severity": get("severity") or "warning",
-        "text": get("text") or get("message") or get("code"),
-        "details": dlog.plain(get("details") or {}),
+        "severity": a.severity,
+        "text": a.text,
+        "details": dlog.plain(a.details or {}),
         "locks": False,
-        "dedup_key": get("dedup_key") or get("key") or "",
+        "dedup_key": a.dedup_key or "",
+        "node_id": node_id,
         "channel": None,
         "by": daemon_id,
-        "why": get("why") or get("reason") or "condition cleared",
+        "why": None if raised else a.text,
         "ruleset_version": version,
         "rule": None,
-        "at": get("at") or now,
+        "at": a.at,
     }

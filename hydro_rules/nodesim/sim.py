@@ -134,7 +134,7 @@ class _Node:
             sim.node_url(self.uid),
             client_id=cid,
             handler=self._on_message,
-            subscriptions=(f"{self.base}/+/command", topics.TIME_RESPONSE),
+            subscriptions=(f"{self.base}/+/command", f"{self.base}/config", topics.TIME_RESPONSE),
             window=32,
             will=(f"{self.base}/lwt", b"offline", True),
         )
@@ -231,10 +231,30 @@ class _Node:
                 except (ValueError, AttributeError):
                     log.warning("node %s: unreadable time_response %r", self.uid, payload[:80])
             return SUCCESS
+        if topic == f"{self.base}/config":
+            self._config(payload)
+            return SUCCESS
         parts = topic.split("/")
         if len(parts) == 6 and parts[5] == "command":  # even while it boots: on the clock it has
             await self.sim._command(self, parts[4], payload)
         return SUCCESS
+
+    def _config(self, payload: bytes) -> None:
+        """A NodeConfig pushed to the node where it lives: it keeps the command secret the push carries
+        and answers with its config_report (the push without the secret)."""
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            log.warning("node %s: unreadable config %r", self.uid, payload[:80])
+            return
+        if not isinstance(doc, dict):
+            return
+        secret = doc.get("node_secret")
+        if isinstance(secret, str) and secret:
+            self.sim.secrets[self.uid] = secret
+        report = {k: v for k, v in doc.items() if k != "node_secret"}
+        self.put(f"{self.base}/config_report", report)
+        log.info("node %s: config received%s", self.uid, " with its secret" if secret else "")
 
 
 class _Zone:

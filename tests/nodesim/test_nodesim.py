@@ -271,3 +271,20 @@ async def test_a_node_offline_fault_drops_its_commands(site, mqtt_url, time_serv
         )
         await lis.wait_for(lambda: len(responses(lis, "heard")) >= 2)
         assert not responses(lis, "lost") and not sim.twins["zn-1"].running("pump_drain")
+
+
+async def test_a_config_push_gives_the_node_a_new_secret_and_gets_a_report(site, mqtt_url, time_server):
+    new = "a-newer-secret-pushed-with-the-nodeconfig!"
+    subs = (f"{ZONE}/nd-pump-1/config_report", f"{ZONE}/+/+/command_response")
+    async with Listener(mqtt_url, *subs) as lis, make_sim(site, mqtt_url) as sim:
+        push = {"node_id": "nd-pump-1", "version": 3, "gh_uid": "gh-1", "zone_uid": "zn-1", "node_secret": new}
+        await lis.client.publish(f"{ZONE}/nd-pump-1/config", json.dumps(push).encode())
+        (_, report), *_ = await lis.wait_for(lambda: lis.docs("/config_report"))
+        assert report["node_id"] == "nd-pump-1" and "node_secret" not in report
+        topic = f"{ZONE}/nd-pump-1/pump_recirc/command"
+        await lis.client.publish(topic, signed_command("set_relay", {"state": False}, cmd_id="old-key"))
+        await lis.client.publish(topic, signed_command("set_relay", {"state": False}, cmd_id="new-key", secret=new))
+        await lis.wait_for(lambda: responses(lis, "old-key") and len(responses(lis, "new-key")) >= 2)
+        assert responses(lis, "old-key")[0]["error_code"] == "invalid_signature"
+        assert [d["status"] for d in responses(lis, "new-key")] == ["ACK", "DONE"]
+        assert sim.secrets["nd-pump-1"] == new

@@ -70,3 +70,14 @@ async def test_the_service_stores_what_the_simulated_nodes_send(db, mqtt_service
         assert cmd["node_status"] in ("DONE", None)
         assert not sim.twins["zn-1"].contact("pump_recirc")
         assert sim.counters.commands_accepted == 1 and not sim.counters.commands_refused
+    # every sample the nodes sent is stored (none refused: metric, unit, channel and ts all as the service wants)
+    sent = sim.counters.telemetry_sent
+
+    async def all_stored():
+        async with db.acquire() as conn:
+            n = await conn.fetchval("SELECT count(*) FROM telemetry_samples WHERE zone_id = $1", zone_id)
+        return n == sent or None
+
+    await eventually(all_stored, timeout=15)
+    async with db.acquire() as conn:
+        assert not await conn.fetch("SELECT code FROM alerts WHERE code LIKE 'infra_%'")

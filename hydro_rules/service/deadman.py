@@ -77,7 +77,7 @@ class _Back:
 
     why: str
     at: float
-    open: bool = False  # a pump it wants on is not switched on yet
+    open: bool = True  # a pump it wants on is not switched on yet (or it is not looked at yet)
     done: set = field(default_factory=set)  # (zone, channel) switched on since
 
 
@@ -155,13 +155,16 @@ class DeadMan:
                 return {"daemon": "alive" if alive else "never", "sent": []}
             if not self.daemon_down:
                 await self._raise_down(conn, last_beat.timestamp(), now)
-        for back in self._back.values():
+        seen = list(self._back.items())  # a comeback told during the pass waits for the next one
+        for _, back in seen:
             back.open = False
         sent = []
         for zone in self.rs.zones:
             if self._nc[zone.uid]:
                 sent += await self._zone(zone, last_beat.timestamp())
-        self._back = {n: b for n, b in self._back.items() if b.open}
+        for node_uid, back in seen:
+            if not back.open and self._back.get(node_uid) is back:
+                del self._back[node_uid]
         self.sweeps += 1
         return {"daemon": "down", "sent": sent}
 

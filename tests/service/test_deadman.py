@@ -19,7 +19,7 @@ from hydro_rules.store import events as event_store
 from hydro_rules.store import zones as zone_store
 
 from .conftest import Node, auth, client_for, eventually, make_settings, start_service
-from .test_commands_end import Clock, ScriptedNode, _level, _recirc_off_command, _secret, done
+from .test_commands_end import Clock, ScriptedNode, _level, _recirc_off_command, _secret
 
 pytestmark = pytest.mark.anyio
 
@@ -87,14 +87,20 @@ async def _quiet(svc, node, n: int = 3) -> None:
     assert node.received.empty(), node.received._queue  # noqa: SLF001
 
 
+def answered(cmd):
+    """DONE at once: an ACK would be stamped with the database's time, and the service's clock runs minutes
+    ahead of it here, so the sweep would time the command out before its DONE came."""
+    return [("DONE", {})]
+
+
 @pytest.fixture
 async def plant(svc, db, site, tokens, mqtt_url):
-    """nd-pump-1 (the NC recirculation pump's node) answering ACK and DONE, and a fresh water level
+    """nd-pump-1 (the NC recirculation pump's node) answering DONE, and a fresh water level
     (the guard reservoir_has_water reads it) at the service's time. Yields (http, node, clock)."""
     async with client_for(svc) as http:
         secret = await _secret(http, tokens, "nd-pump-1")
         await _level(http, tokens, 60, ts=svc.test_clock.t)
-        async with ScriptedNode(mqtt_url, "nd-pump-1", secret, done) as node:
+        async with ScriptedNode(mqtt_url, "nd-pump-1", secret, answered) as node:
             yield http, node, svc.test_clock
 
 

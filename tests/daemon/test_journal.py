@@ -1,5 +1,6 @@
 """The daemon's disk queue: durable appends, in-order replay, removal only after a successful apply."""
 
+import asyncio
 import errno
 import json
 
@@ -163,3 +164,17 @@ async def test_a_full_disk_refuses_the_entry_and_leaves_the_journal_readable(tmp
     monkeypatch.setattr(J, "_write_all", real)
     j.append({"op": "after"})
     assert [e["op"] for e in await collect(Journal(tmp_path))] == ["before", "after"]
+
+
+async def test_two_replays_at_once_apply_each_entry_once(tmp_path):
+    j = Journal(tmp_path)
+    for i in range(20):
+        j.append({"op": "x", "n": i})
+    seen = []
+
+    async def apply(e):
+        await asyncio.sleep(0)
+        seen.append(e["n"])
+
+    counts = await asyncio.gather(j.replay(apply), j.replay(apply))
+    assert sorted(counts) == [0, 20] and seen == list(range(20))

@@ -207,3 +207,42 @@ async def test_connected_and_down_since_follow_the_broker(site, broker_sizing):
 
 async def _true(v):
     return v
+
+
+async def test_a_new_rule_set_places_nodes_anew(feed, mqtt_url):
+    from .conftest import load_site
+
+    seen = feed.seen
+    async with Node(mqtt_url, "nd-level-1") as old, Node(mqtt_url, "nd-t1-level", gh="gh-t", zone="zt-1") as new:
+        await subscribed(feed, old)
+        feed.set_ruleset(load_site())  # the test site: zt-1's nodes, no zn-1 any more
+        await subscribed(feed, new)
+        await handled(feed, old.telemetry("WATER_LEVEL", 40, time.time(), channel="level"))
+        await new.telemetry("WATER_LEVEL", 41, time.time(), channel="level")
+        await eventually(lambda: _n(seen.readings, 1))
+    assert [(z, r.node_uid, r.value) for z, rs, _ in seen.readings for r in rs] == [("zt-1", "nd-t1-level", 41)]
+
+
+async def test_slow_callbacks_keep_their_order_and_hold_the_feed_at_max_inflight(mqtt_url, site):
+    order, running, most = [], [0], [0]
+
+    async def slow(zone, readings, safety):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.01)
+        order.append(readings[0].value)
+        running[0] -= 1
+
+    f = LiveFeed(settings(mqtt_url), site, on_readings=slow, on_node_back=lambda n, w: None, max_inflight=3)
+    await f.start()
+    try:
+        async with Node(mqtt_url, "nd-ph-1") as ph:
+            await subscribed(f, ph)
+            now = time.time()
+            for i in range(30):
+                await ph.telemetry("PH", 5.0 + i / 100, now, channel="ph_sensor")
+            await eventually(lambda: _n(order, 30))
+    finally:
+        await f.stop()
+    assert most[0] <= 3
+    assert order == sorted(order)  # one sleep each: they end in the order they began, the order they came

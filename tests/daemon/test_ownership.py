@@ -1,5 +1,6 @@
 """Zone ownership by advisory locks on the real database: fair shares, takeovers, lost sessions, one owner ever."""
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime
@@ -182,3 +183,11 @@ async def test_never_two_owners_whatever_happens(owners, admin):
     for d in ds:
         await d.refresh()
     assert set().union(*(d.owned for d in ds)) == set(z)  # and none left without an owner
+
+
+async def test_a_confirm_during_a_refresh_waits_its_turn(owners):
+    z = zones(3)
+    a = owners(z)
+    results = await asyncio.gather(a.refresh(), a.confirm(), a.refresh(), a.confirm())
+    assert results[0] == (set(z), set()) and results[2] == (set(), set())
+    assert a.owned == set(z)

@@ -55,6 +55,8 @@ class Ownership:
         max_zones: int | None = None,
         alive_within_s: float = ALIVE_WITHIN_S,
         connect_timeout_s: float = 5.0,
+        reconnect_wait_s: float = 0.5,
+        query_timeout_s: float = 5.0,
     ) -> None:
         self.dsn = dsn
         self.daemon_id = daemon_id
@@ -63,10 +65,15 @@ class Ownership:
         self.max_zones = max_zones
         self.alive_within_s = alive_within_s
         self.connect_timeout_s = connect_timeout_s
+        self.reconnect_wait_s = reconnect_wait_s
+        self.query_timeout_s = query_timeout_s
         self.owned: set[str] = set()
         self.connected = False
         self.live_daemons = 1  # as of the last refresh
         self._conn: asyncpg.Connection | None = None
+        self._session: tuple | None = None  # (pid, backend start) of the last session we had
+        self._connecting: asyncio.Future | None = None
+        self._said_down = False
         self._free: dict[str, int] = {}  # zone -> refreshes in a row it was seen free
         self._dropped: set[str] = set()  # let go by set_zones: reported as lost by the next refresh
         self._unlock: set[str] = set()  # let go by set_zones, their locks not released yet
@@ -80,17 +87,48 @@ class Ownership:
         return fair if self.max_zones is None else min(fair, self.max_zones)
 
     # ---- the connection ------------------------------------------------------------------------
-    async def _connect(self) -> bool:
-        """A new session; False when the database cannot be reached."""
+    async def _open(self) -> tuple[asyncpg.Connection, tuple]:
+        conn = await connect_once(self.dsn, timeout=self.connect_timeout_s)
         try:
-            self._conn = await connect_once(self.dsn, timeout=self.connect_timeout_s)
-        except DatabaseUnavailable as e:
-            if self.connected:
-                log.warning("zone locks: database unreachable (%s); keeping %d zones from memory", e, len(self.owned))
-            self._conn = None
+            return conn, await asyncio.wait_for(daemon_store.session(conn), self.query_timeout_s)
+        except BaseException:
+            conn.terminate()
+            raise
+
+    async def _connect(self) -> bool:
+        """A new session; False when the database cannot be reached (yet).
+
+        The attempt goes on in the background: a call waits for it `reconnect_wait_s` at most
+        (the first connect `connect_timeout_s`), so that a database that does not answer at all
+        never holds the daemon's tick for long.
+        """
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+        wait = self.reconnect_wait_s if self._session is not None else self.connect_timeout_s
+        done, _ = await asyncio.wait({self._connecting}, timeout=wait)
+        if not done:
             self.connected = False
             return False
-        self.connected = True
+        task, self._connecting = self._connecting, None
+        if task.exception() is not None:
+            if self.connected or not self._said_down:
+                log.warning(
+                    "zone locks: database unreachable (%s); keeping %d zones from memory",
+                    task.exception(),
+                    len(self.owned),
+                )
+                self._said_down = True
+            self.connected = False
+            return False
+        old = self._session
+        self._conn, self._session = task.result()
+        self.connected, self._said_down = True, False
+        if old is not None:
+            try:  # our previous session may live on in the server (a half-open link) with our locks
+                if await asyncio.wait_for(daemon_store.end_session(self._conn, *old), self.query_timeout_s):
+                    log.warning("zone locks: ended our previous session (pid %s), still held by the server", old[0])
+            except (*_LOST, TimeoutError) as e:
+                log.warning("zone locks: could not end our previous session (pid %s): %s", old[0], e)
         return True
 
     def _drop_connection(self) -> None:
@@ -104,7 +142,7 @@ class Ownership:
         if self._conn is None or self._conn.is_closed():
             return False
         try:
-            await self._conn.fetchval("SELECT 1")
+            await self._conn.fetchval("SELECT 1", timeout=self.query_timeout_s)
             return True
         except Exception as e:  # whatever went wrong, this session is not to be trusted with locks
             log.warning("zone locks: session lost (%s: %s)", type(e).__name__, e)
@@ -126,12 +164,16 @@ class Ownership:
         self._drop_connection()
         if not await self._connect():
             return set()
-        lost = set()
-        try:
+        lost: set[str] = set()
+
+        async def retake():
             for uid in sorted(self.owned):
                 if not await daemon_store.try_lock_zone(self._conn, uid):
                     lost.add(uid)
-        except _LOST as e:
+
+        try:
+            await asyncio.wait_for(retake(), self.query_timeout_s)
+        except (*_LOST, TimeoutError) as e:
             log.warning("zone locks: connection lost again while re-taking zones (%s)", e)
             self._drop_connection()
             return set()  # no session: the next confirm or refresh tries again
@@ -154,7 +196,8 @@ class Ownership:
         gained: set[str] = set()
         if not self.connected:
             return gained, lost
-        try:
+
+        async def look_and_take():
             for uid in sorted(self._unlock):  # zones a reload removed: let them go on this session
                 await daemon_store.unlock_zone(self._conn, uid)
             self._unlock = set()
@@ -175,8 +218,11 @@ class Ownership:
                     self.owned.add(uid)
                     gained.add(uid)
                     self._free.pop(uid, None)
-        except _LOST as e:
-            log.warning("zone locks: connection lost during refresh (%s)", e)
+
+        try:
+            await asyncio.wait_for(look_and_take(), self.query_timeout_s)
+        except (*_LOST, TimeoutError) as e:
+            log.warning("zone locks: connection lost during refresh (%s)", e or type(e).__name__)
             self._drop_connection()
             # the zones gained on that session went with it; the others are re-taken now
             self.owned -= gained
@@ -199,6 +245,12 @@ class Ownership:
 
     async def _close(self) -> None:
         self.owned = set()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            done = await asyncio.gather(self._connecting, return_exceptions=True)
+            if isinstance(done[0], tuple):
+                done[0][0].terminate()
+            self._connecting = None
         if self._conn is not None:
             try:
                 await self._conn.close(timeout=5)

@@ -104,3 +104,21 @@ async def locked_zones(conn: asyncpg.Connection, zone_uids: list[str]) -> set[st
              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
     )
     return {by_parts[p] for r in rows if (p := (r["classid"], r["objid"])) in by_parts}
+
+
+async def session(conn: asyncpg.Connection) -> tuple[int, datetime]:
+    """This connection's server session: (backend pid, its start), which tell it from a later one with the same pid."""
+    row = await conn.fetchrow("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+    return row["pid"], row["backend_start"]
+
+
+async def end_session(conn: asyncpg.Connection, pid: int, started: datetime) -> bool:
+    """End an earlier session of ours that the server still keeps (a half-open connection holding zone
+    locks until TCP gives up on it); False when it is already gone."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2",
+            pid,
+            started,
+        )
+    )

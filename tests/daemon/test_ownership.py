@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import socket
 import uuid
 from datetime import UTC, datetime
 
@@ -191,3 +192,47 @@ async def test_a_confirm_during_a_refresh_waits_its_turn(owners):
     results = await asyncio.gather(a.refresh(), a.confirm(), a.refresh(), a.confirm())
     assert results[0] == (set(z), set()) and results[2] == (set(), set())
     assert a.owned == set(z)
+
+
+async def test_a_session_the_server_keeps_after_we_lost_it_is_ended_and_the_zones_retaken(owners, admin):
+    """A half-open link: the daemon gave its connection up, the server still holds the session and its
+    locks (until TCP gives up, hours later). The new session ends the old one and takes the zones again."""
+    z = zones(2)
+    a = owners(z)
+    await a.refresh()
+    zombie = a._conn
+    a._conn = None  # lost to us, alive to the server
+    try:
+        assert await a.confirm() == set()
+        assert a.owned == set(z) and a.connected
+        held = await held_by(admin, z)
+        assert set(held.values()) == {a._conn.get_server_pid()}
+        assert zombie.get_server_pid() not in {r["pid"] for r in await admin.fetch("SELECT pid FROM pg_stat_activity")}
+    finally:
+        zombie.terminate()
+
+
+async def test_a_database_that_does_not_answer_holds_a_refresh_briefly(owners, admin):
+    """A black-holed database (nothing answers, nothing refuses): the attempt goes on in the
+    background and each call returns after reconnect_wait_s, keeping the zones."""
+    z = zones(1)
+    a = owners(z, reconnect_wait_s=0.2)
+    await a.refresh()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)  # accepts the TCP connection, never speaks PostgreSQL
+    try:
+        dsn = a.dsn
+        a.dsn = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+        await kill(admin, a)
+        t0 = asyncio.get_running_loop().time()
+        assert await a.refresh() == (set(), set())
+        assert asyncio.get_running_loop().time() - t0 < 2.0
+        assert a.owned == set(z) and not a.connected
+        a.dsn = dsn
+        a._connecting.cancel()  # (the attempt to the silent port would give up after connect_timeout_s)
+        a._connecting = None
+        assert await a.refresh() == (set(), set())
+        assert a.connected and a.owned == set(z)
+    finally:
+        silent.close()

@@ -43,12 +43,13 @@ log = logging.getLogger(__name__)
 
 FW_VERSION = {"hydro2": "2.0.1-sim", "bounded-off": "1.9.0-sim"}
 _ROUTES_KEPT = 10_000  # commands remembered for routing their late answers (DONE of a timed run)
+_WINDOW = 16  # messages a node publishes before it waits for their acknowledgements
 _QUEUE_MAX = 5_000  # messages a node holds for a broker that does not take them; telemetry beyond is dropped
 
 
 @dataclass
 class Counters:
-    telemetry_sent: int = 0
+    telemetry_sent: int = 0  # acknowledged by the broker
     telemetry_dropped: int = 0  # a node's queue was full (broker unreachable)
     heartbeats_sent: int = 0
     statuses_sent: int = 0
@@ -135,7 +136,7 @@ class _Node:
             client_id=cid,
             handler=self._on_message,
             subscriptions=(f"{self.base}/+/command", f"{self.base}/config", topics.TIME_RESPONSE),
-            window=32,
+            window=_WINDOW * 2,
             will=(f"{self.base}/lwt", b"offline", True),
         )
 
@@ -144,18 +145,36 @@ class _Node:
             self.sim.counters.telemetry_dropped += 1
             return False
         body = doc if isinstance(doc, bytes) else json.dumps(doc, separators=(",", ":")).encode()
-        self.queue.put_nowait((topic, body, retain))
+        self.queue.put_nowait((topic, body, retain, telemetry))
         return True
 
     async def _send_loop(self) -> None:
+        """Publish what is queued, in order, a window at a time, each window until the broker acknowledged
+        all of it: a window the connection lost is sent again once it is back, as the firmware's MQTT
+        outbox does (a clean session drops what was in flight). `telemetry_sent` counts acknowledged
+        samples; a sample sent twice is a redelivery the ingest stores once."""
         while True:
-            topic, body, retain = await self.queue.get()
+            batch = [await self.queue.get()]
+            while len(batch) < _WINDOW and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             try:
-                while self.client is None:
-                    await asyncio.sleep(0.05)
-                await self.client.publish(topic, body, retain=retain)
+                await self._deliver(batch)
             finally:
-                self.queue.task_done()
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def _deliver(self, batch: list) -> None:
+        while True:
+            while self.client is None:
+                await asyncio.sleep(0.05)
+            client = self.client
+            connects = client.connects
+            for topic, body, retain, _ in batch:
+                await client.publish(topic, body, retain=retain)
+            await client.drain()
+            if client is self.client and client.connects == connects and client.is_connected:
+                break
+        self.sim.counters.telemetry_sent += sum(1 for m in batch if m[3])
 
     # ---- life -----------------------------------------------------------------------------
     async def boot(self, *, reset_uptime: bool = True) -> None:
@@ -545,8 +564,7 @@ class NodeSim:
                 continue
             channel = r.channel or self._sensor_key(zs, r.node_uid, r.metric)
             doc = self._telemetry(node, (channel, r.metric), r)
-            if node.put(f"{node.base}/{channel}/telemetry", doc, telemetry=True):
-                self.counters.telemetry_sent += 1
+            node.put(f"{node.base}/{channel}/telemetry", doc, telemetry=True)
         zs.pending.clear()
 
     def _sensor_key(self, zs: _Zone, node_uid: str, metric: str) -> str:

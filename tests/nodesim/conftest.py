@@ -33,13 +33,14 @@ def signed_command(cmd: str, params: dict, *, ts: int | None = None, secret: str
 class Listener:
     """A backend-side client recording what arrives on its subscriptions, in order."""
 
-    def __init__(self, url: str, *subscriptions: str, serve_time: bool = False) -> None:
+    def __init__(self, url: str, *subscriptions: str, serve_time: bool = False, persistent: bool = False) -> None:
         self.seen: list[tuple[str, bytes, bool]] = []
         self.arrived = asyncio.Event()
         self.time_requests = 0
         subs = (*subscriptions, "hydro/time/request") if serve_time else subscriptions
         self.client = MqttClient(url, client_id=f"listener-{uuid.uuid4().hex[:8]}", handler=self._on,
-                                 subscriptions=subs)  # fmt: skip
+                                 subscriptions=subs, clean_session=not persistent,
+                                 receive_maximum=1000 if persistent else None)  # fmt: skip
 
     async def _on(self, topic: str, payload: bytes, retained: bool) -> int:
         if topic == "hydro/time/request":  # answered as the service does (one login can be one client only)

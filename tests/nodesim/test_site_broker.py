@@ -82,3 +82,29 @@ async def test_every_node_logs_in_as_itself_under_the_kits_acl(site, site_broker
             assert not sim.twins["zn-1"].contact("pump_recirc")
             statuses = [json.loads(p)["status"] for t, p, _ in lis.seen if t.endswith("/status")]
             assert set(statuses) == {"ONLINE"}
+
+
+async def test_the_broker_away_loses_no_acknowledged_sample_and_nodes_say_online_again(site, broker_sizing):
+    broker = ThrowawayMosquitto(extra=broker_sizing).start()
+    try:
+        subs = ("hydro/gh-1/zn-1/+/+/telemetry", "hydro/gh-1/zn-1/+/status")
+        async with (
+            Listener(broker.url, *subs, serve_time=True, persistent=True) as lis,
+            NodeSim(site, ["zn-1"], broker.url, {}, heartbeat_s=1.0) as sim,
+        ):
+            await sim.wait_ticks(2)
+            broker.stop()  # SIGTERM: the broker saves the listener's session and queue
+            await sim.wait_ticks(3)  # the nodes go on measuring, and hold what they cannot send
+            broker.start()
+            await sim.wait_ticks(3)
+
+            def all_here():
+                got = {(t, json.loads(p)["ts"]) for t, p, _ in lis.seen if t.endswith("/telemetry")}
+                return len(got) >= sim.counters.telemetry_sent and got
+
+            await lis.wait_for(all_here, timeout=15)
+            assert sim.counters.telemetry_dropped == 0
+            online = [t for t, _, r in lis.seen if t.endswith("/status") and not r]
+            assert len(online) >= 2 * len(NODES)  # at start, and again when the broker was back
+    finally:
+        broker.remove()

@@ -281,7 +281,8 @@ class Plant:
             await d.stop()
 
     def spawn_daemon(self, daemon_id: str | None = None, **env) -> DaemonProcess:
-        """`hydro-rules run SITE` in a child process, settings from HYDRO_* variables (wall clock)."""
+        """`hydro-rules run SITE` in a child process, settings from HYDRO_* variables (wall clock); `env`
+        sets more of them by field name (MAX_ZONES=2 is HYDRO_MAX_ZONES)."""
         name = daemon_id or f"proc-daemon-{uuid.uuid4().hex[:6]}"
         log = self.tmp_path / f"{name}.log"
         environ = {
@@ -294,7 +295,7 @@ class Plant:
             "HYDRO_METRICS_PORT": "0",
             "HYDRO_HEARTBEAT_EVERY_S": "0.5",
             "HYDRO_TAKEOVER_EVERY_S": "0.5",
-            **{k: str(v) for k, v in env.items()},
+            **{(k if k.startswith("HYDRO_") else f"HYDRO_{k.upper()}"): str(v) for k, v in env.items()},
         }
         exe = Path(sys.executable).with_name("hydro-rules")
         with log.open("wb") as out:

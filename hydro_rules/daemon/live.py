@@ -215,8 +215,17 @@ class LiveFeed:
     @property
     def node_last_seen(self) -> dict[str, float]:
         """Every node of the rule set's zones -> when it was last heard (since the feed started, for one not heard)."""
+        return self.last_seen_of(None)
+
+    def last_seen_of(self, zone_uids) -> dict[str, float]:
+        """As `node_last_seen`, for the nodes of these zones only (None: all); e.g. the zones a daemon owns."""
         start = self._started_at if self._started_at is not None else self.clock()
-        return {node: self.last_seen.get(node, start) for node in self.node_zone}
+        wanted = None if zone_uids is None else set(zone_uids)
+        return {
+            node: self.last_seen.get(node, start)
+            for node, zone in self.node_zone.items()
+            if wanted is None or zone in wanted
+        }
 
     # ---- messages -------------------------------------------------------------------------------
     async def handle(self, topic: str, payload: bytes, retained: bool) -> int:

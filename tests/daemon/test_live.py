@@ -159,6 +159,9 @@ async def test_nodes_coming_back(feed, mqtt_url):
         await pump.send("status", {"status": "ONLINE"})  # a new session, without an lwt before it
         await eventually(lambda: _n(back, 4))
     assert back[2][0] == "nd-drain-1" and back[2][1].startswith("heard again after 12")
+    seen_at = feed.last_seen_of(["zn-1"])
+    assert seen_at["nd-pump-1"] == feed.last_seen["nd-pump-1"] and "nd-ph-1" in seen_at  # not heard: since start
+    assert "nd-pump-2" not in seen_at and "nd-pump-2" in feed.node_last_seen
     assert back[3] == ("nd-pump-1", "status ONLINE: a new MQTT session")
     assert len(back) == 4 and feed.counts["node_back"] == 4
 

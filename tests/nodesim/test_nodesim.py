@@ -61,7 +61,7 @@ async def test_telemetry_per_channel_status_and_heartbeat(site, mqtt_url, time_s
         assert set(statuses) == set(NODES) and all(d["status"] == "ONLINE" for d in statuses.values())
         beat = lis.docs("/heartbeat")[-1][1]
         assert beat["uptime"] >= 0 and beat["fw_version"].startswith("2.")
-        assert sim.counters.telemetry_sent >= len(wanted)
+        await lis.wait_for(lambda: sim.counters.telemetry_sent >= len(wanted))  # acknowledged by the broker
 
 
 async def test_status_is_retained_and_the_lwt_says_offline_on_stop(site, mqtt_url, time_server):

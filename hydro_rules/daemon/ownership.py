@@ -125,7 +125,8 @@ class Ownership:
         self.connected, self._said_down = True, False
         if old is not None:
             try:  # our previous session may live on in the server (a half-open link) with our locks
-                if await asyncio.wait_for(daemon_store.end_session(self._conn, *old), self.query_timeout_s):
+                ending = daemon_store.end_session(self._conn, *old, wait_s=self.query_timeout_s / 2)
+                if await asyncio.wait_for(ending, self.query_timeout_s):
                     log.warning("zone locks: ended our previous session (pid %s), still held by the server", old[0])
             except (*_LOST, TimeoutError) as e:
                 log.warning("zone locks: could not end our previous session (pid %s): %s", old[0], e)

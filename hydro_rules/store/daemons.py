@@ -9,6 +9,7 @@ its connection close). No home-made consensus: one lock, one owner.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime, timedelta
 
@@ -112,13 +113,18 @@ async def session(conn: asyncpg.Connection) -> tuple[int, datetime]:
     return row["pid"], row["backend_start"]
 
 
-async def end_session(conn: asyncpg.Connection, pid: int, started: datetime) -> bool:
+async def end_session(conn: asyncpg.Connection, pid: int, started: datetime, *, wait_s: float = 5.0) -> bool:
     """End an earlier session of ours that the server still keeps (a half-open connection holding zone
-    locks until TCP gives up on it); False when it is already gone."""
-    return bool(
-        await conn.fetchval(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2",
-            pid,
-            started,
-        )
+    locks until TCP gives up on it), and wait until it is gone with its locks; False when it was gone."""
+    ended = await conn.fetchval(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2",
+        pid,
+        started,
     )
+    if not ended:
+        return False
+    for _ in range(max(1, int(wait_s / 0.01))):  # the backend exits (letting its locks go) a moment later
+        if not await conn.fetchval("SELECT count(*) FROM pg_locks WHERE pid = $1", pid):
+            break
+        await asyncio.sleep(0.01)
+    return True

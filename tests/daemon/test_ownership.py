@@ -58,7 +58,13 @@ async def beat(admin, o: Ownership) -> None:
 
 async def kill(admin, o: Ownership) -> None:
     """The daemon's session ends under it (a crash, a network cut, an administrator)."""
-    await admin.execute("SELECT pg_terminate_backend($1)", o._conn.get_server_pid())
+    pid = o._conn.get_server_pid()
+    await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    for _ in range(500):  # the backend ends (and its locks go) a moment after the signal
+        if not await admin.fetchval("SELECT count(*) FROM pg_locks WHERE pid = $1", pid):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} still holds locks")
 
 
 async def held_by(admin, uids) -> dict[str, int]:

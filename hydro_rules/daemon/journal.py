@@ -11,7 +11,9 @@ progress mark did not reach the disk, is applied once more after restart).
 apply succeeded); a segment whose entries are all applied is deleted. An apply
 that raises stops the replay: that entry and those after it stay, and the next
 replay starts from it. A new Journal on the same directory (after a restart)
-sees what is still pending.
+sees what is still pending. One journal per directory: a second one (another
+daemon given the same `queue_dir`) is refused with `JournalBusy`, since each
+would replay, and delete, the other's entries.
 
 Bounded: the journal refuses an entry (`JournalFull`, nothing of it written)
 once its files would exceed `max_bytes`, or when the disk is full. The daemon
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -42,6 +45,10 @@ RESERVED = ("seq", "jid")
 
 class JournalFull(OSError):
     """The journal cannot take an entry: its size limit is reached or the disk is full."""
+
+
+class JournalBusy(RuntimeError):
+    """Another journal (another daemon) uses this directory."""
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -77,6 +84,7 @@ class Journal:
     def __init__(self, directory: Path | str, *, max_bytes: int = MAX_BYTES) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = self._lock_directory()
         self.max_bytes = max_bytes
         self.refused = 0  # entries refused (limit or disk full)
         self.corrupt = 0  # lines that could not be read back (logged, skipped)
@@ -87,6 +95,17 @@ class Journal:
         self._next_seq = 1
         self._lock = asyncio.Lock()
         self._load()
+
+    def _lock_directory(self) -> int:
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalBusy(
+                f"the journal {self.directory} is in use by another daemon: give each daemon its own queue_dir"
+            ) from None
+        return fd
 
     # ---- reading back -------------------------------------------------------------------
     def _load(self) -> None:
@@ -257,5 +276,8 @@ class Journal:
         self._bytes = max(self._bytes, 0)
 
     def close(self) -> None:
-        """Close the open segment (appending again opens a new one)."""
+        """Close the open segment and let the directory go (to another Journal, after a restart)."""
         self._seal()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None

@@ -3,13 +3,26 @@
 import asyncio
 import errno
 import json
+import os
 
 import pytest
 
 from hydro_rules.daemon import journal as J
-from hydro_rules.daemon.journal import Journal, JournalFull
+from hydro_rules.daemon.journal import Journal, JournalBusy, JournalFull
 
 pytestmark = pytest.mark.anyio
+
+
+def crash(j: Journal) -> None:
+    """The process dies: the kernel closes its files (and so lets the directory's lock go); nothing else."""
+    for fd in (j._fd, j._lock_fd):
+        if fd is not None:
+            os.close(fd)
+    j._fd = j._lock_fd = None
+
+
+def files(path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name != "lock")
 
 
 async def collect(j: Journal) -> list[dict]:
@@ -32,7 +45,7 @@ async def test_replays_in_order_and_empties(tmp_path):
     assert [e["seq"] for e in seen] == sorted(e["seq"] for e in seen)
     assert len({e["jid"] for e in seen}) == 5
     assert j.pending() == 0
-    assert list(tmp_path.iterdir()) == []  # applied segments are deleted
+    assert files(tmp_path) == []  # applied segments are deleted
     assert await collect(j) == []
 
 
@@ -40,11 +53,20 @@ async def test_a_new_journal_sees_what_is_pending(tmp_path):
     j = Journal(tmp_path)
     j.append({"op": "a"})
     j.append({"op": "b"})
-    # the process dies here: nothing closed
+    crash(j)
     again = Journal(tmp_path)
     assert again.pending() == 2
     assert [e["op"] for e in await collect(again)] == ["a", "b"]
+    crash(again)
     assert Journal(tmp_path).pending() == 0
+
+
+def test_one_journal_per_directory(tmp_path):
+    j = Journal(tmp_path)
+    with pytest.raises(JournalBusy, match="another daemon"):
+        Journal(tmp_path)
+    j.close()
+    Journal(tmp_path).close()
 
 
 async def test_a_failed_apply_keeps_that_entry_and_the_later_ones(tmp_path):
@@ -63,6 +85,7 @@ async def test_a_failed_apply_keeps_that_entry_and_the_later_ones(tmp_path):
     assert seen == [0, 1]
     assert j.pending() == 2
     # and after a restart too
+    crash(j)
     again = Journal(tmp_path)
     assert again.pending() == 2
     assert [e["n"] for e in await collect(again)] == [2, 3]
@@ -88,6 +111,7 @@ async def test_crash_after_apply_before_its_mark_applies_again_with_the_same_jid
     with pytest.raises(SystemExit):
         await j.replay(apply)
     monkeypatch.setattr(Journal, "_mark", real_mark)
+    crash(j)
     again = Journal(tmp_path)
     assert again.pending() == 2  # entry 1 was applied, but not marked: it comes again
     await again.replay(apply)
@@ -101,6 +125,7 @@ async def test_a_torn_last_line_is_dropped_and_later_appends_are_kept(tmp_path):
     seg = next(tmp_path.glob("journal-*.jsonl"))
     with open(seg, "ab") as f:
         f.write(b'{"op":"half","se')  # the crash came while an append was writing
+    crash(j)
     again = Journal(tmp_path)
     assert again.pending() == 1
     again.append({"op": "after"})
@@ -163,6 +188,7 @@ async def test_a_full_disk_refuses_the_entry_and_leaves_the_journal_readable(tmp
         j.append({"op": "lost"})
     monkeypatch.setattr(J, "_write_all", real)
     j.append({"op": "after"})
+    crash(j)
     assert [e["op"] for e in await collect(Journal(tmp_path))] == ["before", "after"]
 
 

@@ -17,10 +17,8 @@ from ..lang import model as M
 from .decisions import Command, Decisions, Refusal
 from .state import DUTY, OFF, ON, RELEASED, ChannelState, ZoneState
 
-#: a command that keeps a load on or off is renewed when less than this is left of it
+#: a bounded OFF of an NC pump is renewed when less than this is left of it (at least two ticks)
 RENEW_S = 90.0
-#: longest run a single command asks of a normally-open pump; renewed while wanted
-RUN_CHUNK_S = 600.0
 #: longest wait before a command is sent again to a node that does not answer
 RETRY_MAX_S = 600.0
 #: the back-off doubles per timeout up to RETRY_MAX_S; the exponent stops growing here
@@ -72,6 +70,8 @@ class ChannelControl:
             return dec  # unknown, late or duplicate: nothing to move
         c = st.channels[name]
         was_pending = c.pending.pop(r.cmd_id, None) is not None
+        if r.status != W.ACK:
+            c.intents.pop(r.cmd_id, None)
         if r.status == W.TIMEOUT:
             if r.cmd_id in c.acked:
                 c.acked.remove(r.cmd_id)
@@ -90,6 +90,7 @@ class ChannelControl:
             _failed(c, r.ts)
             if c.last_cmd == "on":  # the node did not start it, or stopped it again
                 _believe(c, False, r.ts)
+                c.last_cmd = None
             for code in self.compiled.alerts_on_error.get(r.error_code or "", ()):
                 scope = self.rs.alerts[code].scope
                 if scope is None or scope.covers(self.channels[name]):
@@ -101,7 +102,11 @@ class ChannelControl:
         return dec
 
     def _expire_commands(self) -> None:
-        """A command's duration is over: its node has fallen back to the fail-safe default by itself."""
+        """A command's duration is over: its node has fallen back to the fail-safe default by itself.
+        (A run renewed only at the instant it ends has stopped, however briefly: evaluations must
+        come more often than half a `commands.run_chunk` for a pump to run on without a break.
+        A run that ends at this very instant keeps `last_cmd`: if the rules now want the pump off,
+        the OFF is still sent, for the node may not have ended it yet.)"""
         now = self.now
         for name, c in self.st.channels.items():
             if c.commanded_until is not None and now >= c.commanded_until and name in self.channels:
@@ -110,8 +115,9 @@ class ChannelControl:
                 _believe(c, nc, c.commanded_until)
                 if nc:  # the node ended the OFF: a deny that does not lock may not start another at once
                     c.override_until = c.commanded_until + self.S["water_cycle.recirc.min_on"]
+                if nc or now > c.commanded_until:
+                    c.last_cmd = None
                 c.commanded_until = None
-                c.last_cmd = None
 
     def _timed_out(self, c: ChannelState, ch: M.Channel, now: float) -> None:
         """A command got no terminal answer in time: count a failure, back off before asking the
@@ -237,6 +243,8 @@ class ChannelControl:
         now = self.now
         if c.retry_at is not None and now < c.retry_at:
             return  # the node does not answer: back off
+        if c.intents and any(i == "off" and cid in c.pending for cid, i in c.intents.items()):
+            return  # an OFF has not been answered yet: never two commands of opposite effect in flight
         if ch.fail_safe == "NC":
             if c.is_on and not c.reassert:
                 return
@@ -245,12 +253,13 @@ class ChannelControl:
             c.commanded_until = None
             return
         until = c.desired_until
-        if not c.reassert:
-            if c.is_on and (c.commanded_until is None or c.commanded_until - now > RENEW_S):
+        chunk = self.S["commands.run_chunk"]
+        if not c.reassert:  # a run is renewed once less than half a chunk of it is left
+            if c.is_on and (c.commanded_until is None or c.commanded_until - now >= chunk / 2.0):
                 return
             if c.is_on and until is not None and c.commanded_until >= until:
                 return
-        run = RUN_CHUNK_S if until is None else min(RUN_CHUNK_S, until - now)
+        run = chunk if until is None else min(chunk, until - now)
         if run <= 0:
             return
         if ch.kind == "valve":
@@ -258,7 +267,9 @@ class ChannelControl:
             _believe(c, True, now)
             c.commanded_until = None
             return
-        self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, cause, "on")
+        renewal = c.is_on and not c.reassert and c.commanded_until is not None
+        cmd = self._send(name, c, "run_pump", {"duration_ms": int(round(run * 1000))}, cause, "on")
+        cmd.renewal = renewal
         _believe(c, True, now)
         c.commanded_until = now + run
 
@@ -285,7 +296,8 @@ class ChannelControl:
             _believe(c, False, now)
             c.commanded_until = now + span
             return
-        if not c.is_on and (not c.reassert or (c.retry_at is not None and now < c.retry_at)):
+        ended_now = c.last_cmd == "on" and c.since == now  # its run ends at this instant: make sure
+        if not c.is_on and (not (c.reassert or ended_now) or (c.retry_at is not None and now < c.retry_at)):
             return
         self._send(name, c, "set_relay", {"state": False}, cause, "off")
         _believe(c, False, now)
@@ -310,7 +322,15 @@ class ChannelControl:
             self.version,
         )
         self.dec.commands.append(command)
+        if intent == "off" and c.intents:  # an OFF supersedes every ON still without a terminal answer
+            for old in [cid for cid, i in c.intents.items() if i == "on"]:
+                del c.intents[old]
+                c.pending.pop(old, None)
+                if old in c.acked:
+                    c.acked.remove(old)
         c.pending[cmd_id] = self.now
+        if intent != "dose":
+            c.intents[cmd_id] = intent
         if intent != "dose":
             c.reassert = False
         c.last_cmd = intent if intent != "dose" else c.last_cmd

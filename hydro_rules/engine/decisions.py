@@ -19,6 +19,7 @@ class Command:
     rule: str  # what caused it: "state WATER_CHANGE_DRAIN (rules/water_cycle.hydro:29)"
     intent: str  # on | off | dose
     ruleset_version: str = ""  # name@version+hash of the rules that decided it
+    renewal: bool = False  # a run_pump that extends a run under way (commands.run_chunk)
 
     def to_json(self) -> dict:
         return {

@@ -155,6 +155,7 @@ class SafetyMixin:
             c.timeouts = 0
             c.pending.clear()
             c.acked.clear()  # its answers to what it was told before are moot
+            c.intents.clear()
             c.failures = [t for t in c.failures if t < silent_since]
 
     def _renew_window(self) -> float:

@@ -28,6 +28,7 @@ class ChannelState:
     last_cmd: str | None = None  # "on" | "off": what the last command asked
     pending: dict = field(default_factory=dict)  # cmd_id -> sent at (awaiting a terminal response)
     acked: list = field(default_factory=list)  # cmd_ids that got ACK but no terminal status yet
+    intents: dict = field(default_factory=dict)  # cmd_id -> "on" | "off" of the switching commands above
     timeouts: int = 0  # commands in a row that got no response
     retry_at: float | None = None  # after timeouts, wait before asking the node again
     failures: list = field(default_factory=list)  # times of failed or timed-out commands

@@ -34,6 +34,7 @@ SCHEMA: dict[str, tuple[str, object, frozenset | None]] = {
     "dosing.max_per_day": (U.VOLUME, None, None),  # per doser; None: 0.15 ml per litre of reservoir
     "dosing.ineffective_after": (U.NUMBER, 3.0, None),  # ineffective doses in a row that stop a doser
     "commands.response_timeout": (U.DURATION, 60.0, None),
+    "commands.run_chunk": (U.DURATION, 60.0, None),  # longest run one command asks of a normally-open pump
 }
 
 SECTIONS = {p.rsplit(".", 1)[0] for p in SCHEMA} | {"water_cycle"}

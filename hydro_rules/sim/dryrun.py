@@ -466,9 +466,11 @@ def command_words(cmd) -> str:
 
 
 def routine_command(cmd) -> bool:
-    """Duty cycling, and renewals of an OFF a guard holds."""
-    return cmd.rule.startswith("recirculation duty") or (
-        cmd.rule.startswith(("guard ", "locked")) and cmd.params.get("state") is False
+    """Duty cycling, renewals of an OFF a guard holds, and renewals of a run (commands.run_chunk)."""
+    return (
+        cmd.rule.startswith("recirculation duty")
+        or (cmd.rule.startswith(("guard ", "locked")) and cmd.params.get("state") is False)
+        or getattr(cmd, "renewal", False)
     )
 
 

@@ -33,7 +33,7 @@ def timeline_lines(z: ZoneRun, mode: str = "brief") -> list[tuple[str, str, str]
     def flush():
         nonlocal routine_count
         if routine_count:
-            what = "routine command(s) that day: recirculation duty, pumps held off"
+            what = "routine command(s) that day: recirculation duty, pumps held off, runs renewed"
             out.append((routine_day + "      ", "command", f"… {routine_count} {what}"))
             routine_count = 0
 

@@ -11,6 +11,10 @@ from hydro_rules.sim.timeouts import TimeoutSweep
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
+#: A site daemon evaluates every second and renews a 1-minute run_pump once half of it is left;
+#: these tests evaluate once a minute, so their pumps run 3-minute chunks to run on unbroken the
+#: same way (a chunk renewed only as it ends has stopped, see test_run_chunk). None: the profile's.
+HARNESS_RUN_CHUNK_S = 180.0
 
 NODES = {"ph": "nd-ph", "ec": "nd-ec", "temp_water": "nd-ec", "water_level": "nd-level"}
 PUMP_NODES = {"pump_recirc": "nd-pump", "pump_drain": "nd-drain", "pump_fill": "nd-fill"}
@@ -40,10 +44,18 @@ def _fixture_with(tmp_path: Path, profile: str) -> Path:
 class Zone:
     """zn-t of the fixture: set readings, tick, answer commands."""
 
-    def __init__(self, loaded=None, zone: str = "zn-t", start: float = T0, answer: str | None = "DONE"):
+    def __init__(
+        self,
+        loaded=None,
+        zone: str = "zn-t",
+        start: float = T0,
+        answer: str | None = "DONE",
+        run_chunk: float | None = HARNESS_RUN_CHUNK_S,
+    ):
         self.loaded = loaded or fixture_ruleset()
         assert self.loaded.ruleset is not None, self.loaded.diags.items
-        self.prog = compiled(self.loaded.ruleset).program(zone)
+        self.run_chunk = run_chunk
+        self.prog = self.program(zone)
         self.now = start
         self.state = self.prog.new_state(start)
         self.readings: dict = {}
@@ -57,6 +69,13 @@ class Zone:
         self._answers: list = []
         #: plays the service, which times out commands left without an answer; None: nobody does
         self.sweep: TimeoutSweep | None = TimeoutSweep(self.prog.S["commands.response_timeout"])
+
+    def program(self, zone: str = "zn-t"):
+        """A new program for the zone (a new daemon process), with the harness's run chunk."""
+        prog = compiled(self.loaded.ruleset).program(zone)
+        if self.run_chunk is not None:
+            prog.S = {**prog.S, "commands.run_chunk": self.run_chunk}
+        return prog
 
     def set(self, **values) -> Zone:
         """Readings reported every tick from now on (None: the sensor stops reporting)."""

@@ -29,9 +29,9 @@ def _restart(z: Zone, after_s: float = 90.0, why: str = "daemon restart"):
     """The daemon died and a new one loaded the saved state `after_s` later."""
     saved = z.state.to_json()
     z.state = ZoneState.from_json(saved)
-    z.prog = z.prog.compiled.program(z.state.zone_uid)  # a new process: a new program
+    z.prog = z.program(z.state.zone_uid)  # a new process: a new program
     z.now += after_s
-    z._answers = []  # answers to the old process's commands are folded from the store, not here
+    # the answers to the old process's last commands are still folded in (from the store, on site)
     d = z.prog.recover(z.state, z.now, why)
     z._collect(d)
     return d
@@ -149,8 +149,8 @@ def test_a_rebooted_node_gets_the_desired_state_of_each_relay():
     assert (run.channel, run.cmd) == ("pump_drain", "run_pump"), "the drain is still wanted: it runs again"
     z.prog.node_back(z.state, "nd-pump", z.now, "new MQTT session")
     z.tick()
-    [off] = z.commands[first + 1 :]
-    assert (off.channel, off.params) == ("pump_recirc", {"state": False}), "wanted off: told off again"
+    [off] = [c for c in z.commands[first + 1 :] if c.channel == "pump_recirc"]
+    assert off.params == {"state": False}, "wanted off: told off again"
 
 
 # ---- hot reload ---------------------------------------------------------------------------------------

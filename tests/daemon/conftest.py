@@ -32,11 +32,14 @@ from hydro_rules.store import alerts as alert_store
 from hydro_rules.store import commands as command_store
 from hydro_rules.store import events as event_store
 from hydro_rules.transport.mqtt import MqttClient
+from hydro_rules.twin import TwinConfig
 
 SITE = Path(__file__).resolve().parent / "site"
+#: the test site's plant: 6 L reservoirs, a drain and a fill of 60 L/min (a change drains and fills in seconds)
+TWIN = TwinConfig(drain_flow_l_min=60.0, fill_flow_l_min=60.0)
 RULES = REPO / "rules"
 
-__all__ = ["SITE", "Clock", "Plant", "Spy", "eventually", "is_on", "load_site", "site_copy", "ticks", "until"]
+__all__ = ["SITE", "TWIN", "Clock", "Plant", "Spy", "eventually", "is_on", "load_site", "site_copy", "ticks", "until"]
 
 
 def load_site(path: Path = SITE):
@@ -317,6 +320,7 @@ class Plant:
             rows = await conn.fetch("SELECT uid, secret FROM nodes WHERE secret IS NOT NULL")
         secrets = {r["uid"]: r["secret"] for r in rows}
         extra = dict(kw)
+        extra.setdefault("config", TWIN)
         if "clock" in inspect.signature(NodeSim).parameters:
             extra.setdefault("clock", self.clock)
         sim = NodeSim(self.ruleset, uids, self.mqtt_url, secrets, firmware=firmware, faults=list(faults), seed=0,

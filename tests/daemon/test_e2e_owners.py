@@ -3,20 +3,17 @@ command one zone, and one takes over the zones of the other when it is killed (a
 
 import pytest
 
-from hydro_rules.twin import TwinConfig
-
 from .conftest import eventually, until
 
 pytestmark = pytest.mark.anyio
 
-TWIN = TwinConfig(fill_flow_l_min=20.0)
 ZONES = {"zt-1", "zt-2", "zt-3"}
 
 
 async def test_two_daemons_never_both_command_a_zone_and_one_takes_over(plant):
     p = await plant()
     await p.start_service()
-    await p.start_sim(sorted(ZONES), config=TWIN)
+    await p.start_sim(sorted(ZONES))
     # zones are never taken from a live owner: the first daemon takes at most two, the second the rest
     a = p.spawn_daemon("daemon-a", MAX_ZONES=2)
 

@@ -5,13 +5,10 @@ import time
 
 import pytest
 
-from hydro_rules.twin import TwinConfig
-
 from .conftest import load_site, site_copy, ticks
 
 pytestmark = pytest.mark.anyio
 
-TWIN = TwinConfig(fill_flow_l_min=20.0)
 
 BROKEN = """hydro 1.1
 alert biz_site_extra {
@@ -36,7 +33,7 @@ async def test_a_broken_rule_set_is_refused_and_the_old_one_keeps_running(plant,
     site = site_copy(tmp_path / "site")
     p = await plant(site_dir=site, ruleset=load_site(site))
     await p.start_service()
-    sim = await p.start_sim(["zt-2"], config=TWIN)
+    sim = await p.start_sim(["zt-2"])
     d = await p.start_daemon()
     await ticks(d, 2)
     old = d.ruleset.ruleset_version

@@ -3,21 +3,17 @@ broker, the service stores every answer, and every command ends."""
 
 import pytest
 
-from hydro_rules.twin import TwinConfig
-
 from .conftest import is_on
 
 pytestmark = pytest.mark.anyio
 
-#: the test site's plant: a 6 L reservoir, a drain of 30 L/min and a fill of 20 L/min
-TWIN = TwinConfig(fill_flow_l_min=20.0)
 STABILIZE_S = 15 * 60  # the standard rules' `go NORMAL_RECIRC after 15m`
 
 
 async def test_a_whole_water_change_completes(plant):
     p = await plant()
     await p.start_service()
-    sim = await p.start_sim(["zt-1"], config=TWIN)
+    sim = await p.start_sim(["zt-1"])
     d = await p.start_daemon()
 
     started = await p.wait_event("zt-1", "WATER_CHANGE_STARTED", timeout=20)

@@ -133,14 +133,16 @@ class SafetyMixin:
     def node_back(self, st, node_uid: str, now: float, why: str) -> None:
         """A node rebooted or came back (uptime went down, ONLINE after its lwt, a new session): its
         relays came up OPEN (hydro 2.0 firmware), so each of its channels is believed off since now
-        and re-asserted at the next evaluation: an NC pump the rules want running is told ON again.
+        (a node declared `bounded_off` comes up at its fail-safe defaults: an NC pump runs), and
+        re-asserted at the next evaluation: an NC pump the rules want running is told ON again.
         `why` is for the caller's log; the engine's decisions name the rule that wants each state."""
         self.now, self.st = now, st
         self._came_back(node_uid, now)
+        defaults = node_uid in self.bounded_off
         for name, b in self.bindings.items():
             c = st.channels.get(name)
             if b.node_uid == node_uid and c is not None:
-                c.is_on = False
+                c.is_on = defaults and self.channels[name].fail_safe == "NC"
                 c.commanded_until = None
                 c.last_cmd = None
 

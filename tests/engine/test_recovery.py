@@ -263,3 +263,13 @@ def test_nc_off_deadlines_leave_out_a_bounded_off_its_node_has_ended(tmp_path):
 
 def test_fixture_loads():
     assert fixture_ruleset().ruleset is not None
+
+
+def test_a_rebooted_bounded_off_node_comes_up_at_its_fail_safe_defaults(tmp_path):
+    from .test_recirculation import bounded_off_fixture
+
+    z = healthy(Zone(bounded_off_fixture(tmp_path)))
+    z.tick(3)
+    z.prog.node_back(z.state, "nd-pump", z.now, "uptime went down")
+    c = z.state.channels["pump_recirc"]
+    assert c.is_on and c.since == z.now and c.reassert, "its NC pump runs, and is told what the rules want"

@@ -57,6 +57,8 @@ RULESET_REJECTED = "RULESET_REJECTED"
 RULESET_ALERT = "infra_ruleset_rejected"
 #: node secrets and ids are read again this often while the database is up
 NODES_REFRESH_S = 30.0
+#: zones evaluated, written (one transaction) and published together within a tick
+CHUNK = 64
 
 
 class RulesetError(Exception):
@@ -270,10 +272,10 @@ class Daemon:
         async with self._tick_lock:
             self.tick_done.clear()
             t0 = time.perf_counter()
-            now = self.clock()
             runners = [self.zones[u] for u in sorted(self.zones)]
             inputs = await self._read_inputs(runners)
-            await self._run(runners, now, inputs)
+            for i in range(0, len(runners), CHUNK):  # a fast-path evaluation waits for one chunk at most
+                await self._run(runners[i : i + CHUNK], inputs)
             self.ticks += 1
             self._observe(time.perf_counter() - t0)
             self.tick_done.set()
@@ -283,7 +285,7 @@ class Daemon:
         z = self.zones.get(zone_uid)
         if z is None:
             return
-        await self._run([z], self.clock(), None)
+        await self._run([z], None)
         self.evaluated += 1
 
     async def _read_inputs(self, runners: list[ZoneRunner]) -> dict | None:
@@ -310,11 +312,12 @@ class Daemon:
             by_id[r["cmd_id"]] = r
         return {"latest": latest, "statuses": by_id, "resets": resets, "cursor": cursor}
 
-    async def _run(self, runners: list[ZoneRunner], now: float, inputs: dict | None) -> None:
+    async def _run(self, runners: list[ZoneRunner], inputs: dict | None) -> None:
         """Evaluate these zones (each under its lock), write what they decided in one transaction, publish."""
         async with contextlib.AsyncExitStack() as stack:
             for z in runners:
                 await stack.enter_async_context(z.lock)
+            now = self.clock()  # read under the locks: a zone's evaluations never go back in time
             work = []
             for z in runners:
                 if z.dropped or z.st is None:
@@ -735,11 +738,14 @@ class Daemon:
                 log.error("zone %s is not in the database (run the service, or db sync); not controlled", uid)
                 return
             saved = await zone_store.engine_state(conn, row["id"])
+            prev = await daemon_store.last_owner(conn, uid, other_than=self.daemon_id) if saved else None
             resets = await event_store.after(conn, [row["id"]], 0, [SAFETY_RESET])
             await self._load_nodes(conn, force=True)
         z = ZoneRunner(self.ruleset, uid, zone_id=row["id"], greenhouse_uid=row["greenhouse_uid"])
         ds, entries = [], []
         if saved:
+            if prev is not None and (why != "daemon restart" or prev.get("host") != socket.gethostname()):
+                why = f"takeover from {prev['daemon_id']}"  # another daemon (or another host's) had it
             z.st = carry_state(saved, z.prog, now)
             d = z.prog.recover(z.st, now, why)
             entries.append(

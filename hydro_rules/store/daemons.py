@@ -72,6 +72,18 @@ async def newest_beat(conn: asyncpg.Connection) -> datetime | None:
     return await conn.fetchval("SELECT max(beat_at) FROM daemons")
 
 
+async def last_owner(conn: asyncpg.Connection, zone_uid: str, *, other_than: str) -> dict | None:
+    """The daemon other than `other_than` that last listed the zone as its own (daemon_id, host,
+    beat_at, stopped_at): whom a takeover takes it from. None when no other daemon ever had it."""
+    row = await conn.fetchrow(
+        """SELECT daemon_id, host, beat_at, stopped_at FROM daemons
+           WHERE $1 = ANY(zones) AND daemon_id <> $2 ORDER BY beat_at DESC LIMIT 1""",
+        zone_uid,
+        other_than,
+    )
+    return dict(row) if row else None
+
+
 def zone_lock_key(zone_uid: str) -> int:
     """The zone's advisory lock key: a stable signed 64-bit number (the same in every process)."""
     digest = hashlib.blake2b(_NAMESPACE + zone_uid.encode(), digest_size=8).digest()

@@ -357,6 +357,12 @@ class NodeSim:
 
         now = self.clock()
         self.started_at = now
+        if urlsplit(self.mqtt_url).username and not self.node_passwords:
+            log.warning(
+                "every node logs in as %s: on a broker that makes the login the client id (the kit's), they "
+                "take each other's place; give the nodes their own logins (node_passwords, --node-password)",
+                urlsplit(self.mqtt_url).username,
+            )
         for zone in self.zones_wanted:
             faults = [f for _, f in self._twin_faults if applies_to(f, zone)]
             twin = ZoneTwin(zone, self.ruleset, seed=zone_seed(self.seed, zone.uid), start=now, faults=faults,

@@ -8,12 +8,15 @@ from pathlib import Path
 
 from .conftest import SITE
 
+#: the test site's fast pumps (as tests/daemon/conftest.TWIN)
+FAST = ["--twin", "fill_flow_l_min=60", "--twin", "drain_flow_l_min=60"]
+
 
 def test_demo_runs_a_water_change_and_leaves_no_command_open(fresh_database, mqtt_url):
     env = {**os.environ, "HYDRO_DATABASE_URL": fresh_database("hydro_demo"), "HYDRO_MQTT_URL": mqtt_url}
     exe = Path(sys.executable).with_name("hydro-rules")
     done = subprocess.run(
-        [str(exe), "demo", str(SITE), "--duration", "15s", "--json", "--twin", "fill_flow_l_min=20"],
+        [str(exe), "demo", str(SITE), "--duration", "10s", "--json", *FAST],
         env=env,
         capture_output=True,
         text=True,

@@ -23,7 +23,7 @@ async def test_a_dry_reservoir_stops_the_pump_and_raises_dry_run(plant):
     assert sim.twins["zt-2"].running("pump_recirc")
 
     since = time.time()
-    sim.inject("dry_reservoir@0:rate=30L/min", "zt-2")  # 6 L: below the 25 % minimum within seconds
+    sim.inject("dry_reservoir@0:rate=120L/min", "zt-2")  # 6 L: below the 25 % minimum within seconds
     off = await p.spy.wait_command("zt-2", "pump_recirc", state=False, since=since, timeout=20)
     alert = await p.wait_alert("zt-2", "biz_dry_run", "pump_recirc")
     assert alert["locks"] and alert["rule"] and "reservoir_has_water" in alert["rule"]

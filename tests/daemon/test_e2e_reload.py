@@ -48,7 +48,7 @@ async def test_a_broken_rule_set_is_refused_and_the_old_one_keeps_running(plant,
 
     # the old rules still control the zone: a dry reservoir still stops its pump
     since = time.time()
-    sim.inject("dry_reservoir@0:rate=30L/min", "zt-2")
+    sim.inject("dry_reservoir@0:rate=120L/min", "zt-2")
     await p.spy.wait_command("zt-2", "pump_recirc", state=False, since=since, timeout=20)
     await p.wait_alert("zt-2", "biz_dry_run", "pump_recirc")
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -59,6 +60,8 @@ RULESET_ALERT = "infra_ruleset_rejected"
 NODES_REFRESH_S = 30.0
 #: zones evaluated, written (one transaction) and published together within a tick
 CHUNK = 64
+#: a zone's state is written with every decision, and at least this often when nothing is decided
+STATE_EVERY_S = 5.0
 
 
 class RulesetError(Exception):
@@ -129,7 +132,7 @@ class Daemon:
         self._tick_lock = asyncio.Lock()  # ticks, ownership changes and reloads, one at a time
         self._db_lock = asyncio.Lock()  # writes and the journal's replay, in order
         self._recheck = False  # re-take the zone locks before the next command (after the database was away)
-        self._last_saved: dict[str, dict] = {}  # zone -> state JSON last written
+        self._last_saved: dict[str, tuple] = {}  # zone -> (when, its state as JSON text) last written
         self._tasks: list[asyncio.Task] = []
         self._signature: tuple = ()
         self._adopted = False  # the store's active infra alerts are known to the watch
@@ -421,9 +424,10 @@ class Daemon:
                 events.append(
                     {"type": e.type, "details": dlog.plain(e.details), "rule": e.details.get("cause"), "at": e.at}
                 )
-        state = copy.deepcopy(z.st.to_json())
-        if not (commands or alerts or events or entries) and state == self._last_saved.get(z.uid):
-            return None
+        last = self._last_saved.get(z.uid)
+        if not (commands or alerts or events or entries) and last is not None and now - last[0] < STATE_EVERY_S:
+            return None  # nothing decided: the state is written every STATE_EVERY_S, with the next decision at once
+        state = z.st.to_json()
         self.count_decisions(entries)
         return {
             "zone_uid": z.uid,
@@ -469,7 +473,7 @@ class Daemon:
         """The states an entry stored are what a failed write later returns to."""
         for b in entry.get("zones", ()) if entry["op"] == "tick" else ():
             if b.get("state") is not None:
-                self._last_saved[b["zone_uid"]] = b["state"]
+                self._last_saved[b["zone_uid"]] = (b["at"], json.dumps(b["state"]))
 
     def _undo(self, z: ZoneRunner, commands: list, now: float) -> None:
         """An evaluation whose writes failed did not happen: the zone returns to its last stored state
@@ -477,7 +481,7 @@ class Daemon:
         prev = self._last_saved.get(z.uid)
         z.answered.clear()  # the store's answers are folded in again
         if prev is not None:
-            z.st = ZoneState.from_json(copy.deepcopy(prev))
+            z.st = ZoneState.from_json(json.loads(prev[1]))
         else:
             self._unsent(z, commands, "not_recorded", now)
 
@@ -708,6 +712,14 @@ class Daemon:
         if not self.db_ok:
             self._pending_gains = gained
             return
+        if gained - set(self.zones):
+            try:
+                async with self.db.acquire() as conn:
+                    await self._load_nodes(conn, force=True)  # the secrets of their nodes, before any command
+            except DatabaseUnavailable as e:
+                self._db_lost(e)
+                self._pending_gains = gained
+                return
         for uid in sorted(gained):
             if uid in self.zones:
                 continue
@@ -740,7 +752,6 @@ class Daemon:
             saved = await zone_store.engine_state(conn, row["id"])
             prev = await daemon_store.last_owner(conn, uid, other_than=self.daemon_id) if saved else None
             resets = await event_store.after(conn, [row["id"]], 0, [SAFETY_RESET])
-            await self._load_nodes(conn, force=True)
         z = ZoneRunner(self.ruleset, uid, zone_id=row["id"], greenhouse_uid=row["greenhouse_uid"])
         ds, entries = [], []
         if saved:
@@ -772,7 +783,7 @@ class Daemon:
             dlog.entry(now, "ownership", f"zone taken by daemon {self.daemon_id} ({why})", details={"why": why})
         )
         self.zones[uid] = z
-        self._last_saved[uid] = copy.deepcopy(z.st.to_json())  # what a failed write of its first tick returns to
+        self._last_saved[uid] = (-math.inf, json.dumps(z.st.to_json()))  # what a failed first write returns to
         async with z.lock:
             b = self._batch(z, ds, entries, now)
             if b is not None:
@@ -783,13 +794,8 @@ class Daemon:
         now = time.monotonic()
         if not force and now - self._nodes_at < NODES_REFRESH_S:
             return
-        uids = {n for z in self.ruleset.zones for n in z.nodes}
-        nodes = {}
-        for uid in sorted(uids):
-            n = await node_store.get(conn, uid)
-            if n is not None and n.get("validated") and n.get("secret"):
-                nodes[uid] = {"id": n["id"], "secret": n["secret"]}
-        self._nodes = nodes
+        uids = sorted({n for z in self.ruleset.zones for n in z.nodes})
+        self._nodes = await node_store.secrets_of(conn, uids)
         self._nodes_at = now
 
     # ---- the database: lost, back -------------------------------------------------------------

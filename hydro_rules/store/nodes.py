@@ -65,6 +65,17 @@ async def get(conn: asyncpg.Connection, uid: str) -> dict | None:
     return dict(row) if row else None
 
 
+async def secrets_of(conn: asyncpg.Connection, uids: list[str]) -> dict[str, dict]:
+    """uid -> {"id", "secret"} of those of these nodes that are validated and have a command secret
+    (one query: what the site daemon keeps to sign commands while the database is down)."""
+    rows = await conn.fetch(
+        """SELECT uid, id, secret FROM nodes
+           WHERE uid = ANY($1::text[]) AND validated AND secret IS NOT NULL AND secret <> ''""",
+        list(uids),
+    )
+    return {r["uid"]: {"id": r["id"], "secret": r["secret"]} for r in rows}
+
+
 def new_secret() -> str:
     return secrets.token_hex(32)
 

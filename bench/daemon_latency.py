@@ -1,6 +1,6 @@
 """Site daemon latency: a dry-reservoir sample published on MQTT -> the pump-off command seen on MQTT.
 
-A throwaway Mosquitto (the kit's sizing), a fresh database, `hydro-rules serve` and `hydro-rules run`
+A throwaway Mosquitto (the kit's sizing and TCP_NODELAY), a fresh database, `hydro-rules serve` and `hydro-rules run`
 each in a process of their own, on a one-zone site built from the daemon test site (tests/daemon/site,
 zone zt-2: the standard rules, the recirculation pump running). Each trial publishes a water level
 below the dry-run minimum as the level node would and times until the daemon's signed
@@ -158,6 +158,14 @@ async def wait_owned(url: str, zones: int, timeout: float = 60.0) -> None:
     finally:
         await conn.close()
     raise RuntimeError(f"the daemon did not take its {zones} zone(s) within {timeout} s")
+
+
+def kit_broker() -> str:
+    """The kit's broker settings that matter here: its queue sizes and its TCP_NODELAY (a command
+    the broker forwards goes out at once, not after the previous packet's delayed ACK)."""
+    conf = ROOT / "runtime" / "mosquitto" / "hydro.conf"
+    nodelay = [line for line in conf.read_text().splitlines() if line.startswith("set_tcp_nodelay")]
+    return "\n".join([broker_sizing(conf), *nodelay])
 
 
 # ---- MQTT helpers ---------------------------------------------------------------------------------------
@@ -338,7 +346,7 @@ async def main(args) -> None:
     try:
         site = make_site(tmp / "site")
         rs = load_site(site)
-        with ThrowawayMosquitto(extra=broker_sizing(ROOT / "runtime" / "mosquitto" / "hydro.conf")) as broker:
+        with ThrowawayMosquitto(extra=kit_broker()) as broker:
             base_ms = await baseline(broker.url, args.trials)
             async with bench_database(rs) as url:
                 await register_nodes(url, rs)

@@ -330,21 +330,36 @@ class Plant:
         return sim
 
     async def close(self) -> None:
+        """Stop everything (each piece at most 20 s: a piece that does not stop is named, not waited on)."""
+        stuck = []
+
+        async def stop(what: str, coro) -> None:
+            try:
+                await asyncio.wait_for(coro, 20)
+            except TimeoutError:
+                stuck.append(what)
+            except Exception:
+                pass
+
         for p in self.processes:
             p.stop()
+        self.processes = []
         for s in self.sims:
-            with contextlib.suppress(Exception):
-                await s.stop()
+            await stop("node simulator", s.stop())
+        self.sims = []
         for d in reversed(self.daemons):
-            with contextlib.suppress(Exception):
-                await d.stop()
+            await stop(f"daemon {d.daemon_id}", d.stop())
+        self.daemons = []
         if self.service is not None:
-            with contextlib.suppress(Exception):
-                await self.service.stop()
+            await stop("service", self.service.stop())
+            self.service = None
         if self.spy is not None:
-            await self.spy.stop()
+            await stop("spy", self.spy.stop())
+            self.spy = None
         if self.db is not None:
-            await self.db.close()
+            await stop("test pool", self.db.close())
+            self.db = None
+        assert not stuck, f"did not stop within 20 s: {', '.join(stuck)}"
 
     # ---- reading what happened ---------------------------------------------------------------------
     def zone_id(self, uid: str) -> int:

@@ -819,8 +819,13 @@ class Daemon:
             pending = self.journal.pending()
 
             async def apply(entry):
-                async with self.db.transaction() as conn:
-                    await self._apply(conn, entry, replay=True)
+                try:
+                    async with self.db.transaction() as conn:
+                        await self._apply(conn, entry, replay=True)
+                except DatabaseUnavailable:
+                    raise  # it stays in the journal: the next try writes it
+                except Exception:  # an entry the database refuses would hold every later one back for ever
+                    log.exception("journal entry %s refused by the database; dropped", entry.get("op"))
 
             if pending:
                 log.info("the database is back: writing %d journal entr(ies)", pending)

@@ -288,7 +288,7 @@ class ChannelControl:
             end = off_until if off_until is not None else now + cap
             span = min(end - now, cap)
             held = not c.is_on and not c.reassert and c.commanded_until is not None
-            if held and (c.commanded_until - now > self._renew_window() or c.commanded_until >= end - 1e-6):
+            if held and (c.commanded_until - now > self._renew_window(cap) or c.commanded_until >= end - 1e-6):
                 return
             if span < 1.0:
                 return

@@ -160,10 +160,12 @@ class SafetyMixin:
             c.intents.clear()
             c.failures = [t for t in c.failures if t < silent_since]
 
-    def _renew_window(self) -> float:
-        """A bounded command is renewed when this little of it is left: at least two ticks."""
+    def _renew_window(self, span: float | None = None) -> float:
+        """A bounded command is renewed when this little of it is left: RENEW_S, or half of a command
+        that lasts at most `span` (a short max_recirc_off is not renewed at every evaluation), and at
+        least two ticks."""
         tick = 60.0 if self._last_now is None else self.now - self._last_now
-        return max(RENEW_S, 2.0 * tick)
+        return max(RENEW_S if span is None else min(RENEW_S, span / 2.0), 2.0 * tick)
 
     # ---- dosing ---------------------------------------------------------------------------------
     def _dose_limited(self, name: str, c, ml: float) -> str | None:

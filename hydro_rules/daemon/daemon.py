@@ -47,6 +47,7 @@ from ..store import events as event_store
 from ..store import nodes as node_store
 from ..store import telemetry as telemetry_store
 from ..store import zones as zone_store
+from ..store.db import CONNECTION_ERRORS
 from . import log as dlog
 from .config import DaemonSettings
 from .zone import ZoneRunner
@@ -132,6 +133,7 @@ class Daemon:
         self._tick_lock = asyncio.Lock()  # ticks, ownership changes and reloads, one at a time
         self._db_lock = asyncio.Lock()  # writes and the journal's replay, in order
         self._recheck = False  # re-take the zone locks before the next command (after the database was away)
+        self._wconn = None  # the writer connection (see _transaction)
         self._last_saved: dict[str, tuple] = {}  # zone -> (when, its state as JSON text) last written
         self._tasks: list[asyncio.Task] = []
         self._signature: tuple = ()
@@ -222,6 +224,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 self.journal.close()
         if self.db is not None:
+            await self._release_writer()
             await self.db.close()
         log.info("daemon %s stopped", self.daemon_id)
 
@@ -450,7 +453,7 @@ class Daemon:
             if self.db_ok:
                 t0 = time.perf_counter()
                 try:
-                    async with self.db.transaction() as conn:
+                    async with self._transaction() as conn:
                         await self._apply(conn, entry)
                     self._metric("db_latency_seconds", "observe", time.perf_counter() - t0)
                     self._written(entry)
@@ -468,6 +471,26 @@ class Daemon:
             self._metric("journal_pending", "set", self.journal.pending())
             self._written(entry)
             return True
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self):
+        """A transaction on the daemon's own writer connection, kept between writes: a fast-path
+        evaluation publishes right after its COMMIT, with no pool round trip in between."""
+        try:
+            if self._wconn is None or self._wconn.is_closed():
+                self._wconn = None
+                self._wconn = await self.db.pool.acquire(timeout=10)
+            async with self._wconn.transaction():
+                yield self._wconn
+        except CONNECTION_ERRORS as e:
+            await self._release_writer()
+            raise DatabaseUnavailable(f"{type(e).__name__}: {e}") from e
+
+    async def _release_writer(self) -> None:
+        conn, self._wconn = self._wconn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.db.pool.release(conn), 2)
 
     def _written(self, entry: dict) -> None:
         """The states an entry stored are what a failed write later returns to."""
@@ -820,7 +843,7 @@ class Daemon:
 
             async def apply(entry):
                 try:
-                    async with self.db.transaction() as conn:
+                    async with self._transaction() as conn:
                         await self._apply(conn, entry, replay=True)
                 except DatabaseUnavailable:
                     raise  # it stays in the journal: the next try writes it

@@ -111,7 +111,7 @@ async def test_a_daemon_killed_mid_drain(plant):
     # the restarted daemon fails the change (no drain resumes), refills what is below the minimum and
     # circulates again
     restarted = time.time()
-    p.spawn_daemon("restarted")
+    p.spawn_daemon("killed")  # systemd starts it again, under its configured daemon_id
     for z in zones:
         await p.wait_alert(z, "biz_water_change_failed", timeout=20)
         recovery = await eventually(lambda z=z: _kind(p, z, "recovery"), timeout=10)

@@ -206,6 +206,7 @@ class MqttDoor:
                     error_message=payloads.response_message(raw),
                     details=r.details or None,
                     payload=raw,
+                    at=_at(self.clock()),
                 )
                 if res.duplicate or res.command is None or res.foreign:
                     return res

@@ -155,11 +155,14 @@ async def apply_response(
     error_message: str | None,
     details: dict | None,
     payload: dict,
+    at: datetime | None = None,
 ) -> ResponseResult:
     """Record a node's command_response and move the command forward if it may.
 
     The sender is named by `node_uid` (the topic's node, registered or not) or by
     `node_id`; a response is applied only when the sender is the command's node.
+    `at` is when it was received by the caller's clock (default: the database's),
+    the clock the timeout sweep also counts an ACKed command's time on.
     """
     new = FROM_NODE.get(status)
     if new is None:
@@ -209,7 +212,7 @@ async def apply_response(
         stamp = _STAMP[new]
         cmd = dict(
             await conn.fetchrow(
-                f"""UPDATE commands SET status = $2, node_status = $3, {stamp} = now(),
+                f"""UPDATE commands SET status = $2, node_status = $3, {stamp} = coalesce($7, now()),
                         error_code = coalesce($4, error_code), error_message = coalesce($5, error_message),
                         details = coalesce($6, details), updated_at = now()
                     WHERE id = $1 RETURNING *""",
@@ -219,6 +222,7 @@ async def apply_response(
                 error_code if new == FAILED else None,
                 error_message if new == FAILED else None,
                 details,
+                at,
             )
         )
         await conn.execute("UPDATE command_responses SET applied = true WHERE id = $1", rid)

@@ -157,6 +157,37 @@ async def test_the_running_service_times_out_an_unanswered_command_at_its_respon
             assert failures == {"pump_recirc": [t0 + 60]}
 
 
+def ack_only(cmd):
+    return [("ACK", {})]
+
+
+async def test_an_acked_run_times_out_at_ack_plus_duration_plus_timeout_on_the_services_clock(
+    clocked, tokens, mqtt_url
+):
+    """The ACK is stamped with the service's clock, the one its sweep counts on, not the database's:
+    with the two an hour apart, the run still ends exactly at ack + duration + response timeout."""
+    svc, clock = clocked
+    clock.t += 3600.0  # the service's clock is an hour ahead of the database's
+    t0 = clock.t
+    async with client_for(svc) as http:
+        secret = await _secret(http, tokens, "nd-drain-1")
+        await _level(http, tokens, 60, ts=clock.t)  # water to drain
+        async with ScriptedNode(mqtt_url, "nd-drain-1", secret, ack_only) as node:
+            r = await http.post("/commands", headers=auth(tokens["operator"]), json=DRAIN)
+            assert r.status_code == 202, r.text
+            cmd = r.json()
+            await node.next()
+            acked = await _status(http, tokens, cmd["cmd_id"], "ack")
+            assert datetime.fromisoformat(acked["ack_at"]).timestamp() == t0
+            end = t0 + 2.5 + 60  # duration_ms 2500, then the response timeout
+            clock.t = end - 0.001  # one tick before
+            await _sweeps(svc)
+            assert (await _command(http, tokens, cmd["cmd_id"]))["status"] == "ack"
+            clock.t = end
+            ended = await _status(http, tokens, cmd["cmd_id"], "timeout")
+            assert datetime.fromisoformat(ended["timeout_at"]).timestamp() == end
+
+
 # ---- responses -----------------------------------------------------------------------------------
 async def test_an_error_code_and_message_inside_details_fail_the_command_and_raise_the_alert(http, tokens, mqtt_url):
     def error_in_details(cmd):

@@ -327,6 +327,26 @@ async def stored_level(db, ts: float, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
+async def daemon_means(port: int) -> dict:
+    """Mean evaluation time and mean database time of the daemon, from its /metrics."""
+    try:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+    except httpx.HTTPError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("hydro_daemon_") and " " in line and "{" not in line:
+            name, _, value = line.partition(" ")
+            values[name] = float(value)
+    out = {}
+    for label, metric in (("evaluation", "hydro_daemon_eval_seconds"), ("database", "hydro_daemon_db_latency_seconds")):
+        n = values.get(f"{metric}_count")
+        if n:
+            out[label] = values[f"{metric}_sum"] / n
+    return out
+
+
 async def explain(url: str) -> None:
     """What the daemon decided last, when a trial waited in vain."""
     conn = await connect_once(url)
@@ -353,7 +373,8 @@ async def main(args) -> None:
                 ctx, base = await serve(url, broker.url, site)
                 try:
                     responder = await Responder(broker.url).start()
-                    env = daemon_env(url, broker.url, str(tmp / "queue"), tick_s=args.tick)
+                    metrics_port = free_port()
+                    env = daemon_env(url, broker.url, str(tmp / "queue"), tick_s=args.tick, metrics_port=metrics_port)
                     with process(["run", str(site)], env, "run"):
                         await wait_owned(url, 1)
                         try:
@@ -361,6 +382,7 @@ async def main(args) -> None:
                         except TimeoutError:
                             await explain(url)
                             raise
+                        inside = await daemon_means(metrics_port)
                     await responder.client.disconnect()
                 finally:
                     ctx.__exit__(None, None, None)
@@ -369,6 +391,11 @@ async def main(args) -> None:
     p50, p99 = statistics.median(got), _pct(got, 0.99)
     b50, b99 = statistics.median(base_ms), _pct(base_ms, 0.99)
     print(f"bare MQTT round trip ({len(base_ms)}): p50 {b50:.2f} ms, p99 {b99:.2f} ms")
+    if inside:
+        print(
+            "inside the daemon (its /metrics, means over every tick and fast-path evaluation): "
+            + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in inside.items())
+        )
     print(
         f"dry-reservoir sample -> pump-off command ({len(got)} trials): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
         f"max {max(got):.2f} ms; over the bare round trip: p50 +{p50 - b50:.2f} ms, p99 +{p99 - b99:.2f} ms "

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..service.config import Settings, _broker_login
+from ..service.config import Settings, client_id_is_the_login
 
 
 def _default_id() -> str:
@@ -46,16 +46,4 @@ class DaemonSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _client_id_is_the_login(cls, values):
-        """As for the service: the broker login is the client id; one that differs is refused."""
-        if not isinstance(values, dict):
-            return values
-        login = _broker_login(values.get("mqtt_url", cls.model_fields["mqtt_url"].default))
-        chosen = values.get("mqtt_client_id")
-        if login and chosen and chosen != login:
-            raise ValueError(
-                f"mqtt_client_id {chosen!r} differs from the broker login {login!r} in mqtt_url: the site's broker"
-                " uses the login as the client id (use_username_as_clientid); leave mqtt_client_id out"
-            )
-        if login and not chosen:
-            return {**values, "mqtt_client_id": login}
-        return values
+        return client_id_is_the_login(cls, values)

@@ -67,19 +67,24 @@ class Settings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _client_id_is_the_login(cls, values):
-        """Default the client id to the broker login; refuse one that differs from it."""
-        if not isinstance(values, dict):
-            return values
-        login = _broker_login(values.get("mqtt_url", cls.model_fields["mqtt_url"].default))
-        chosen = values.get("mqtt_client_id")
-        if login and chosen and chosen != login:
-            raise ValueError(
-                f"mqtt_client_id {chosen!r} differs from the broker login {login!r} in mqtt_url: the site's broker"
-                " uses the login as the client id (use_username_as_clientid); leave mqtt_client_id out"
-            )
-        if login and not chosen:
-            return {**values, "mqtt_client_id": login}
+        return client_id_is_the_login(cls, values)
+
+
+def client_id_is_the_login(model: type[BaseModel], values):
+    """Default the client id to the broker login; refuse one that differs from it (the site's
+    broker makes a client's id its login, so that no node can take a service's session)."""
+    if not isinstance(values, dict):
         return values
+    login = _broker_login(values.get("mqtt_url", model.model_fields["mqtt_url"].default))
+    chosen = values.get("mqtt_client_id")
+    if login and chosen and chosen != login:
+        raise ValueError(
+            f"mqtt_client_id {chosen!r} differs from the broker login {login!r} in mqtt_url: the site's broker"
+            " uses the login as the client id (use_username_as_clientid); leave mqtt_client_id out"
+        )
+    if login and not chosen:
+        return {**values, "mqtt_client_id": login}
+    return values
 
 
 def _broker_login(url) -> str | None:

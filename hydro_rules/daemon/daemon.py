@@ -136,6 +136,8 @@ class Daemon:
         self._wconn = None  # the writer connection (see _transaction)
         self._last_saved: dict[str, tuple] = {}  # zone -> (when, its state as JSON text) last written
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()  # SIGHUP reloads, infra alert writes
+        self._reloading = asyncio.Lock()  # one reload at a time: SIGHUP and the file poll may coincide
         self._signature: tuple = ()
         self._adopted = False  # the store's active infra alerts are known to the watch
         self._pending_gains: set[str] = set()  # zones locked while their rows could not be read
@@ -203,9 +205,10 @@ class Daemon:
 
     async def stop(self) -> None:
         self._stopping = True
-        for t in self._tasks:
+        tasks = [*self._tasks, *self._background]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
         if self.live is not None:
             with contextlib.suppress(Exception):
@@ -236,12 +239,19 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, done.set)
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
         await self.start()
         try:
             await done.wait()
         finally:
             await self.stop()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        """A task the daemon keeps hold of until it ends (the loop keeps only weak references)."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _every(self, period: float, step) -> None:
         while True:
@@ -360,6 +370,13 @@ class Daemon:
                     d, e = self._reset(z, ev, now)
                     ds.append(d)
                     entries += e
+        else:  # the database is away: no answer and no timeout can reach us through it
+            for resp in z.overdue(now):
+                self._metric("commands", "inc", labels={"status": resp.status})
+                d = prog.apply_response(st, resp, now)
+                if d:
+                    ds.append(d)
+                    entries += dlog.entries(prog, d)
         t0 = time.perf_counter()
         d = prog.evaluate(st, z.snapshot(), now)
         self._metric("eval_seconds", "observe", time.perf_counter() - t0)
@@ -896,6 +913,10 @@ class Daemon:
         With errors the running rule set stays; an infra alert, an event and a decision
         row per zone say why. Returns (swapped?, the error diagnostics).
         """
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> tuple[bool, list]:
         loaded = await asyncio.to_thread(load, self.site_path)
         self._signature = await asyncio.to_thread(rule_files_signature, loaded, self.site_path)
         now = self.clock()
@@ -1010,7 +1031,7 @@ class Daemon:
             changes = self.infra.observe(
                 mqtt_connected=bool(self.live.connected),
                 db_ok=self.db_ok,
-                node_last_seen=dict(getattr(self.live, "node_last_seen", {}) or {}),
+                node_last_seen=self.live.last_seen_of(list(self.zones)),  # only the zones this daemon owns
             )
         except Exception:
             log.exception("infra watch failed")
@@ -1020,7 +1041,7 @@ class Daemon:
             alerts = [
                 _infra_alert(a, (self._nodes.get(a.node_uid) or {}).get("id"), self.daemon_id, version) for a in changes
             ]
-            asyncio.ensure_future(self._write({"op": "infra", "alerts": alerts}))
+            self._spawn(self._write({"op": "infra", "alerts": alerts}))
 
     def _metric(self, name: str, how: str, value=None, labels: dict | None = None) -> None:
         m = getattr(self.metrics, name, None) if self.metrics is not None else None

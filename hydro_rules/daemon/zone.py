@@ -99,6 +99,21 @@ class ZoneRunner:
             )
         return out
 
+    def overdue(self, now: float) -> list[W.CommandResponse]:
+        """TIMEOUT of each command sent `commands.response_timeout` ago or more without even an ACK.
+
+        Only while the database is away: the service, which writes `timeout`, cannot then, and an
+        unanswered OFF holds back every ON of its channel, an NC pump's too."""
+        if self.st is None:
+            return []
+        limit = self.prog.S["commands.response_timeout"]
+        return [
+            W.CommandResponse(cmd_id, W.TIMEOUT, now)
+            for c in self.st.channels.values()
+            for cmd_id, sent_at in c.pending.items()
+            if cmd_id not in c.acked and now - sent_at >= limit
+        ]
+
     def forget_answered(self) -> None:
         """Keep `answered` to the commands still outstanding (and their last word)."""
         if len(self.answered) > 256:

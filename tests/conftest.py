@@ -216,3 +216,49 @@ def site_database(database_url, site) -> str:
     """For synchronous tests: the run's database, emptied and holding the demo site; its URL."""
     asyncio.run(reset_database(database_url, site))
     return database_url
+
+
+async def clear_retained(url: str, topics: str = "hydro/#") -> int:
+    """Delete every retained message under `topics` on the broker; how many there were.
+
+    Simulated nodes leave their retained `status` and `lwt` behind, as real ones do; on a broker
+    the tests share, a later test's subscriber would hear them. An empty retained publish deletes
+    one. A marker published after the SUBSCRIBE comes back after every retained message.
+    """
+    from hydro_rules.transport.mqtt import MqttClient
+
+    marker = f"hydro-test/marker/{uuid.uuid4().hex}"
+    found: set[str] = set()
+    back = asyncio.Event()
+
+    async def on(topic: str, payload: bytes, retained: bool) -> int:
+        if topic == marker:
+            back.set()
+        elif retained and payload:
+            found.add(topic)
+        return 0
+
+    client = MqttClient(url, handler=on, subscriptions=[topics, marker])
+    await client.connect(5)
+    try:
+        for _ in range(100):
+            await client.publish(marker, b"marker")
+            try:
+                await asyncio.wait_for(back.wait(), 0.1)
+                break
+            except TimeoutError:
+                continue
+        for topic in found:
+            await client.publish(topic, b"", retain=True)
+        await client.drain(5)
+    finally:
+        await client.disconnect()
+    return len(found)
+
+
+@pytest.fixture
+def no_retained_left(request):
+    """After a test that used the shared broker, nothing it left retained is heard by the next."""
+    yield
+    if "mqtt_url" in request.fixturenames:
+        asyncio.run(clear_retained(request.getfixturevalue("mqtt_url")))

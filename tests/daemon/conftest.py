@@ -499,3 +499,8 @@ async def plant(site_db, mqtt_url, test_site, tmp_path):
     yield make
     for p in reversed(made):
         await p.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_retained_left(no_retained_left):
+    """Simulated nodes leave retained status and lwt behind: gone before the next test."""

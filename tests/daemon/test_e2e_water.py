@@ -3,7 +3,9 @@ broker, the service stores every answer, and every command ends."""
 
 import pytest
 
-from .conftest import is_on
+from hydro_rules.store import commands as command_store
+
+from .conftest import eventually, is_on
 
 pytestmark = pytest.mark.anyio
 
@@ -27,6 +29,12 @@ async def test_a_whole_water_change_completes(plant):
 
     # the 15 minutes of stabilisation pass at once for the service, the daemon and the nodes alike
     before_jump = {m.doc["cmd_id"] for m in p.spy.commands("zt-1")}
+
+    async def answered():  # a jump past a command still in flight would time it out, on any site
+        rows = await p.commands("zt-1")
+        return all(c["status"] in command_store.TERMINAL for c in rows if c["cmd_id"] in before_jump)
+
+    await eventually(answered, 20)
     p.clock.jump(STABILIZE_S)
     done = await p.wait_event("zt-1", "WATER_CHANGE_COMPLETED", timeout=20, after_id=started["id"])
     assert done["rule"], "the completion names the rule that made it"

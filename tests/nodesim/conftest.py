@@ -116,3 +116,8 @@ class TimeServer:
 async def time_server(mqtt_url):
     async with TimeServer(mqtt_url) as ts:
         yield ts
+
+
+@pytest.fixture(autouse=True)
+def _no_retained_left(no_retained_left):
+    """Simulated nodes leave retained status and lwt behind: gone before the next test."""

@@ -370,7 +370,7 @@ class Daemon:
                     d, e = self._reset(z, ev, now)
                     ds.append(d)
                     entries += e
-        else:  # the database is away: no answer and no timeout can reach us through it
+        elif not self.db_ok:  # the database is away: no answer and no timeout can reach us through it
             for resp in z.overdue(now):
                 self._metric("commands", "inc", labels={"status": resp.status})
                 d = prog.apply_response(st, resp, now)

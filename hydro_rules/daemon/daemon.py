@@ -299,7 +299,7 @@ class Daemon:
     async def evaluate_now(self, zone_uid: str) -> None:
         """The fast path: evaluate one zone at once (a safety sample came), as a tick does."""
         z = self.zones.get(zone_uid)
-        if z is None:
+        if z is None or self._stopping:
             return
         await self._run([z], None)
         self.evaluated += 1

@@ -208,9 +208,11 @@ class LiveFeed:
         if self._connector is not None and not self._connector.done():
             self._connector.cancel()
             await asyncio.gather(self._connector, return_exceptions=True)
-        await self.mqtt.disconnect()
-        if self._tasks:
+        if self._tasks:  # an evaluation still running would wait for a broker it has just left
+            for t in list(self._tasks):
+                t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.mqtt.disconnect()
 
     @property
     def node_last_seen(self) -> dict[str, float]:

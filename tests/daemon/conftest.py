@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -339,7 +340,9 @@ class Plant:
             task = asyncio.ensure_future(coro)
             done, _ = await asyncio.wait({task}, timeout=20)
             if not done:
-                stuck.append(what)
+                where = io.StringIO()
+                task.print_stack(file=where)
+                stuck.append(f"{what}\n{where.getvalue()}")
                 task.cancel()
             elif not task.cancelled() and task.exception() is not None:
                 pass  # a piece that fails to stop cleanly is not what these tests are about

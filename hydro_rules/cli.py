@@ -14,7 +14,23 @@ import sys
 from . import __version__
 
 #: modules under hydro_rules.commands, in the order `--help` lists them
-COMMANDS = ("check", "fmt", "test", "dry_run", "explain", "safety", "graph", "db", "serve", "run", "log", "nodes", "demo", "token", "aggregate")
+COMMANDS = (
+    "check",
+    "fmt",
+    "test",
+    "dry_run",
+    "explain",
+    "safety",
+    "graph",
+    "db",
+    "serve",
+    "run",
+    "log",
+    "nodes",
+    "demo",
+    "token",
+    "aggregate",
+)
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 

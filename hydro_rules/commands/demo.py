@@ -228,6 +228,8 @@ async def _demo(args, loaded, config, out: Output) -> dict:
                 mqtt_client_id=_client_id(servers.mqtt_url, f"hydro-demo-ingest-{tag}"),
                 aggregate_every_s=0,
                 db_pool_size=4,
+                # the demo stops its daemon first and lets the last commands end: not a daemon that died
+                daemon_dead_after_s=_settle_s(rs) + SETTLE_MARGIN_S + 30,
             ),
             rs,
             with_aggregator=False,
@@ -265,8 +267,7 @@ async def _demo(args, loaded, config, out: Output) -> dict:
         # no new commands from here; the last ones get their answers (or the service times them out)
         await daemon.stop()
         daemon = None
-        settle = max((z.settings.get("commands.response_timeout", 60.0) for z in _profiles(rs)), default=60.0)
-        await watcher.settle(settle + SETTLE_MARGIN_S)
+        await watcher.settle(_settle_s(rs) + SETTLE_MARGIN_S)
         summary = await watcher.summary()
         summary.update(
             {
@@ -424,6 +425,11 @@ class Watcher:
             "alerts": [dict(a) for a in alerts],
             "samples_stored": samples,
         }
+
+
+def _settle_s(rs) -> float:
+    """How long the last commands may take to end: the longest response timeout of the site."""
+    return max((z.settings.get("commands.response_timeout", 60.0) for z in _profiles(rs)), default=60.0)
 
 
 def _word(v) -> str:

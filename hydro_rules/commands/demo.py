@@ -228,8 +228,6 @@ async def _demo(args, loaded, config, out: Output) -> dict:
                 mqtt_client_id=_client_id(servers.mqtt_url, f"hydro-demo-ingest-{tag}"),
                 aggregate_every_s=0,
                 db_pool_size=4,
-                # the demo stops its daemon first and lets the last commands end: not a daemon that died
-                daemon_dead_after_s=_settle_s(rs) + SETTLE_MARGIN_S + 30,
             ),
             rs,
             with_aggregator=False,
@@ -267,8 +265,9 @@ async def _demo(args, loaded, config, out: Output) -> dict:
         # no new commands from here; the last ones get their answers (or the service times them out)
         await daemon.stop()
         daemon = None
+        daemon_stopped = datetime.now(UTC)  # from here the service's dead-man rightly says no daemon runs
         await watcher.settle(_settle_s(rs) + SETTLE_MARGIN_S)
-        summary = await watcher.summary()
+        summary = await watcher.summary(alerts_until=daemon_stopped)
         summary.update(
             {
                 "site": str(args.site),
@@ -397,7 +396,8 @@ class Watcher:
         zone = self.zone_ids.get(zone_id, "site") if zone_id is not None else "site"
         self.out.line(f"{at.astimezone(UTC):%H:%M:%S}  {zone:<8} {kind:<10} {text}")
 
-    async def summary(self) -> dict:
+    async def summary(self, alerts_until: datetime | None = None) -> dict:
+        """What the run did; alerts raised after `alerts_until` (the demo's own shutdown) are left out."""
         async with self.db.acquire() as conn:
             by_status = await conn.fetch(
                 "SELECT status, count(*) AS n FROM commands WHERE created_at >= $1 GROUP BY status ORDER BY status",
@@ -412,8 +412,11 @@ class Watcher:
             samples = await conn.fetchval("SELECT count(*) FROM telemetry_samples WHERE ts >= $1", self.since)
             alerts = await conn.fetch(
                 """SELECT a.code, a.channel, a.severity, a.status, z.uid AS zone FROM alerts a
-                   LEFT JOIN zones z ON z.id = a.zone_id WHERE a.last_seen_at >= $1 ORDER BY a.id""",
+                   LEFT JOIN zones z ON z.id = a.zone_id
+                   WHERE a.last_seen_at >= $1 AND ($2::timestamptz IS NULL OR a.first_seen_at <= $2)
+                   ORDER BY a.id""",
                 self.since,
+                alerts_until,
             )
         commands = {r["status"]: r["n"] for r in by_status}
         return {

@@ -149,7 +149,11 @@ class MqttClient:
         if self.handler is None:
             return SUCCESS
         retained = bool(properties.get("retain"))
-        return await self.handler(topic, payload, retained)
+        try:
+            return await self.handler(topic, payload, retained)
+        except Exception:  # raised into gmqtt it would go unseen: say it, and answer with an error code
+            log.exception("handling a message on %s failed; not acknowledged", topic)
+            return UNSPECIFIED_ERROR
 
     # ---- life ------------------------------------------------------------------------
     async def connect(self, timeout: float | None = None) -> None:

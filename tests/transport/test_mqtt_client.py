@@ -112,3 +112,45 @@ async def test_subscriptions_come_back_after_a_broker_restart():
         assert await asyncio.wait_for(got.get(), 5) == b"after-restart"
         await pub.disconnect()
         await sub.disconnect()
+
+
+async def test_a_handler_that_raises_is_logged_and_the_subscriber_keeps_running(mqtt_url, caplog):
+    """An exception inside a handler (a database gone mid-write) neither escapes into gmqtt unseen
+    nor stops the messages after it."""
+    topic = f"test/{uuid.uuid4().hex}/x"
+    got: list[bytes] = []
+    second = asyncio.Event()
+    errors: list = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    async def handler(t, payload, retained):
+        if payload == b"boom":
+            raise ConnectionError("unexpected connection_lost() call")
+        got.append(payload)
+        second.set()
+        return 0
+
+    sub = MqttClient(mqtt_url, client_id=_id("raise"), handler=handler, subscriptions=[topic])
+    pub = MqttClient(mqtt_url, client_id=_id("pub"))
+    await sub.connect(5)
+    await pub.connect(5)
+    try:
+        for _ in range(50):  # until the subscription is in place: connect does not wait for its SUBACK
+            await pub.publish(topic, b"probe")
+            try:
+                await asyncio.wait_for(second.wait(), 0.1)
+                break
+            except TimeoutError:
+                continue
+        second.clear()
+        await pub.publish(topic, b"boom")
+        await pub.publish(topic, b"after")
+        await asyncio.wait_for(second.wait(), 5)
+    finally:
+        loop.set_exception_handler(None)
+        await sub.disconnect()
+        await pub.disconnect()
+    assert got[-1] == b"after"
+    assert "handling a message on" in caplog.text and "connection_lost" in caplog.text
+    assert errors == []

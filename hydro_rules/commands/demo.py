@@ -263,7 +263,7 @@ async def _demo(args, loaded, config, out: Output) -> dict:
         watcher = Watcher(service.db, rs, out, t_start)
         await watcher.run_for(args.duration)
         # no new commands from here; the last ones get their answers (or the service times them out)
-        await daemon.stop()
+        await _stop("the daemon", daemon.stop(), out)
         daemon = None
         daemon_stopped = datetime.now(UTC)  # from here the service's dead-man rightly says no daemon runs
         await watcher.settle(_settle_s(rs) + SETTLE_MARGIN_S)
@@ -287,16 +287,24 @@ async def _demo(args, loaded, config, out: Output) -> dict:
         return summary
     finally:
         if daemon is not None:
-            with contextlib.suppress(Exception):
-                await daemon.stop()
+            await _stop("the daemon", daemon.stop(), out)
         if sim is not None:
-            with contextlib.suppress(Exception):
-                await sim.stop()
+            await _stop("the simulated nodes", sim.stop(), out)
         if service is not None:
-            with contextlib.suppress(Exception):
-                await service.stop()
+            await _stop("the service", service.stop(), out)
         shutil.rmtree(queue_dir, ignore_errors=True)
-        await servers.close()
+        await _stop("the servers", servers.close(), out)
+
+
+async def _stop(what: str, coro, out, within_s: float = 20.0) -> None:
+    """Stop one piece, waiting at most `within_s`: a demo that has printed its summary ends."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=within_s)
+    if not done:
+        out.line(f"{what} did not stop within {within_s:g} s; left behind")
+        task.cancel()
+    elif not task.cancelled() and task.exception() is not None:
+        out.line(f"{what} stopped with an error: {task.exception()}")
 
 
 def _profiles(rs):

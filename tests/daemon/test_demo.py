@@ -15,13 +15,17 @@ FAST = ["--twin", "fill_flow_l_min=60", "--twin", "drain_flow_l_min=60"]
 def test_demo_runs_a_water_change_and_leaves_no_command_open(fresh_database, mqtt_url):
     env = {**os.environ, "HYDRO_DATABASE_URL": fresh_database("hydro_demo"), "HYDRO_MQTT_URL": mqtt_url}
     exe = Path(sys.executable).with_name("hydro-rules")
-    done = subprocess.run(
-        [str(exe), "demo", str(SITE), "--duration", "10s", "--json", *FAST],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        done = subprocess.run(
+            [str(exe), "demo", str(SITE), "--duration", "10s", "--json", *FAST],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired as e:  # say where it stood
+        said = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else str(e.stderr)
+        raise AssertionError(f"the demo did not end within 120 s; it said:\n{said[-4000:]}") from None
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["commands_open"] == 0

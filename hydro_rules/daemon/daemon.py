@@ -59,6 +59,8 @@ RULESET_REJECTED = "RULESET_REJECTED"
 RULESET_ALERT = "infra_ruleset_rejected"
 #: node secrets and ids are read again this often while the database is up
 NODES_REFRESH_S = 30.0
+#: the capability a node's hello announces when it ends a timed OFF of its relays by itself
+BOUNDED_OFF = "bounded_off"
 #: zones evaluated, written (one transaction) and published together within a tick
 CHUNK = 64
 #: a zone's state is written with every decision, and at least this often when nothing is decided
@@ -793,6 +795,7 @@ class Daemon:
             prev = await daemon_store.last_owner(conn, uid, other_than=self.daemon_id) if saved else None
             resets = await event_store.after(conn, [row["id"]], 0, [SAFETY_RESET])
         z = ZoneRunner(self.ruleset, uid, zone_id=row["id"], greenhouse_uid=row["greenhouse_uid"])
+        z.announce_bounded_off(self._bounded_off())
         ds, entries = [], []
         if saved:
             if prev is not None and (why != "daemon restart" or prev.get("host") != socket.gethostname()):
@@ -837,6 +840,15 @@ class Daemon:
         uids = sorted({n for z in self.ruleset.zones for n in z.nodes})
         self._nodes = await node_store.secrets_of(conn, uids)
         self._nodes_at = now
+        self._announce()
+
+    def _announce(self) -> None:
+        """What nodes announced of themselves, told to each zone's program (bounded OFFs)."""
+        for z in self.zones.values():
+            z.announce_bounded_off(self._bounded_off())
+
+    def _bounded_off(self) -> set[str]:
+        return {uid for uid, n in self._nodes.items() if BOUNDED_OFF in (n.get("capabilities") or ())}
 
     # ---- the database: lost, back -------------------------------------------------------------
     def _db_lost(self, e) -> None:

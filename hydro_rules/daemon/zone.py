@@ -26,12 +26,19 @@ class ZoneRunner:
         self.live: dict = {}  # (node, metric, channel) -> Reading heard on MQTT
         self.answered: dict = {}  # cmd_id -> store status already folded in
         self.st: ZoneState | None = None
+        self.bounded_off: frozenset[str] = frozenset()  # nodes that announced they end a timed OFF themselves
         self.set_ruleset(ruleset)
 
     def set_ruleset(self, ruleset: M.RuleSet) -> None:
         self.rs = ruleset
         self.zone = ruleset.zone(self.uid)
         self.prog = compiled(ruleset).program(self.uid)
+        self.prog.announce_bounded_off(self.bounded_off)
+
+    def announce_bounded_off(self, node_uids) -> None:
+        """Nodes whose hello announced `bounded_off`: their NC pumps get bounded OFFs (kept across reloads)."""
+        self.bounded_off = frozenset(node_uids)
+        self.prog.announce_bounded_off(self.bounded_off)
 
     @property
     def nodes(self) -> tuple[str, ...]:

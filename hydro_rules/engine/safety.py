@@ -130,6 +130,12 @@ class SafetyMixin:
         self.now, self.st = now, st
         self._came_back(node_uid, now if silent_since is None else silent_since)
 
+    def announce_bounded_off(self, node_uids) -> None:
+        """Nodes that announced (in their hello) that they end a timed OFF by themselves: their NC pumps
+        get bounded OFFs too, as if the rule set declared them `bounded_off`. The rule set's own
+        declarations stay; an announcement withdrawn is forgotten at the next call."""
+        self.bounded_off = self.zone.bounded_off_nodes | frozenset(n for n in node_uids if n in self.zone.nodes)
+
     def node_back(self, st, node_uid: str, now: float, why: str) -> None:
         """A node rebooted or came back (uptime went down, ONLINE after its lwt, a new session): its
         relays came up OPEN (hydro 2.0 firmware), so each of its channels is believed off since now

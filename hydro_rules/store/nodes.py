@@ -66,14 +66,17 @@ async def get(conn: asyncpg.Connection, uid: str) -> dict | None:
 
 
 async def secrets_of(conn: asyncpg.Connection, uids: list[str]) -> dict[str, dict]:
-    """uid -> {"id", "secret"} of those of these nodes that are validated and have a command secret
-    (one query: what the site daemon keeps to sign commands while the database is down)."""
+    """uid -> {"id", "secret", "capabilities"} of those of these nodes that are validated and have a
+    command secret (one query: what the site daemon keeps to sign commands while the database is
+    down, and what each node announced it can do in its hello)."""
     rows = await conn.fetch(
-        """SELECT uid, id, secret FROM nodes
+        """SELECT uid, id, secret, capabilities FROM nodes
            WHERE uid = ANY($1::text[]) AND validated AND secret IS NOT NULL AND secret <> ''""",
         list(uids),
     )
-    return {r["uid"]: {"id": r["id"], "secret": r["secret"]} for r in rows}
+    return {
+        r["uid"]: {"id": r["id"], "secret": r["secret"], "capabilities": list(r["capabilities"] or [])} for r in rows
+    }
 
 
 def new_secret() -> str:

@@ -124,3 +124,18 @@ def bounded_off_fixture(tmp_path):
     loaded = load(ROOT / "rules", extra=[p])
     assert loaded.ruleset is not None, loaded.diags.items
     return loaded
+
+
+def test_a_node_that_announces_bounded_off_gets_bounded_offs_and_loses_them_when_it_stops_announcing():
+    """The rule set does not declare the pump node `bounded_off`; its hello does (the daemon passes it on)."""
+    z = healthy(Zone())
+    node = z.prog.zone.channels["pump_recirc"].node_uid
+    try:
+        z.prog.announce_bounded_off({node, "nd-not-of-this-zone"})
+        off_stretches(z, 60)
+        offs = [c for c in z.cmds("pump_recirc") if c.params["state"] is False]
+        assert offs and all(0 < c.params["duration_ms"] <= 10 * 60 * 1000 for c in offs)
+        assert z.prog.bounded_off == {node}  # only the zone's own nodes
+    finally:
+        z.prog.announce_bounded_off(set())  # the compiled program is shared by every test of this rule set
+    assert not z.prog.bounded_off

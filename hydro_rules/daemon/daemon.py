@@ -50,6 +50,7 @@ from ..store import zones as zone_store
 from ..store.db import CONNECTION_ERRORS
 from . import log as dlog
 from .config import DaemonSettings
+from .live import cancel_and_wait
 from .zone import ZoneRunner
 
 log = logging.getLogger(__name__)
@@ -207,10 +208,7 @@ class Daemon:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = [*self._tasks, *self._background]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait({*self._tasks, *self._background})
         self._tasks = []
         if self.live is not None:
             with contextlib.suppress(Exception):
@@ -256,7 +254,7 @@ class Daemon:
         return task
 
     async def _every(self, period: float, step) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(period)
             try:
                 await step()
@@ -271,7 +269,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         period = self.settings.tick_s
         next_at = loop.time()
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except asyncio.CancelledError:

@@ -208,10 +208,7 @@ class LiveFeed:
         if self._connector is not None and not self._connector.done():
             self._connector.cancel()
             await asyncio.gather(self._connector, return_exceptions=True)
-        if self._tasks:  # an evaluation still running would wait for a broker it has just left
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)  # an evaluation still running would wait for a broker it has just left
         await self.mqtt.disconnect()
 
     @property
@@ -356,3 +353,13 @@ class LiveFeed:
         if not task.cancelled() and task.exception() is not None:
             self.counts["callback_errors"] += 1
             log.error("live feed callback failed", exc_info=task.exception())
+
+
+async def cancel_and_wait(tasks) -> None:
+    """Cancel the tasks and wait until each has ended, cancelling again every second: Python 3.11's
+    wait_for can swallow a cancellation that races its result, and a loop then goes on."""
+    pending = set(tasks)
+    while pending:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)

@@ -14,13 +14,19 @@ from .conftest import ticks
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_dry_reservoir_stops_the_pump_and_raises_dry_run(plant):
+async def _circulating(plant):
+    """Service, simulated nodes and daemon of the steady zone zt-2, its recirculation pump running."""
     p = await plant()
     await p.start_service()
     sim = await p.start_sim(["zt-2"])
     d = await p.start_daemon()
     await ticks(d, 2)
     assert sim.twins["zt-2"].running("pump_recirc")
+    return p, sim, d
+
+
+async def test_a_dry_reservoir_stops_the_pump_and_raises_dry_run(plant):
+    p, sim, d = await _circulating(plant)
 
     since = time.time()
     sim.inject("dry_reservoir@0:rate=120L/min", "zt-2")  # 6 L: below the 25 % minimum within seconds
@@ -105,12 +111,7 @@ async def test_a_stuck_relay_raises_pump_stuck_on(plant):
 
 
 async def test_a_node_reboot_gets_its_relays_reasserted(plant):
-    p = await plant()
-    await p.start_service()
-    sim = await p.start_sim(["zt-2"])
-    d = await p.start_daemon()
-    await ticks(d, 2)
-    assert sim.twins["zt-2"].running("pump_recirc")
+    p, sim, d = await _circulating(plant)
 
     since = time.time()
     await sim.reboot("nd-t2-pump")  # hydro2: every relay comes up OPEN, which holds the NC pump off

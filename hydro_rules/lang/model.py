@@ -165,9 +165,11 @@ class Not:
 @node
 class Condition:
     expr: object
-    hold_s: float
+    hold_s: float  # the hold; when written as a setting, that setting's rule-set default
     span: Span
     text: str  # as written, for explanations
+    #: the setting the hold was written as (`for dosing.hold`, language 1.2): each zone reads its own
+    hold_setting: str | None = None
 
 
 # ---- declarations -------------------------------------------------------------------
@@ -220,6 +222,10 @@ class Window:
     duty: float  # 0..1
     period_s: float
     span: Span
+    #: the longest OFF stretch allowed in this window (`max_off 10m`, 1.2); None: recirc.max_recirc_off
+    max_off_s: float | None = None
+    #: an `off` window (1.2): the pump is held off from start to end, a bounded OFF of that length
+    off: bool = False
 
     def contains(self, tod_s: float) -> bool:
         if self.start_s <= self.end_s:
@@ -243,6 +249,11 @@ class Phase:
     targets: dict  # metric -> (low, high)
     values: dict  # name -> value
     span: Span
+    #: metric -> (low, high) while the zone's lights are off (`night 5.9 .. 6.3`, 1.2)
+    night_targets: dict = field(default_factory=dict)
+    night_values: dict = field(default_factory=dict)  # name -> value at night
+    #: full dotted setting path -> value in base units, over the zone's while this phase lasts (1.2)
+    settings: dict = field(default_factory=dict)
 
 
 @node
@@ -287,6 +298,12 @@ class Zone:
     metric_channels: dict = field(default_factory=dict)
     #: metric -> the unit its node sends when a reading names none (`... unit ratio`, 1.1)
     metric_units: dict = field(default_factory=dict)
+    #: full dotted setting path -> value in base units, over the profile's (`settings { }`, 1.2)
+    settings: dict = field(default_factory=dict)
+    #: recirculation windows of the zone's own settings, in place of the profile's (1.2); None: the profile's
+    windows: tuple | None = None
+    #: (lights on, lights off) in local seconds of the day: the zone's, else its site's (`light 06:00 to 20:00`)
+    light: tuple[float, float] | None = None
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -309,6 +326,7 @@ class Site:
     timezone: str
     greenhouses: tuple[Greenhouse, ...]
     span: Span
+    light: tuple[float, float] | None = None  # (lights on, lights off), local seconds of the day (1.2)
 
     @property
     def zones(self) -> tuple[Zone, ...]:
@@ -367,6 +385,9 @@ class Action:
     guards: tuple[str, ...]
     names: tuple[str, ...]
     span: Span
+    #: doses that follow a `dose` (1.2, `then CHANNEL AMOUNT after WAIT`): (channel, amount expr,
+    #: wait in seconds, the setting the wait was written as or None), in order
+    then: tuple = ()
 
 
 @node
@@ -380,6 +401,7 @@ class Transition:
     actions: tuple[Action, ...]
     is_fail: bool
     span: Span
+    after_setting: str | None = None  # the setting `after`/`fail after` was written as (1.2)
 
     def describe(self) -> str:
         """Its trigger in short words: `water_level <= levels.empty for 30s`, `timeout 30m`."""
@@ -429,6 +451,13 @@ class Rule:
     actions: tuple[Action, ...]
     repeat_s: float | None
     span: Span
+    repeat_setting: str | None = None  # the setting `repeat every` was written as (1.2)
+
+
+def _builtin_schema() -> dict:
+    from .settings import SCHEMA
+
+    return SCHEMA
 
 
 def fold_channel(key: str) -> str:
@@ -478,6 +507,29 @@ class RuleSet:
     machines: dict = field(default_factory=dict)
     rules: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
+    #: every setting rules and profiles may use: the built-in SCHEMA and those a `settings` block
+    #: declares (1.2), dotted path -> (dimension, default, allowed names or None)
+    settings_schema: dict = field(default_factory=dict)
+    #: definitions a site replaced or extended (1.2): (how: replace|extend, kind, name, new span, old span)
+    replaced: list = field(default_factory=list)
+
+    def zone_settings(self, zone: Zone, phase: Phase | None = None) -> dict:
+        """Every setting's value in a zone: defaults, then its profile, its own, its recipe phase's."""
+        out = {path: d for path, (_, d, _) in (self.settings_schema or _builtin_schema()).items()}
+        profile = self.profiles.get(zone.profile)
+        if profile is not None:
+            out.update(profile.settings)
+        out.update(zone.settings)
+        if phase is not None:
+            out.update(phase.settings)
+        return out
+
+    def zone_windows(self, zone: Zone) -> tuple:
+        """The recirculation windows that apply in a zone: its own, else its profile's."""
+        if zone.windows is not None:
+            return zone.windows
+        profile = self.profiles.get(zone.profile)
+        return profile.windows if profile is not None else ()
 
     @property
     def ruleset_version(self) -> str:

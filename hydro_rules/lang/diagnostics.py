@@ -46,6 +46,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "HR112": (E, "unknown profile or recipe"),
     "HR113": (E, "channel of the wrong kind"),
     "HR114": (E, "one channel's readings claimed by two metrics"),
+    "HR115": (E, "replace or extend of a definition no used rule set has"),
     # types and values
     "HR201": (E, "unit mismatch"),
     "HR202": (E, "comparison outside the metric's physical range"),
@@ -53,25 +54,37 @@ CODES: dict[str, tuple[Severity, str]] = {
     "HR204": (E, "value out of range"),
     "HR205": (E, "condition is not a yes/no question"),
     "HR206": (E, "missing required item"),
+    "HR207": (E, "time of day out of range"),
+    "HR208": (E, "duration that must be positive is zero or negative"),
     # state machines and safety
     "HR301": (E, "unreachable state"),
     "HR302": (E, "state runs a pump with neither a timeout nor an exit"),
     "HR303": (E, "pump started without its guard"),
     "HR304": (E, "machine without a valid initial state"),
     "HR305": (E, "zone does not bind a channel the rules use"),
+    "HR306": (E, "node output bound to two roles or two zones"),
+    "HR307": (E, "dosing active in a state where recirculation is stopped"),
     # water cycle, alerts, recipes
     "HR401": (E, "recirculation OFF stretch longer than max_recirc_off"),
     "HR402": (E, "overlapping schedule windows"),
     "HR403": (E, "recipe phases with a gap or an overlap"),
     "HR404": (E, "alert code outside the taxonomy"),
     "HR405": (E, "locking alert with a clear condition"),
+    "HR406": (E, "rule or state resolves a locking alert"),
+    "HR407": (E, "NC pump held off with no bound"),
     # warnings
     "HR501": (W, "alert without a clear condition"),
     "HR502": (W, "unused definition"),
     "HR503": (W, "alert that nothing raises"),
     "HR504": (W, "NC pump held OFF by a state without a timeout"),
+    "HR505": (W, "zone binds no sensor for a metric its rules read"),
+    "HR506": (W, "schedule interval the solution-age limit always pre-empts"),
+    "HR507": (W, "unknown-looking quantity or name"),
     # information
     "HR601": (I, "longest OFF stretch of an NC pump inside machine states"),
+    "HR602": (I, "definition replaced or extended"),
+    "HR603": (I, "items inactive in a zone"),
+    "HR604": (I, "longest OFF stretch of an NC pump per zone"),
 }
 
 

@@ -37,6 +37,42 @@ SCHEMA: dict[str, tuple[str, object, frozenset | None]] = {
     "commands.run_chunk": (U.DURATION, 60.0, None),  # longest run one command asks of a normally-open pump
 }
 
+# ---- plant: the physical zone the digital twin plays (docs/twin.md; owner: the twin) ----------------
+#: Rates per day are written as a percentage of the reservoir per day, rates per hour of a temperature
+#: as a temperature per hour, the strength of a concentrate as what 1 ml does in 100 L: the language
+#: has no unit for a rate. Settable in a profile, a zone and a recipe phase (`plant { uptake 3% }`).
+SCHEMA.update(
+    {
+        "plant.fill_flow": (U.FLOW, 8.0, None),
+        "plant.drain_flow": (U.FLOW, 30.0, None),
+        "plant.recirc_flow": (U.FLOW, 20.0, None),
+        "plant.uptake": (U.PERCENT, 1.5, None),  # water the crop takes, % of the reservoir per day at 20 °C air
+        "plant.uptake_per_degree": (U.PERCENT, 4.0, None),  # % more uptake per °C of air above 20 °C
+        "plant.uptake_ec_ratio": (U.PERCENT, 70.0, None),  # salts taken per litre, % of the solution's
+        "plant.evaporation": (U.PERCENT, 0.5, None),  # % of the reservoir per day at 20 °C solution
+        "plant.evaporation_per_degree": (U.PERCENT, 6.0, None),  # % more per °C of solution above 20 °C
+        "plant.ph_drift": (U.PH, 0.07, None),  # pH the roots push up per day
+        "plant.source_ec": (U.CONDUCTIVITY, 0.3, None),  # the fill water
+        "plant.source_ph": (U.PH, 7.0, None),
+        "plant.source_temp": (U.TEMPERATURE, 17.0, None),
+        "plant.fill_premixed": (U.BOOL, False, None),  # an inline injector: fill water at the targets
+        "plant.air_temp": (U.TEMPERATURE, 21.0, None),  # daily mean
+        "plant.air_temp_swing": (U.TEMPERATURE, 2.0, None),  # half the daily range
+        "plant.air_temp_peak": (U.TIME_OF_DAY, 15 * 3600.0, None),  # local time of the warmest air
+        "plant.temp_time_constant": (U.DURATION, 3 * 3600.0, None),  # the solution follows the air
+        "plant.heater": (U.BOOL, False, None),
+        "plant.heater_setpoint": (U.TEMPERATURE, 18.0, None),
+        "plant.heater_rate": (U.TEMPERATURE, 2.0, None),  # °C per hour it can add
+        "plant.chiller": (U.BOOL, False, None),
+        "plant.chiller_setpoint": (U.TEMPERATURE, 24.0, None),
+        "plant.chiller_rate": (U.TEMPERATURE, 2.0, None),  # °C per hour it can remove
+        "plant.nutrient_ec_per_ml_per_100l": (U.CONDUCTIVITY, 0.01, None),  # EC rise of 1 ml in 100 L
+        "plant.acid_ph_per_ml_per_100l": (U.PH, 0.1, None),  # pH fall of 1 ml of pH down in 100 L
+        "plant.base_ph_per_ml_per_100l": (U.PH, 0.1, None),  # pH rise of 1 ml of pH up in 100 L
+    }
+)
+# ---- end of plant ----------------------------------------------------------------------------------
+
 SECTIONS = {p.rsplit(".", 1)[0] for p in SCHEMA} | {"water_cycle"}
 
 #: short prefixes rules may use: `water_change.interval` is `water_cycle.water_change.interval`

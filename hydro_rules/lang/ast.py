@@ -91,7 +91,7 @@ class Cond:
     """A condition with an optional hold: `when EXPR for 10m`."""
 
     expr: Expr
-    hold: Literal | None
+    hold: Literal | Path | None  # a Path: the hold written as a setting (`for dosing.hold`, 1.2)
     span: Span
 
 
@@ -213,6 +213,7 @@ class TargetRange:
     low: Literal
     high: Literal
     span: Span
+    night: tuple[Literal, Literal] | None = None  # `night LOW .. HIGH` (language 1.2)
 
 
 @node
@@ -228,6 +229,7 @@ class Setting:
     key: Ident
     value: object  # Literal | String | Ident
     span: Span
+    night: Literal | None = None  # a recipe target's value at night: `name V night W` (language 1.2)
 
 
 @node
@@ -241,8 +243,28 @@ class Section:
 class Window:
     start: Literal
     end: Literal
-    duty: Literal
-    period: Literal
+    duty: Literal | None  # None in an `off` window
+    period: Literal | None  # None in an `off` window
+    span: Span
+    max_off: Literal | None = None  # `... max_off 10m` (language 1.2)
+    off: bool = False  # `window 20:00 to 06:00 off` (language 1.2)
+
+
+@node
+class SettingsDecl:
+    """`settings { ... }` (language 1.2): at the top level, the settings a rule set declares with their
+    defaults; in a zone, the zone's own values. Items as in a profile: Setting | Section | Window."""
+
+    items: tuple
+    span: Span
+
+
+@node
+class Light:
+    """`light 06:00 to 20:00` in a zone or a site (language 1.2)."""
+
+    start: Literal
+    end: Literal
     span: Span
 
 
@@ -302,6 +324,17 @@ class Action:
     guards: tuple[Ident, ...]
     names: tuple[Ident, ...]
     span: Span
+    then: tuple[DoseThen, ...] = ()  # the doses that follow a `dose` (language 1.2)
+
+
+@node
+class DoseThen:
+    """`then dose_nutrient_b 5 ml after dosing.ab_wait` in a dose group (language 1.2)."""
+
+    channel: Ident
+    amount: Expr
+    wait: Literal | Path
+    span: Span
 
 
 @node
@@ -318,7 +351,7 @@ class Trigger:
     every: Expr | None
     at: Expr | None
     cond: Cond | None
-    after: Literal | None
+    after: Literal | Path | None  # a Path: `after water_change.stabilize_time` (language 1.2)
     span: Span
 
 
@@ -393,6 +426,17 @@ class Expectation:
     negated: bool
     name: Ident
     fields: tuple[Item, ...]
+    span: Span
+
+
+@node
+class Amend:
+    """`replace alert x { ... }` / `extend machine m { ... }` (language 1.2): `decl` is the declaration as
+    written after the word (MetricDecl, ChannelDecl, AlertDecl, GuardDecl, MachineDecl, RuleDecl,
+    ProfileDecl or RecipeDecl)."""
+
+    how: str  # replace | extend
+    decl: object
     span: Span
 
 

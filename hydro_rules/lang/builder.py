@@ -48,8 +48,9 @@ class _Builder(Transformer):
         self.line_offset = 0
         self.comments: list[A.Comment] = []
         self.depth: dict[int, int] = {}  # id of an expression node -> depth of its tree
-        #: (span, words) of each language 1.1 construct built, for telling a `hydro 1` file it needs 1.1
-        self.newer: list[tuple[Span, str]] = []
+        #: (span, words, version) of each construct of a later language version (1.1, 1.2) built, for
+        #: telling a `hydro 1` file it needs 1.1
+        self.newer: list[tuple[Span, str, str]] = []
 
     def on_comment(self, tok: Token) -> None:
         self.comments.append(A.Comment(str(tok).rstrip(), self.sp(tok)))
@@ -113,6 +114,10 @@ class _Builder(Transformer):
             return self.ident(x)
         return self.literal(x)
 
+    def _duration(self, x):
+        """A duration as written: a literal, or (language 1.2) the setting path already built."""
+        return x if isinstance(x, A.Path) else self.literal(x)
+
     def split_title(self, rest):
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             return self.string(rest[0]), rest[1:]
@@ -158,8 +163,8 @@ class _Builder(Transformer):
         return A.Item("range", (c[0], c[1]), c[0].span.to(c[1].span))
 
     # language 1.1
-    def _newer(self, node, words: str):
-        self.newer.append((node.span, words))
+    def _newer(self, node, words: str, version: str = "1.1"):
+        self.newer.append((node.span, words, version))
         return node
 
     def _keyword_item(self, keyword: str, c):
@@ -319,7 +324,7 @@ class _Builder(Transformer):
         return A.Scope(False, names, names[0].span.to(names[-1].span))
 
     def _cond(self, c):
-        expr, hold = c[0], (self.literal(c[1]) if len(c) > 1 else None)
+        expr, hold = c[0], (self._duration(c[1]) if len(c) > 1 else None)
         return A.Cond(expr, hold, expr.span.to(hold.span) if hold else expr.span)
 
     def hold(self, c):
@@ -493,6 +498,86 @@ class _Builder(Transformer):
         val = self._value(c[1])
         return A.Item(key.name, (val,), key.span.to(val.span))
 
+    # ---- language 1.2 ---------------------------------------------------------------------
+
+    def _newer12(self, node, words: str):
+        return self._newer(node, words, "1.2")
+
+    def settings_decl(self, c):
+        items = tuple(x for x in c if not isinstance(x, Token))
+        return self._newer12(A.SettingsDecl(items, self.sp(c[0])), "settings")
+
+    zone_settings = settings_decl
+
+    def site_light(self, c):
+        start, end = self.literal(c[0]), self.literal(c[1])
+        return self._newer12(A.Light(start, end, start.span.to(end.span)), "light")
+
+    def zone_light(self, c):
+        word = c[0]
+        if str(word) != "light":
+            raise GluedKeyword(c[1])  # `NAME 06:00`: nothing else reads a time after a zone item's name
+        start, end = self.literal(c[1]), self.literal(c[2])
+        return self._newer12(A.Light(start, end, self.sp(word).to(end.span)), "light")
+
+    def setting_window_max_off(self, c):
+        start, end, duty, period, max_off = (self.literal(t) for t in c)
+        w = A.Window(start, end, duty, period, start.span.to(max_off.span), max_off=max_off)
+        return self._newer12(w, "max_off")
+
+    def setting_window_off(self, c):
+        start, end = self.literal(c[0]), self.literal(c[1])
+        return self._newer12(A.Window(start, end, None, None, start.span.to(end.span), off=True), "off")
+
+    def target_range_night(self, c):
+        name = self.ident(c[0])
+        low, high, nlow, nhigh = c[1:]
+        return self._newer12(A.TargetRange(name, low, high, name.span.to(nhigh.span), (nlow, nhigh)), "night")
+
+    def target_value_night(self, c):
+        name = self.ident(c[0])
+        return self._newer12(A.Setting(name, c[1], name.span.to(c[2].span), c[2]), "night")
+
+    def phase_section(self, c):
+        key = self.ident(c[0])
+        return self._newer12(A.Section(key, tuple(c[1:]), key.span), f"{key.name} {{ ... }}")
+
+    def hold_setting(self, c):
+        return self._newer12(c[0], f"for {c[0].dotted}")
+
+    def fail_after_setting(self, c):
+        after = c[0]
+        actions = c[1] if len(c) > 1 else None
+        trig = A.Trigger(None, None, None, after, after.span)
+        t = A.Transition(A.Ident("FAILED", after.span), trig, actions, True, after.span)
+        return self._newer12(t, f"fail after {after.dotted}")
+
+    def trigger_after_setting(self, c):
+        after = c[0]
+        return self._newer12(A.Trigger(None, None, None, after, after.span), f"after {after.dotted}")
+
+    def rule_repeat_setting(self, c):
+        return self._newer12(A.Item("repeat every", (c[0],), c[0].span), f"repeat every {c[0].dotted}")
+
+    def dose_then(self, c):
+        channel = self.ident(c[0])
+        wait = self._duration(c[2])
+        return A.DoseThen(channel, c[1], wait, channel.span.to(wait.span))
+
+    def act_dose_group(self, c):
+        target = self.ident(c[0])
+        amount = c[1]
+        then = tuple(x for x in c[2:] if isinstance(x, A.DoseThen))
+        guards = next((x for x in c[2:] if isinstance(x, tuple)), ())
+        end = guards[-1] if guards else then[-1]
+        action = A.Action("dose", target, amount, guards, (), target.span.to(end.span), then)
+        return self._newer12(action, "then")
+
+    def amend_decl(self, c):
+        how, decl = c
+        node = A.Amend(str(how), decl, self.sp(how).to(decl.span))
+        return self._newer12(node, f"{how} {_AMEND_KINDS[type(decl)]}")
+
     # ---- expressions ---------------------------------------------------------------------
     def _deep(self, node, a, b=None):
         """Record the depth of `node`'s tree (children `a`, `b`); refuse trees deeper than
@@ -568,6 +653,18 @@ class _Builder(Transformer):
             return self.literal(c[1], minus=c[0])
         return self.literal(c[0])
 
+
+#: the declarations `replace` and `extend` take -> the keyword written before the name
+_AMEND_KINDS = {
+    A.MetricDecl: "metric",
+    A.ChannelDecl: "channel",
+    A.AlertDecl: "alert",
+    A.GuardDecl: "guard",
+    A.MachineDecl: "machine",
+    A.RuleDecl: "rule",
+    A.ProfileDecl: "profile",
+    A.RecipeDecl: "recipe",
+}
 
 # ---- rules built alike: one table each, not a method each ------------------------------------------
 #: rule -> the keyword of the `Item` it makes of its tokens (`kind pump`, `stale after 5m`)

@@ -7,9 +7,9 @@ from importlib import resources
 from pathlib import Path
 
 #: the language versions this hydro-rules reads, oldest first, as the header writes them
-SUPPORTED_VERSIONS = ("1", "1.1")
+SUPPORTED_VERSIONS = ("1", "1.1", "1.2")
 #: a version -> the version its grammar extends (its own file holds only the additions, `%extend`)
-BASE_VERSION = {"1.1": "1"}
+BASE_VERSION = {"1.1": "1", "1.2": "1.1"}
 
 #: keywords that start a top-level declaration
 DECL_KEYWORDS = (
@@ -25,6 +25,9 @@ DECL_KEYWORDS = (
     "machine",
     "rule",
     "test",
+    "settings",
+    "replace",
+    "extend",
 )
 
 #: a text (its closing quote may be missing), a comment, or a bracket: for the scans that match

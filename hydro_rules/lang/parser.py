@@ -233,31 +233,40 @@ def parse_text(text: str, path: str, diags: Diagnostics) -> A.File | None:
 
 
 def _parse_newer(chunk: str, offset: int, builder: _Builder, version: str, path: str, diags: Diagnostics):
-    """The declarations of a chunk that the file's language version cannot parse, if the latest
-    version can: each construct of the later version is then reported (HR007), and the
-    declarations are kept so that the rest of the check goes on. None when it does not parse either."""
-    latest = SUPPORTED_VERSIONS[-1]
-    if version == latest:
-        return None
-    lark, newer = _parser(latest)
+    """The declarations of a chunk that the file's language version cannot parse, if a later
+    version can (the earliest that does): each construct of a later version is then reported
+    (HR007), and the declarations are kept so that the rest of the check goes on. None when no
+    later version parses it either."""
+    for later in SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.index(version) + 1 :]:
+        res = _parse_as(chunk, offset, builder, later, version, path, diags)
+        if res is not None:
+            return res
+    return None
+
+
+def _parse_as(chunk, offset, builder, later, version, path, diags):
+    lark, newer = _parser(later)
     newer.file_path, newer.line_offset, newer.depth, newer.newer = path, offset, {}, []
+    mark = len(builder.comments)
     newer.comments = builder.comments  # one list: the caller drops what a failed parse added
     try:
         res = lark.parse(chunk, start="start" if offset == 0 else "decls")
     except (UnexpectedInput, ExpressionTooDeep):
+        del builder.comments[mark:]
         return None
     finally:
         newer.comments, newer.depth = [], {}
-    if not newer.newer:  # pragma: no cover - what the older version rejects, the newer marks
+    found = [(span, words, v) for span, words, v in newer.newer if version_key(v) > version_key(version)]
+    newer.newer = []
+    if not found:  # pragma: no cover - what the older version rejects, the newer marks
         return None
-    for span, words in newer.newer:
+    for span, words, v in found:
         diags.add(
             "HR007",
-            f"`{words}` is language {latest}, but this file starts with `hydro {version}`",
+            f"`{words}` is language {v}, but this file starts with `hydro {version}`",
             span,
-            f"write `hydro {latest}` on the first line",
+            f"write `hydro {max((v for _, _, v in found), key=version_key)}` on the first line",
         )
-    newer.newer = []
     return res
 
 

@@ -35,7 +35,7 @@ def test_hr001_header_below_a_comment_points_at_it(sets):
 def test_hr001_capitalised_header(sets):
     (d,) = sets.check({"a.hydro": "Hydro 1\n" + sets.ALERT.removeprefix("hydro 1\n")})
     assert (d.code, d.span.line) == ("HR001", 1)
-    assert "`hydro 1.1`" in d.message
+    assert "`hydro 1.2`" in d.message
 
 
 # ---- HR002 version --------------------------------------------------------------------
@@ -50,7 +50,7 @@ def test_hr002_version_written_as_decimal_gets_the_right_spelling(sets):
     assert d.code == "HR002" and d.hint == "write `hydro 1`"
     (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "hydro 1", "hydro v1.1")})
     assert d.code == "HR002" and d.hint == "write `hydro 1.1`"
-    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "hydro 1", "hydro 1.2")})
+    (d,) = sets.check({"a.hydro": sets.replace(sets.ALERT, "hydro 1", "hydro 1.3")})
     assert d.code == "HR002" and "a newer file needs a newer hydro-rules" in d.hint
 
 

@@ -138,14 +138,22 @@ def _transition(d, source, t: A.Transition, own, all_states, typer: Typer, actio
             d.add("HR201", "`at` needs a time of day such as 09:00", trig.at.span)
             ok = False
         ok = ok and every is not None and at is not None
-    after = float(trig.after.value) if trig.after is not None else None
-    if after is not None and after <= 0:
-        d.add("HR204", "a timeout must be longer than 0", trig.after.span)
-        ok = False
+    after = after_setting = None
+    if isinstance(trig.after, A.Literal):
+        after = float(trig.after.value)
+        if after <= 0:
+            d.add("HR204", "a timeout must be longer than 0", trig.after.span)
+            ok = False
+    elif trig.after is not None:  # a setting's path (language 1.2): each zone reads its own value
+        got = typer.duration(trig.after, "a timeout")
+        if got is None:
+            ok = False
+        else:
+            after, after_setting = got
     acts = actions.block((t.actions,) if t.actions else ())
     if not ok:
         return None
-    return M.Transition(source, target, cond, after, every, at, acts, t.is_fail, t.span)
+    return M.Transition(source, target, cond, after, every, at, acts, t.is_fail, t.span, after_setting)
 
 
 def _check_runs_pump(d, state: M.State, decl: A.StateDecl, channels) -> None:
@@ -188,7 +196,7 @@ def _reachability(d, initial, own: dict[str, A.StateDecl], states) -> None:
 
 def _rule(checker, r: A.RuleDecl, all_states, typer: Typer, actions) -> M.Rule | None:
     d = checker.d
-    states, cond, acts, repeat = [], None, (), None
+    states, cond, acts, repeat, repeat_setting = [], None, (), None, None
     ok = True
     for it in r.items:
         if isinstance(it, A.Item) and it.keyword == "in":
@@ -199,7 +207,15 @@ def _rule(checker, r: A.RuleDecl, all_states, typer: Typer, actions) -> M.Rule |
                 else:
                     states.append(s.name)
         elif isinstance(it, A.Item) and it.keyword == "repeat every":
-            repeat = float(it.values[0].value)
+            value = it.values[0]
+            if isinstance(value, A.Literal):
+                repeat = float(value.value)
+            else:  # a setting's path (language 1.2)
+                got = typer.duration(value, "`repeat every`")
+                if got is None:
+                    ok = False
+                else:
+                    repeat, repeat_setting = got
         elif isinstance(it, A.RuleWhen):
             if cond is not None:
                 d.add("HR107", "a rule has one `when`", it.span)
@@ -217,7 +233,7 @@ def _rule(checker, r: A.RuleDecl, all_states, typer: Typer, actions) -> M.Rule |
         ok = False
     if not ok or cond is None:
         return None
-    return M.Rule(r.name.name, tuple(states), cond, acts, repeat, r.name.span)
+    return M.Rule(r.name.name, tuple(states), cond, acts, repeat, r.name.span, repeat_setting)
 
 
 class _Actions:
@@ -318,7 +334,12 @@ class _Actions:
             self._guard_coverage(a, ch, guards)
         if verb == "recirculate":
             self.usage.recirculated.setdefault(name, a.target.span)
-        return M.Action(verb, name, amount, tuple(guards), (), a.span)
+        then = ()
+        if verb == "dose" and getattr(a, "then", ()):  # a dose group (language 1.2)
+            then = self.c.dose_group(a, self)
+            if then is None:
+                return None
+        return M.Action(verb, name, amount, tuple(guards), (), a.span, then)
 
     def _guard_coverage(self, a: A.Action, ch: M.Channel, named: list[str]) -> None:
         protecting = [g for g in self.rs.guards.values() if g.scope.covers(ch)]
@@ -346,12 +367,14 @@ def check_schedules(d: Diagnostics, rs: M.RuleSet, usage: Usage) -> None:
     nc = [n for n in usage.recirculated if rs.channels[n].fail_safe == "NC"]
     if not nc:
         return
-    for p in rs.profiles.values():
-        if not p.settings["water_cycle.recirc.enabled"] or not p.windows:
+    # a profile's windows, and those a zone gives in place of its profile's (language 1.2)
+    sources = [(p.settings, p.windows) for p in rs.profiles.values()]
+    sources += [(rs.zone_settings(z), z.windows) for z in rs.zones if z.windows is not None]
+    for settings, windows in sources:
+        if not settings.get("water_cycle.recirc.enabled", True) or not windows:
             continue
-        max_off = p.settings["water_cycle.recirc.max_recirc_off"]
-        limit = U.format_duration(max_off)
-        ws = sorted(p.windows, key=lambda w: w.start_s)
+        max_off = settings["water_cycle.recirc.max_recirc_off"]
+        ws = sorted(windows, key=lambda w: w.start_s)
         for i, a in enumerate(ws):
             for b in ws[i + 1 :]:
                 if _overlap(a, b):
@@ -361,13 +384,16 @@ def check_schedules(d: Diagnostics, rs: M.RuleSet, usage: Usage) -> None:
                         f"{_hm(b.start_s)}-{_hm(b.end_s)}",
                         b.span,
                     )
+        limit = U.format_duration(max_off)
         for w in ws:
             off = (1.0 - w.duty) * w.period_s
-            if off > max_off:
+            bound = w.max_off_s if w.max_off_s is not None else max_off
+            if not w.off and off > bound:
+                name = "max_off" if w.max_off_s is not None else "max_recirc_off"
                 d.add(
                     "HR401",
                     f"duty {w.duty * 100:g}% of {U.format_duration(w.period_s)} switches {nc[0]} OFF "
-                    f"for {U.format_duration(off)} at a time, longer than max_recirc_off {limit}",
+                    f"for {U.format_duration(off)} at a time, longer than {name} {U.format_duration(bound)}",
                     w.span,
                     "raise the duty or shorten the period",
                 )
@@ -460,7 +486,8 @@ def check_off_stretches(d: Diagnostics, rs: M.RuleSet, usage: Usage) -> None:
                 first.span,
             )
             held = m.states[loose]
-            if not best.cycle and _switches(held.enter, pump) == "stop" and held.transitions:
+            # with zones, the per-zone proof (HR407, check_zone_off_stretches) reports it as an error
+            if not rs.zones and not best.cycle and _switches(held.enter, pump) == "stop" and held.transitions:
                 d.add(
                     "HR504",
                     f"state `{loose}` stops {pump} (fail_safe NC) and has no timeout: "
@@ -536,3 +563,310 @@ class _OffStretch:
         if not out.cycle:
             self.memo[name] = out  # (a chain that loops depends on the path it was found on)
         return out
+
+
+# ---- per zone (language 1.2): the machines' OFF stretches with the zone's settings and windows ---------
+def recirculated_pumps(rs: M.RuleSet) -> list[str]:
+    """The channels some state, transition or rule `recirculate`s, in the order first met."""
+    out: dict[str, None] = {}
+    for m in rs.machines.values():
+        for s in m.states.values():
+            for a in (*s.enter, *s.exit, *(a for t in s.transitions for a in t.actions)):
+                if a.verb == "recirculate" and a.target:
+                    out.setdefault(a.target)
+    for r in rs.rules.values():
+        for a in r.actions:
+            if a.verb == "recirculate" and a.target:
+                out.setdefault(a.target)
+    return list(out)
+
+
+def apply_switches(actions, status: set, pump: str) -> set:
+    """What `pump` may be (a set of "on", "off") after `actions`, from `status`."""
+    switched = _switches(actions, pump)
+    return {"on" if switched == "start" else "off"} if switched else status
+
+
+def pump_status(m: M.Machine, pump: str) -> tuple[dict, dict] | None:
+    """(state -> what `pump` may be on entering it, state -> what it may be once its enter actions ran),
+    over every way into the state from the initial one (where the pump is off); None when the machine
+    never switches the pump."""
+    states = m.states.values()
+    if not any(
+        _switches(s.enter, pump) or _switches(s.exit, pump) or any(_switches(t.actions, pump) for t in s.transitions)
+        for s in states
+    ):
+        return None
+    if m.initial not in m.states:
+        return None
+    entry: dict[str, set] = {m.initial: {"off"}}
+    inside: dict[str, set] = {}
+    todo = [m.initial]
+    while todo:
+        name = todo.pop()
+        s = m.states[name]
+        now = apply_switches(s.enter, set(entry[name]), pump)
+        if inside.get(name) == now:
+            continue
+        inside[name] = now
+        leaving = apply_switches(s.exit, now, pump)
+        for t in s.transitions:
+            if t.target not in m.states:
+                continue
+            out = apply_switches(t.actions, leaving, pump)
+            if not out <= entry.get(t.target, set()):
+                entry[t.target] = entry.get(t.target, set()) | out
+                todo.append(t.target)
+            elif t.target not in inside:
+                todo.append(t.target)
+    return entry, inside
+
+
+def zone_activity_of(rs: M.RuleSet, zone: M.Zone):
+    """What is active in `zone` (activity.py), or None where that is not known: everything is."""
+    try:
+        from .activity import zone_activity
+    except ImportError:  # pragma: no cover - before activity.py exists
+        return None
+    return zone_activity(rs, zone)
+
+
+#: the step the recirculation schedule is followed through the day in (HR604): one minute
+_STEP = 60.0
+
+
+class Schedule:
+    """When the recirculation windows hold an NC pump off over a day, minute by minute.
+
+    A duty window starts ON and switches off for (1 - duty) x period at the end of each period, for at
+    most its `max_off` (else the profile's max_recirc_off); an `off` window, and a stretch no window
+    covers, keeps the pump off to its end. No windows: the pump runs all day."""
+
+    def __init__(self, windows, max_recirc_off: float):
+        n = int(86400 / _STEP)
+        self.off = [False] * n
+        for i in range(n):
+            tod = i * _STEP + _STEP / 2
+            w = next((w for w in windows if w.contains(tod)), None)
+            if w is None:
+                self.off[i] = bool(windows)
+            elif w.off or w.duty <= 0:
+                self.off[i] = True
+            elif w.duty < 1 and w.period_s > 0:
+                phase = ((tod - w.start_s) % 86400.0) % w.period_s - w.duty * w.period_s
+                bound = w.max_off_s if w.max_off_s is not None else max_recirc_off
+                self.off[i] = 0 <= phase < bound
+        self.n = n
+        # minutes the pump has been off when minute i begins / stays off from minute i on (two turns
+        # round the day, so a stretch over midnight counts whole)
+        self._before, self._after = [0] * n, [0] * n
+        if not all(self.off):
+            run = 0
+            for k in range(2 * n):
+                self._before[k % n] = run
+                run = run + 1 if self.off[k % n] else 0
+            run = 0
+            for k in range(2 * n - 1, -1, -1):
+                run = run + 1 if self.off[k % n] else 0
+                self._after[k % n] = run
+
+    @property
+    def always_off(self) -> bool:
+        return all(self.off)
+
+    def before(self, i: int) -> float:
+        """How long the schedule has held the pump off when minute `i` begins."""
+        return self._before[i % self.n] * _STEP
+
+    def after(self, i: int) -> float:
+        """How long the schedule holds the pump off from minute `i` on."""
+        return self._after[i % self.n] * _STEP
+
+    def longest(self) -> tuple[float, int]:
+        """(the longest OFF stretch of the schedule alone, the minute it starts)."""
+        best = (0.0, 0)
+        for i in range(self.n):
+            if self.off[i] and not self.off[i - 1]:
+                best = max(best, (self.after(i), -i))
+        return best[0], -best[1]
+
+    def around(self, seconds: float, resumes: bool) -> tuple[float, float, int]:
+        """(OFF before, OFF after, the minute it starts) that make a machine's OFF stretch of `seconds`,
+        starting at any minute of the day, longest: the schedule's OFF just before it, and, when the
+        schedule takes the pump over again at its end (`recirculate`), the OFF that follows."""
+        steps = int(-(-seconds // _STEP))
+        best = (-1.0, 0.0, 0.0, 0)
+        for i in range(self.n):
+            b = self.before(i)
+            a = self.after((i + steps) % self.n) if resumes else 0.0
+            if b + a > best[0]:
+                best = (b + a, b, a, i)
+        return best[1], best[2], best[3]
+
+
+@dataclass
+class _ZoneStretch:
+    seconds: float
+    states: list  # (state, bound or None)
+    unbounded_state: str | None = None
+    cycle: bool = False
+    resumes: bool = False  # ends where the schedule takes over again (`recirculate`), not a plain `start`
+
+    @property
+    def bounded(self) -> bool:
+        return self.unbounded_state is None
+
+    @property
+    def rank(self) -> tuple:
+        return (not self.bounded, self.seconds, len(self.states))
+
+
+class _ZoneOff:
+    """The longest path through the active states of a machine that keep `pump` OFF in one zone,
+    each state lasting at most its shortest active timeout (the zone's value of a setting)."""
+
+    def __init__(self, machine: M.Machine, pump: str, settings: dict, act):
+        self.m, self.pump, self.settings, self.act = machine, pump, settings, act
+        self.memo: dict[str, _ZoneStretch] = {}
+        self.on_path: set[str] = set()
+
+    def active(self, state: str, index: int | None = None) -> bool:
+        if self.act is None:
+            return True
+        if index is None:
+            return self.act.state_active(self.m.name, state)
+        return self.act.transition_active(self.m.name, state, index)
+
+    def bound(self, s: M.State) -> float | None:
+        out = None
+        for i, t in enumerate(s.transitions):
+            if t.after_s is None or not self.active(s.name, i):
+                continue
+            v = self.settings.get(t.after_setting, t.after_s) if t.after_setting else t.after_s
+            v = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float(t.after_s)
+            out = v if out is None else min(out, v)
+        return out
+
+    def longest(self, name: str) -> _ZoneStretch:
+        if name in self.memo:
+            return self.memo[name]
+        s = self.m.states[name]
+        bound = self.bound(s)
+        tail = _ZoneStretch(0.0, [])
+        self.on_path.add(name)
+        exit_switch = _switches(s.exit, self.pump)
+        if exit_switch == "start":
+            tail.resumes = any(a.verb == "recirculate" and a.target == self.pump for a in s.exit)
+        else:
+            for i, t in enumerate(s.transitions):
+                nxt = self.m.states.get(t.target)
+                if nxt is None or not self.active(name, i) or not self.active(t.target):
+                    continue
+                if _switches(t.actions, self.pump) == "start" or _switches(nxt.enter, self.pump) == "start":
+                    acts = (*t.actions, *nxt.enter) if _switches(t.actions, self.pump) != "start" else t.actions
+                    last = [a for a in acts if a.target == self.pump and a.verb in ("start", "recirculate")]
+                    cand = _ZoneStretch(0.0, [], resumes=bool(last) and last[-1].verb == "recirculate")
+                elif t.target in self.on_path:
+                    cand = _ZoneStretch(0.0, [(t.target, None)], t.target, cycle=True)
+                else:
+                    cand = self.longest(t.target)
+                if cand.rank > tail.rank or (cand.rank == tail.rank and cand.resumes):
+                    tail = cand
+        self.on_path.discard(name)
+        out = _ZoneStretch(
+            (bound or 0.0) + tail.seconds,
+            [(name, bound)] + tail.states,
+            name if bound is None else tail.unbounded_state,
+            tail.cycle if bound is not None else False,
+            tail.resumes,
+        )
+        if not out.cycle:
+            self.memo[name] = out
+        return out
+
+
+def check_zone_off_stretches(rs: M.RuleSet, d: Diagnostics) -> None:
+    """For each zone and each NC pump it recirculates: the longest OFF stretch any path allows, the
+    recirculation windows and the machines' states that stop the pump together (HR604); a path with
+    no bound is an error (HR407), once for every zone it holds in."""
+    pumps = [p for p in recirculated_pumps(rs) if p in rs.channels and rs.channels[p].fail_safe == "NC"]
+    unbounded: dict[tuple, list[str]] = {}  # (pump, machine, words, state, why) -> zones
+    for zone in rs.zones:
+        act = zone_activity_of(rs, zone)
+        settings = rs.zone_settings(zone)
+        for pump in pumps:
+            if pump not in zone.channels:
+                continue
+            enabled = settings.get("water_cycle.recirc.enabled", True)
+            windows = rs.zone_windows(zone) if enabled else ()
+            sched = Schedule(windows, float(settings.get("water_cycle.recirc.max_recirc_off") or 0.0))
+            if sched.always_off:
+                d.add(
+                    "HR407",
+                    f"{pump} (fail_safe NC) has no bound on its OFF stretch in zone `{zone.uid}`: "
+                    "its recirculation windows keep it off all day",
+                    zone.span,
+                    "give the pump a window with a duty above 0%",
+                )
+                continue
+            longest, start = sched.longest()
+            # (total, words, short label) of each way the pump is held off: the windows alone, and from
+            # each state that stops it, the longest path of each machine with the windows around it
+            paths = [(longest, f"its recirculation windows from {_hm(start * _STEP)}", "the windows alone")]
+            held = False
+            for m in rs.machines.values():
+                if act is not None and not act.machine_active(m.name):
+                    continue
+                walker = _ZoneOff(m, pump, settings, act)
+                found = None
+                for s in m.states.values():
+                    if _switches(s.enter, pump) != "stop" or not walker.active(s.name):
+                        continue
+                    st = walker.longest(s.name)
+                    if not st.bounded:
+                        words, passed = [], set()
+                        for name, b in st.states:
+                            words.append(
+                                f"back to {name}"
+                                if name in passed
+                                else f"{name} {U.format_duration(b)}"
+                                if b is not None
+                                else name
+                            )
+                            passed.add(name)
+                        why = "comes back to a state already passed" if st.cycle else "has no timeout"
+                        key = (pump, m.name, ", ".join(words), st.unbounded_state, why)
+                        unbounded.setdefault(key, []).append(zone.uid)
+                        held = True
+                        continue
+                    before, after, at = sched.around(st.seconds, st.resumes)
+                    total = before + st.seconds + after
+                    if found is None or total > found[0]:
+                        parts = [f"the windows' OFF before it {U.format_duration(before)}"] if before else []
+                        steps = " + ".join(f"{n} {U.format_duration(b)}" for n, b in st.states)
+                        parts.append(f"machine `{m.name}` from {_hm(at * _STEP)}: {steps}")
+                        if after:
+                            parts.append(f"the windows' OFF after it {U.format_duration(after)}")
+                        found = (total, " + ".join(parts), f"machine `{m.name}`")
+                if found is not None:
+                    paths.append(found)
+            if held:
+                continue  # HR407 says it
+            paths.sort(key=lambda p: -p[0])
+            (total, words, _), others = paths[0], paths[1:]
+            message = f"{pump} (fail_safe NC) is OFF at most {U.format_duration(total)} at a time in zone `{zone.uid}`"
+            message += f": {words}" if total else ": it runs all day"
+            if others:
+                message += "; " + ", ".join(f"{label} {U.format_duration(t)}" for t, _, label in others)
+            d.add("HR604", message, zone.span)
+    for (pump, machine, words, state, why), zones in unbounded.items():
+        m = rs.machines[machine]
+        d.add(
+            "HR407",
+            f"{pump} (fail_safe NC) can be held OFF without a bound by machine `{machine}` in zone"
+            + ("s " if len(zones) > 1 else " ")
+            + ", ".join(f"`{z}`" for z in zones)
+            + f": {words}; `{state}` {why}",
+            m.states[state].span,
+            "add `fail after ...` or `go ... after ...` to the state, so that the stretch ends",
+        )

@@ -94,6 +94,12 @@ def carry_state(old: dict | ZoneState, new_prog, now: float) -> ZoneState:
             st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
         elif c.guards:
             c.guards = tuple(g for g in c.guards if g in rs.guards)
+    g = st.dose_group
+    if g is not None and not all(s[0] in new_prog.channels for s in g["steps"]):
+        st.dose_group = None
+    elif g is not None:
+        g["guards"] = [n for n in g["guards"] if n in rs.guards]
+        g["states"] = [n for n in g["states"] if rs.state(n) is not None]
     for key in list(st.holds):
         if not _hold_exists(rs, key, st.machines):
             del st.holds[key]
@@ -125,7 +131,8 @@ def nc_off_deadlines(
     """For the dead-man (a process other than the daemon): each NC pump of the zone that the
     daemon's recorded state believes OFF, with when it went off and when it must run again:
 
-    {"channel", "node_uid", "channel_key", "off_since", "deadline" (off_since + max_recirc_off),
+    {"channel", "node_uid", "channel_key", "off_since", "deadline" (off_since + the max OFF of the zone's
+    recirculation window now, or the end of the `off` window the pump is held off by: `off_deadline`),
     "locked" (a locking alert holds it off: the dead-man leaves it), "bounded_until" (the end of a
     bounded OFF its node ends by itself, else None)}. An OFF that a bounded-OFF node has already
     ended by itself (bounded_until <= now) is not listed. No state: every NC pump is believed on.
@@ -135,7 +142,7 @@ def nc_off_deadlines(
     prog = compiled(ruleset).program(zone_uid)
     st = engine_state if isinstance(engine_state, ZoneState) else ZoneState.from_json(engine_state)
     prog.now, prog.st = now, st
-    limit = prog.S["water_cycle.recirc.max_recirc_off"]
+    prog._targets()  # the recipe phase's settings
     out = []
     for name, ch in prog.channels.items():
         c = st.channels.get(name)
@@ -151,7 +158,7 @@ def nc_off_deadlines(
                 "node_uid": b.node_uid,
                 "channel_key": b.channel_key,
                 "off_since": c.since,
-                "deadline": c.since + limit,
+                "deadline": prog.off_deadline(name, c),
                 "locked": prog.locked(name),
                 "bounded_until": bounded,
             }

@@ -133,10 +133,66 @@ class ChannelControl:
         c.commanded_until = None
 
     # ---- channels ---------------------------------------------------------------------------------
+    # ---- the OFF bound of an NC pump (windows with their own max_off, `off` windows: language 1.2) --------
+    def window_now(self) -> M.Window | None:
+        """The recirculation window the zone's local time falls in, or None."""
+        windows = self.windows
+        if not windows:
+            return None
+        tod = self.time_of_day()
+        for w in windows:
+            if w.contains(tod):
+                return w
+        return None
+
+    def max_off(self) -> float:
+        """The longest OFF stretch allowed now: the window's own `max_off`, else recirc.max_recirc_off."""
+        w = self.window_now()
+        if w is not None and w.max_off_s is not None:
+            return w.max_off_s
+        return self.S["water_cycle.recirc.max_recirc_off"]
+
+    def off_window_end(self) -> float | None:
+        """When the `off` window the zone is in now ends (epoch), or None outside one."""
+        w = self.window_now()
+        if w is None or not w.off:
+            return None
+        return self.now + (w.end_s - self.time_of_day()) % 86400.0
+
+    def _last_off_window_end(self) -> float | None:
+        """The most recent end of an `off` window, within the last day (epoch), or None."""
+        best = None
+        tod = self.time_of_day()
+        for w in self.windows:
+            if w.off:
+                end = self.now - (tod - w.end_s) % 86400.0
+                best = end if best is None else max(best, end)
+        return best
+
+    def _off_since(self, c: ChannelState) -> float:
+        """Where the OFF stretch of an NC pump under duty is counted from: when it went off, or the end
+        of the `off` window that held it off, whichever is later."""
+        since = self.now if c.is_on else c.since
+        if c.desired == DUTY and self.windows:
+            end = self._last_off_window_end()
+            if end is not None and end > since:
+                since = end
+        return since
+
+    def off_deadline(self, name: str, c: ChannelState) -> float:
+        """When an NC pump believed off must run again at the latest: the end of the `off` window it is
+        held off by, else its OFF-since (or the end of the last `off` window) plus the window's max OFF."""
+        if c.desired == DUTY:
+            end = self.off_window_end()
+            if end is not None:
+                return end
+        return self._off_since(c) + self.max_off()
+
     def _nc_must_run(self, name: str, c: ChannelState) -> bool:
-        """Must an NC pump run although a guard denies? Yes once it has been off for max_recirc_off,
-        for min_on, unless it is locked: only a locking alert holds it off longer."""
-        if self.locked(name):
+        """Must an NC pump run although a guard denies? Yes once it has been off for the max OFF of the
+        window (max_recirc_off), for min_on, unless it is locked: only a locking alert holds it off
+        longer. In an `off` window the window holds it off until its end."""
+        if self.locked(name) or (c.desired == DUTY and self.off_window_end() is not None):
             c.override_until = None
             return False
         now = self.now
@@ -144,16 +200,16 @@ class ChannelControl:
             if now < c.override_until:
                 return True
             c.override_until = None
-        if not c.is_on and now - c.since >= self.S["water_cycle.recirc.max_recirc_off"] - 1e-6:
+        if not c.is_on and now - self._off_since(c) >= self.max_off() - 1e-6:
             c.override_until = now + self.S["water_cycle.recirc.min_on"]
             return True
         return False
 
     def _nc_off_end(self, name: str, c: ChannelState) -> float | None:
-        """When an OFF that a guard asks of an NC pump must end: at max_recirc_off unless it is locked."""
+        """When an OFF that a guard asks of an NC pump must end: at the max OFF unless it is locked."""
         if self.locked(name):
             return None
-        return (self.now if c.is_on else c.since) + self.S["water_cycle.recirc.max_recirc_off"]
+        return self.off_deadline(name, c)
 
     def _reconcile(self) -> None:
         now = self.now
@@ -177,6 +233,7 @@ class ChannelControl:
                 if want is None:
                     continue
             cause = c.cause if desired != DUTY else f"recirculation duty, {c.cause}"
+            lock = self.lock_of(name) if want else None  # the engine's lock, whatever guards the action names
             if c.guards and (want or c.denied_by is not None):  # while refused, keep asking until allowed
                 verdict = self.guard_verdict(name, c.guards)
                 if verdict is not None:
@@ -188,10 +245,12 @@ class ChannelControl:
                         cause = f"max_recirc_off reached: {cause} does not lock, so it may not hold the pump off longer"
                     else:
                         want, off_until = False, self._nc_off_end(name, c) if nc else None
-                else:
+                elif lock is None:
                     c.denied_by = None
-            elif want and self.locked(name):
-                want, cause = False, "locked until an operator reset"
+            if want and lock is not None:
+                want, off_until = False, None
+                cause = f"locked by {lock} until an operator reset"
+                self._refuse_locked(name, c, lock)
             if want:
                 self._switch_on(name, c, ch, cause)
             else:
@@ -202,7 +261,7 @@ class ChannelControl:
         S, now = self.S, self.now
         if not S["water_cycle.recirc.enabled"]:
             return None, None
-        windows = self.profile.windows
+        windows = self.windows
         if not windows:
             c.duty_off_since = None
             return True, None
@@ -211,6 +270,13 @@ class ChannelControl:
         want, off_end = True, None
         for w in windows:
             if w.contains(tod):
+                if w.off:  # held off until the window ends; the next OFF bound counts from its end
+                    end = now + (w.end_s - tod) % 86400.0
+                    c.duty_off_since = end
+                    c.forced_on_until = None
+                    return False, end
+                if w.max_off_s is not None:
+                    max_off = w.max_off_s
                 phase = ((tod - w.start_s) % 86400.0) % w.period_s
                 if phase >= w.duty * w.period_s:
                     want, off_end = False, now + (w.period_s - phase)
@@ -230,8 +296,8 @@ class ChannelControl:
                 c.duty_off_since = None
                 return True, None
             self.st.mixing_until = None
-        if c.duty_off_since is None:
-            c.duty_off_since = now
+        if c.duty_off_since is None or c.duty_off_since > now:
+            c.duty_off_since = min(c.duty_off_since or now, now)
         limit = c.duty_off_since + max_off
         if now >= limit:
             c.duty_off_since = None
@@ -284,7 +350,7 @@ class ChannelControl:
                     _believe(c, False, now)
                     c.commanded_until = None
                 return
-            cap = self.S["water_cycle.recirc.max_recirc_off"]
+            cap = self.max_off()
             end = off_until if off_until is not None else now + cap
             span = min(end - now, cap)
             held = not c.is_on and not c.reassert and c.commanded_until is not None

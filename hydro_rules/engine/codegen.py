@@ -27,8 +27,12 @@ class ExprCompiler:
         hoist: dict | None = None,
         channel: str | None = None,
         channels: dict | None = None,
+        absent: frozenset = frozenset(),
     ):
         self.n = 0
+        #: channels the zone does not bind (language 1.2): their values are unknown, `is on` is false,
+        #: `is off` true and `is locked` false
+        self.absent = absent
         self.settings = settings  # a profile's settings: fold them into the code as constants
         self.hoist = hoist  # name -> source of per-tick values read once at the top of the function
         self.channel = channel  # the scope's channel, when the code is unrolled per channel
@@ -74,6 +78,8 @@ class ExprCompiler:
         return f"x.{e.attr}({e.metric!r})", True
 
     def _ChannelRef(self, e: M.ChannelRef):
+        if e.channel in self.absent:
+            return "None", True
         ch = self._ch(e.channel)
         name = self._chname(e.channel)
         if e.attr in _READ:
@@ -88,6 +94,8 @@ class ExprCompiler:
         return f"x.{e.attr}({ch})", False
 
     def _ChannelIs(self, e: M.ChannelIs):
+        if e.channel in self.absent:
+            return ("True" if e.word == "off" else "False"), False
         ch = self._ch(e.channel)
         name = self._chname(e.channel)
         if name and self.hoist is not None and e.word in ("on", "off"):
@@ -110,6 +118,8 @@ class ExprCompiler:
         return self._local("t_" + key.replace(".", "__"), f"T.get({key!r})"), True
 
     def _ZoneRef(self, e: M.ZoneRef):
+        if e.name == "reservoir.volume":
+            return "x.reservoir_l", False
         if e.name.startswith("solution.") and e.name != "solution.age":
             return f"x.solution_value({e.name.split('.', 1)[1]!r})", True
         method = {
@@ -208,8 +218,13 @@ class ExprCompiler:
             return f"x.change({e.args[0]!r}, {float(e.args[1].value)!r})", True
         if name == "drift":
             return f"x.drift({e.args[0]!r})", True
+        if name in ("failures", "filled") and e.args[0] in self.absent:
+            return "None", True
         if name == "failures":
             return f"x.failures({self._ch(e.args[0])}, {float(e.args[1].value)!r})", False
+        if name == "filled":
+            states = tuple(e.args[2]) if len(e.args) > 2 and e.args[2] else ()
+            return f"x.filled({self._ch(e.args[0])}, {float(e.args[1].value)!r}, {states!r})", True
         if name == "abs":
             src, nullable = self.emit(e.args[0])
             if not nullable:

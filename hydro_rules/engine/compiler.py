@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..lang import model as M
 from ..lang import units as U
+from ..lang.activity import zone_activity
 from . import interp
 from .codegen import ExprCompiler
 from .runtime import ZoneProgram
@@ -54,6 +55,8 @@ class CompiledRuleSet:
         self.unchanged_metrics: set[str] = set()
         self.history_metrics: dict[str, float] = {}
         self.drift_metrics: set[str] = set()
+        #: channels `filled(CHANNEL, WINDOW)` reads -> the longest window it is read over
+        self.filled_channels: dict[str, float] = {}
         self.alerts_on_error: dict[str, list[str]] = {}
         for a in ruleset.alerts.values():
             for code in a.on_error:
@@ -63,12 +66,16 @@ class CompiledRuleSet:
         for a in all_actions(ruleset):
             if a.amount is not None:
                 self._note(a.amount)
+            for step in a.then or ():
+                self._note(step[1])
             if a.verb == "record":
                 self.metrics_used.update(a.names)
         self.metrics_used |= {m for m in ruleset.metrics if any(m in z.metric_nodes for z in ruleset.zones)}
         #: channels under recirculation duty: targets of `recirculate`, in the order written
         self.recirculated = tuple(dict.fromkeys(a.target for a in all_actions(ruleset) if a.verb == "recirculate"))
-        self.guard_fns, self.guard_source = self._guards()
+        #: guards as they run in a zone that binds every channel; see guards_for
+        self.guard_fns, self.guard_source = self._guards(frozenset())
+        self._guard_sets: dict[frozenset, tuple] = {frozenset(): (self.guard_fns, self.guard_source)}
         self._ticks: dict[tuple, tuple] = {}
 
     # ---- what the expressions need ----------------------------------------------------
@@ -82,6 +89,10 @@ class CompiledRuleSet:
         elif isinstance(e, M.Func):
             if e.name in ("change", "drift"):
                 self.metrics_used.add(e.args[0])
+            if e.name == "filled":
+                w = float(e.args[1].value)
+                self.metrics_used.add(LEVEL_METRIC)
+                self.filled_channels[e.args[0]] = max(w, self.filled_channels.get(e.args[0], 0.0))
             if e.name == "drift":
                 self.drift_metrics.add(e.args[0])
             if e.name == "change":
@@ -103,27 +114,44 @@ class CompiledRuleSet:
         if zone is None:
             raise KeyError(f"no zone {zone_uid!r} in rule set {self.ruleset.ruleset_version}")
         tick, _ = self.tick_for(zone)
-        return ZoneProgram(self, zone, tick, self.guard_fns)
+        return ZoneProgram(self, zone, tick, self.guards_for(zone)[0])
 
-    def tick_for(self, zone: M.Zone):
-        key = (frozenset(zone.channels), zone.profile)
+    def tick_for(self, zone: M.Zone, settings: dict | None = None):
+        """(tick function, its source) for a zone with `settings` (its effective settings now; None:
+        the zone's without a recipe phase). Compiled once per zone shape: the channels it binds, what
+        is active there and the settings the code folds in as constants."""
+        if settings is None:
+            settings = self.ruleset.zone_settings(zone)
+        act = zone_activity(self.ruleset, zone)
+        key = (frozenset(zone.channels), act.key, _settings_key(settings))
         if key not in self._ticks:
-            source, env = self._tick_source(zone)
+            source, env = self._tick_source(zone, settings)
             code = compile(source, f"<rules {self.ruleset.ruleset_version} tick>", "exec")
             ns: dict = dict(env)
             exec(code, ns)  # noqa: S102 - source generated from the checked model above
+            if len(self._ticks) > 256:
+                self._ticks.clear()
             self._ticks[key] = (ns["tick"], source)
         return self._ticks[key]
 
+    def guards_for(self, zone: M.Zone):
+        """(guard functions, their source) for a zone: a deny that reads a channel the zone does not
+        bind reads its values unknown, `is on` false, `is off` true, `is locked` false."""
+        absent = frozenset(c for c in self.ruleset.channels if c not in zone.channels)
+        got = self._guard_sets.get(absent)
+        if got is None:
+            got = self._guard_sets[absent] = self._guards(absent)
+        return got
+
     def source(self, zone_uid: str) -> str:
         zone = self.ruleset.zone(zone_uid)
-        return self.guard_source + "\n\n" + self.tick_for(zone)[1]
+        return self.guards_for(zone)[1] + "\n\n" + self.tick_for(zone)[1]
 
     # ---- generation ---------------------------------------------------------------------------
-    def _guards(self):
+    def _guards(self, absent: frozenset):
         lines = []
         for i, (name, g) in enumerate(self.ruleset.guards.items()):
-            xc = ExprCompiler()
+            xc = ExprCompiler(absent=absent)
             lines.append(f"def guard_{i}(x, ch):  # guard {name}")
             lines.append("    mv = x.mv; S = x.S; T = x.T")
             for j, d in enumerate(g.denies):
@@ -136,9 +164,10 @@ class CompiledRuleSet:
         exec(compile(source, f"<rules {self.ruleset.ruleset_version} guards>", "exec"), ns)  # noqa: S102
         return {name: ns[f"guard_{i}"] for i, name in enumerate(self.ruleset.guards)}, source
 
-    def _tick_source(self, zone: M.Zone):
+    def _tick_source(self, zone: M.Zone, settings: dict):
         rs = self.ruleset
-        settings = rs.profiles[zone.profile].settings
+        act = zone_activity(rs, zone)
+        absent = frozenset(c for c in rs.channels if c not in zone.channels)
         env: dict = {"PENDING": PENDING}
         out = [
             "def tick(x):",
@@ -158,20 +187,20 @@ class CompiledRuleSet:
 
         # alerts
         for a in rs.alerts.values():
-            if not a.when and a.clear is None:
+            if (not a.when and a.clear is None) or not act.alert_active(a.code):
                 continue
             channels = [None]
             if a.scope is not None:
                 channels = [c for c in zone.channels if a.scope.covers(rs.channels[c])]
             for ch in channels:
-                xc = ExprCompiler(settings, hoist, ch, rs.channels)
+                xc = ExprCompiler(settings, hoist, ch, rs.channels, absent)
                 when = a.when[0] if a.when else None
                 spec = AlertSpec(
                     a.code,
                     ch,
                     (a.code, ch),
-                    when.hold_s if when else 0.0,
-                    a.clear.hold_s if a.clear else 0.0,
+                    hold_of(when, settings),
+                    hold_of(a.clear, settings),
                     when.text if when else "",
                     a.clear.text if a.clear else "",
                 )
@@ -195,38 +224,48 @@ class CompiledRuleSet:
                     out.append("            a.clear_since = None")
         # machines
         for mname, m in rs.machines.items():
+            if not act.machine_active(mname):
+                out.append(f"    # machine {mname}: inactive in this zone")
+                continue
             out.append(f"    # machine {mname}")
             out.append(f"    s = machines[{mname!r}]")
             first_state = True
             for sname, state in m.states.items():
-                if not state.transitions:
+                live = [(i, t) for i, t in enumerate(state.transitions) if act.transition_active(mname, sname, i)]
+                if not live:
                     continue
                 out.append(f"    {'if' if first_state else 'elif'} s == {sname!r}:")
                 first_state = False
-                for i, t in enumerate(state.transitions):
+                for k, (i, t) in enumerate(live):
                     spec = const(TransitionSpec(mname, i, t))
-                    xc = ExprCompiler(settings, hoist)
+                    xc = ExprCompiler(settings, hoist, channels=rs.channels, absent=absent)
                     conds = []
                     if t.every is not None:
                         conds.append(f"x.due({xc.compile(t.every)}, {xc.compile(t.at)})")
                     if t.cond is not None:
                         c = xc.compile(t.cond.expr)
-                        if t.cond.hold_s > 0:
+                        hold = hold_of(t.cond, settings)
+                        if hold > 0:
                             hk = const(f"{mname}/{sname}/{i}")
-                            conds.append(f"x.hold({hk}, {c}, {t.cond.hold_s!r})")
+                            conds.append(f"x.hold({hk}, {c}, {hold!r})")
                         else:
                             conds.append(c)
-                    if t.after_s is not None:
-                        conds.append(f"now - entered[{mname!r}] >= {t.after_s!r}")
-                    out.append(f"        {'if' if i == 0 else 'elif'} {' and '.join(conds)}:")
+                    after = after_of(t, settings)
+                    if after is not None:
+                        conds.append(f"now - entered[{mname!r}] >= {after!r}")
+                    out.append(f"        {'if' if k == 0 else 'elif'} {' and '.join(conds)}:")
                     out.append(f"            x.go({spec})")
         # reactive rules
         for rname, r in rs.rules.items():
-            spec = RuleSpec(rname, r, r.repeat_s, f"rule/{rname}")
+            if not act.rule_active(rname):
+                out.append(f"    # rule {rname}: inactive in this zone")
+                continue
+            repeat = settings.get(r.repeat_setting, r.repeat_s) if r.repeat_setting else r.repeat_s
+            spec = RuleSpec(rname, r, repeat, f"rule/{rname}")
             s = const(spec)
             hk = const(spec.hold_key)
-            xc = ExprCompiler(settings, hoist)
-            states = r.states
+            xc = ExprCompiler(settings, hoist, channels=rs.channels, absent=absent)
+            states = tuple(sn for sn in r.states if (st_ := rs.state(sn)) is None or act.state_active(st_.machine, sn))
             out.append(f"    # rule {rname}")
             indent = "    "
             if states:
@@ -236,7 +275,7 @@ class CompiledRuleSet:
                 test = " or ".join(f"machines[{m!r}] in {tuple(v)!r}" for m, v in machines_of.items())
                 out.append(f"    if {test}:")
                 indent = "        "
-            out.append(f"{indent}if x.hold({hk}, {xc.compile(r.cond.expr)}, {r.cond.hold_s!r}):")
+            out.append(f"{indent}if x.hold({hk}, {xc.compile(r.cond.expr)}, {hold_of(r.cond, settings)!r}):")
             out.append(f"{indent}    x.fire({s})")
             out.append(f"{indent}elif {s}.name in st.fired:")
             out.append(f"{indent}    del st.fired[{s}.name]")
@@ -260,11 +299,44 @@ class CompiledRuleSet:
             parts.append(f"schedule: every {U.format_duration(every)} at {U.describe(at, U.TIME_OF_DAY)}")
         if t.cond is not None:
             vals = interp.values_seen(interp.trace(t.cond.expr, prog))
-            hold = f" for {U.format_duration(t.cond.hold_s)}" if t.cond.hold_s else ""
+            h = hold_of(t.cond, prog.S)
+            hold = f" for {U.format_duration(h)}" if h else ""
             parts.append(f"{t.cond.text}{hold}" + (f" ({vals})" if vals else ""))
-        if t.after_s is not None:
-            parts.append(("timeout: " if t.is_fail else "after ") + U.format_duration(t.after_s))
+        after = after_of(t, prog.S)
+        if after is not None:
+            parts.append(("timeout: " if t.is_fail else "after ") + U.format_duration(after))
         return "; ".join(parts)
+
+
+#: the metric `filled(...)` reads the zone's water level from
+LEVEL_METRIC = "water_level"
+
+
+def hold_of(cond: M.Condition | None, settings: dict) -> float:
+    """A condition's hold in a zone: the setting it was written as (language 1.2), else its own."""
+    if cond is None:
+        return 0.0
+    if cond.hold_setting:
+        v = settings.get(cond.hold_setting)
+        if v is not None:
+            return float(v)
+    return cond.hold_s
+
+
+def after_of(t: M.Transition, settings: dict) -> float | None:
+    """A transition's `after`/`fail after` in a zone: the setting it was written as, else its own."""
+    if t.after_setting:
+        v = settings.get(t.after_setting)
+        if v is not None:
+            return float(v)
+    return t.after_s
+
+
+def _settings_key(settings: dict):
+    try:
+        return frozenset(settings.items())
+    except TypeError:  # an unhashable value: its text tells it
+        return repr(sorted(settings.items(), key=lambda kv: kv[0]))
 
 
 def _children(e):

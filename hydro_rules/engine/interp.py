@@ -92,6 +92,8 @@ def _target(e: M.TargetRef, x, ch):
 
 
 def _zone(e: M.ZoneRef, x, ch):
+    if e.name == "reservoir.volume":
+        return Trace(e.name, x.reservoir_l, e.dim)
     if e.name.startswith("solution.") and e.name != "solution.age":
         v = x.solution_value(e.name.split(".", 1)[1])
     else:
@@ -171,6 +173,12 @@ def _func(e: M.Func, x, ch):
         name = e.args[0] or ch
         w = float(e.args[1].value)
         return Trace(f"failures({name}, {U.format_duration(w)})", x.failures(name, w), e.dim)
+    if e.name == "filled":
+        name = e.args[0] or ch
+        w = float(e.args[1].value)
+        states = tuple(e.args[2]) if len(e.args) > 2 and e.args[2] else ()
+        text = ", ".join([name, U.format_duration(w), *states])
+        return Trace(f"filled({text})", x.filled(name, w, states), e.dim)
     args = [trace(a, x, ch) for a in e.args]
     vals = [a.value for a in args]
     v = None if any(v is None for v in vals) else {"abs": abs, "min": min, "max": max}[e.name](*vals)

@@ -15,8 +15,9 @@ from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from ..lang import model as M
+from ..lang.activity import zone_activity
 from .channels import INF, ChannelControl
-from .decisions import AlertChange, Decisions, StateChange, ZoneEvent
+from .decisions import AlertChange, Decisions, Refusal, StateChange, ZoneEvent
 from .safety import FROZEN, OK, STALE, SafetyMixin
 from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
 
@@ -33,7 +34,16 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self.zone = zone
         self.version = rs.ruleset_version
         self.profile = rs.profiles[zone.profile]
-        self.S = self.profile.settings
+        #: what of the rule set is active in this zone (language 1.2: a zone binds only what it has)
+        self.activity = zone_activity(rs, zone)
+        #: the zone's settings without a recipe phase: defaults, its profile's, its own
+        self._zone_S = rs.zone_settings(zone)
+        #: the settings in effect now: the zone's, and its recipe phase's while it lasts (see _use_phase)
+        self.S = dict(self._zone_S)
+        self._phase_settings: dict = {}
+        #: the recirculation windows of the zone: its own, else its profile's
+        self.windows = rs.zone_windows(zone)
+        self.reservoir_l = zone.reservoir_l
         self.recipe = rs.recipes[zone.recipe]
         self.channels = {name: rs.channels[name] for name in zone.channels}
         self.bindings = zone.channels
@@ -68,6 +78,9 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             else None
         )
         self._phase_day: int | None = None
+        self._phase: M.Phase | None = None
+        self._night: bool | None = None  # the zone's lights are off (None: not worked out yet)
+        self._night_aware = False  # the phase has night targets or values and the zone has a light schedule
         self._day_anchor: float | None = None
         self._day_from = self._day_until = 0.0
         self._offset_hour = None
@@ -85,6 +98,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self.snap: dict = {}
         self.dec = Decisions()
         self._fails: dict = {}  # machine -> state -> the fail transition a restart takes there
+        self._acting_states: tuple = ()  # the states of the rule or machine whose actions run (dose groups)
 
     # ---- the tick ---------------------------------------------------------------------
     def new_state(self, now: float) -> ZoneState:
@@ -106,6 +120,8 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                 if name not in st.channels:
                     st.channels[name] = ChannelState(is_on=ch.fail_safe == "NC", since=now)
         self._read_metrics()
+        if self.compiled.filled_channels:
+            self._track_fills()
         self._read_channels()
         self._hear_nodes()
         self._targets()
@@ -120,12 +136,16 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self._check_doses()
         if len(st.entered_at) < len(self.rs.machines) or None in st.entered_at.values():
             for mname, m in self.rs.machines.items():
+                if not self.activity.machine_active(mname):
+                    continue
                 if st.entered_at.get(mname) is None:  # not entered yet: run its enter actions
                     state = st.machines.get(mname) or m.initial
                     st.machines[mname] = state
                     st.entered_at[mname] = now
                     self.run_actions(m.states[state].enter, f"state {state}")
         self.tick_fn(self)
+        if st.dose_group is not None:
+            self._advance_dose_group()
         self._reconcile()
         self._end_waits()
         self._last_now = now
@@ -184,25 +204,65 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             into[name] = r[0] if fresh and low <= r[0] <= high else None
 
     def _targets(self) -> None:
-        """The recipe phase's targets for today; worked out again only when the day changes."""
+        """The recipe phase's targets (and settings) for today, worked out again only when the day
+        changes; its night targets while the zone's lights are off."""
         anchor = self._planted_epoch if self._planted_epoch is not None else self.st.created_at
-        if anchor == self._day_anchor and self._day_from <= self.now < self._day_until:
+        if not (anchor == self._day_anchor and self._day_from <= self.now < self._day_until):
+            since = self._since_day_zero()
+            into_day = since % 86400.0
+            self._day_anchor = anchor
+            self._day_from, self._day_until = self.now - into_day, self.now + 86400.0 - into_day
+            day = int(since // 86400)
+            if day != self._phase_day:
+                self._phase_day = day
+                phase = self.recipe.phase_on(day) if day >= 0 else None
+                self._phase = phase
+                self._use_phase(phase)
+                self._night_aware = bool(
+                    phase and (phase.night_targets or phase.night_values) and self.zone.light is not None
+                )
+                self._night = None
+        night = self._night_aware and self.is_night()
+        if night is not self._night:
+            self._night = night
+            phase = self._phase
+            T: dict = {}
+            if phase:
+                for metric, (lo, hi) in phase.targets.items():
+                    T[f"{metric}.min"], T[f"{metric}.max"] = lo, hi
+                T.update(phase.values)
+                if night:
+                    for metric, (lo, hi) in phase.night_targets.items():
+                        T[f"{metric}.min"], T[f"{metric}.max"] = lo, hi
+                    T.update(phase.night_values)
+            self.T = T
+
+    def is_night(self) -> bool:
+        """Are the zone's lights off now (its local time outside `light`)? False without a light schedule."""
+        light = self.zone.light
+        if light is None:
+            return False
+        on, off = light
+        tod = self.time_of_day()
+        if on <= off:
+            return not (on <= tod < off)
+        return off <= tod < on
+
+    def _use_phase(self, phase: M.Phase | None) -> None:
+        """The settings of the recipe phase apply while it lasts (language 1.2): those of the phase
+        left go back to the zone's, the new phase's apply, the tick folding them in is swapped."""
+        new = phase.settings if phase is not None else {}
+        old = self._phase_settings
+        if new == old:
             return
-        since = self._since_day_zero()
-        into_day = since % 86400.0
-        self._day_anchor = anchor
-        self._day_from, self._day_until = self.now - into_day, self.now + 86400.0 - into_day
-        day = int(since // 86400)
-        if day == self._phase_day:
-            return
-        self._phase_day = day
-        phase = self.recipe.phase_on(day) if day >= 0 else None
-        T: dict = {}
-        if phase:
-            for metric, (lo, hi) in phase.targets.items():
-                T[f"{metric}.min"], T[f"{metric}.max"] = lo, hi
-            T.update(phase.values)
-        self.T = T
+        S = dict(self.S)
+        for k in old:
+            S[k] = self._zone_S.get(k)
+        S.update(new)
+        self._phase_settings = dict(new)
+        self.S = S
+        self.tick_fn = self.compiled.tick_for(self.zone, S)[0]
+        self._budgets()
 
     def _baseline(self) -> None:
         """The first reading of a solution nobody recorded is its baseline for drift()."""
@@ -230,32 +290,91 @@ class ZoneProgram(SafetyMixin, ChannelControl):
     def flow_flag(self, channel: str):
         return self.flg.get(channel)
 
-    def on_for(self, channel: str) -> float:
-        c = self.st.channels[channel]
+    # A channel the zone does not bind (language 1.2) reads unknown, is not on, is off, is not locked.
+    def on_for(self, channel: str) -> float | None:
+        c = self.st.channels.get(channel)
+        if c is None:
+            return None
         return self.now - c.since if c.is_on else 0.0
 
-    def off_for(self, channel: str) -> float:
-        c = self.st.channels[channel]
+    def off_for(self, channel: str) -> float | None:
+        c = self.st.channels.get(channel)
+        if c is None:
+            return None
         return 0.0 if c.is_on else self.now - c.since
 
-    def moves_level(self, channel: str) -> bool:
-        return self.channels[channel].moves_level
+    def moves_level(self, channel: str) -> bool | None:
+        ch = self.channels.get(channel)
+        return None if ch is None else ch.moves_level
 
-    def timeouts(self, channel: str) -> float:
-        return float(self.st.channels[channel].timeouts)
+    def timeouts(self, channel: str) -> float | None:
+        c = self.st.channels.get(channel)
+        return None if c is None else float(c.timeouts)
 
     def is_on(self, channel: str) -> bool:
-        return self.st.channels[channel].is_on
+        c = self.st.channels.get(channel)
+        return c is not None and c.is_on
 
     def locked(self, channel: str) -> bool:
-        for (code, ch), a in self.st.alerts.items():
-            if a.status == ACTIVE and (ch == channel or ch is None) and self.rs.alerts[code].locks:
-                return True
-        return False
+        return self.lock_of(channel) is not None
 
-    def failures(self, channel: str, window: float) -> float:
+    def lock_of(self, channel: str) -> str | None:
+        """The code of an active locking alert on `channel` (or on the whole zone), or None."""
+        alerts = self.st.alerts
+        if not alerts or channel not in self.st.channels:
+            return None
+        for (code, ch), a in alerts.items():
+            if a.status == ACTIVE and (ch == channel or ch is None) and self.rs.alerts[code].locks:
+                return code
+        return None
+
+    def failures(self, channel: str, window: float) -> float | None:
+        c = self.st.channels.get(channel)
+        if c is None:
+            return None
         since = self.now - window
-        return float(sum(1 for t in self.st.channels[channel].failures if t >= since))
+        return float(sum(1 for t in c.failures if t >= since))
+
+    def filled(self, channel: str, window: float, states: tuple = ()) -> float | None:
+        """Litres the water level rose while `channel` was on (in one of `states`, when given) in
+        the last `window`; unknown while the level was unknown for the whole window."""
+        st = self.st
+        if channel not in st.channels or st.level_seen is None or self.now - st.level_seen > window:
+            return None
+        since = self.now - window
+        total = 0.0
+        for ts, litres, where in st.fills.get(channel, ()):
+            if ts >= since and (not states or any(s in where for s in states)):
+                total += litres
+        return total
+
+    def _track_fills(self) -> None:
+        """What `filled(...)` counts: each rise (or fall) of the water level between two ticks, in
+        litres, put down to the channels that were on and the machine states the zone was in."""
+        from .compiler import LEVEL_METRIC  # the compiler imports this module
+
+        st, now = self.st, self.now
+        level = self.mv.get(LEVEL_METRIC)
+        if level is None:
+            st.fill_prev = None
+            return
+        st.level_seen = now
+        prev = st.fill_prev
+        if prev is not None and prev[3]:
+            litres = (level - prev[1]) / 100.0 * self.reservoir_l
+            for ch in prev[3]:
+                window = self.compiled.filled_channels.get(ch, 3600.0)
+                bucket = max(60.0, window / 500.0)
+                rows = st.fills.setdefault(ch, [])
+                if rows and now - rows[-1][0] < bucket and rows[-1][2] == prev[2]:
+                    rows[-1][1] += litres
+                else:
+                    rows.append([now, litres, prev[2]])
+                horizon = now - window - bucket
+                while rows and rows[0][0] < horizon:
+                    rows.pop(0)
+        on = [ch for ch in self.compiled.filled_channels if (c := st.channels.get(ch)) is not None and c.is_on]
+        st.fill_prev = [now, level, list(st.machines.values()), on]
 
     def alert_active(self, code: str) -> bool:
         return any(a.status == ACTIVE for (c, _), a in self.st.alerts.items() if c == code)
@@ -405,7 +524,11 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             reason = f"restart during {source}: {why}"
             cause = f"transition {source} -> {tr.model.target} on {why}"
         self.run_actions(m.states[source].exit, f"state {source} (exit)")
-        self.run_actions(tr.model.actions, cause)
+        self._acting_states = (tr.model.target,)
+        try:
+            self.run_actions(tr.model.actions, cause)
+        finally:
+            self._acting_states = ()
         st.machines[machine] = tr.model.target
         st.entered_at[machine] = now
         prefix = machine + "/"
@@ -413,7 +536,11 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             del st.holds[k]
         index = tr.index if tr.model.source == source else -1  # -1: the fail of an earlier step of the change
         self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason, index))
-        self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
+        self._acting_states = (tr.model.target,)
+        try:
+            self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
+        finally:
+            self._acting_states = ()
 
     # ---- restarts ---------------------------------------------------------------------------------
     def recover(self, st: ZoneState, now: float, why: str) -> Decisions:
@@ -474,7 +601,11 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         if last is not None and (spec.repeat is None or self.now - last < spec.repeat):
             return
         self.st.fired[spec.name] = self.now
-        self.run_actions(spec.model.actions, f"rule {spec.name}")
+        self._acting_states = spec.model.states
+        try:
+            self.run_actions(spec.model.actions, f"rule {spec.name}")
+        finally:
+            self._acting_states = ()
 
     def rule_idle(self, spec) -> None:
         self.st.fired.pop(spec.name, None)
@@ -510,6 +641,18 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             elif verb == "raise":
                 self.raise_alert(a.target, None, {"by": where})
             elif verb == "resolve":
+                if self.rs.alerts[a.target].locks:
+                    for al in [al for (code, _), al in self.st.alerts.items() if code == a.target]:
+                        if al.status == ACTIVE:
+                            self.dec.refusals.append(
+                                Refusal(
+                                    al.channel or a.target,
+                                    "lock",
+                                    f"`resolve {a.target}` by {where} ignored: only the operator's reset clears a lock",
+                                    self.now,
+                                )
+                            )
+                    continue
                 for al in [al for (code, _), al in self.st.alerts.items() if code == a.target]:
                     self.resolve_alert(al, None, f"resolved by {where}")
             elif verb == "record":
@@ -527,25 +670,135 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         if a.target not in self.st.channels:
             return
         c = self.st.channels[a.target]
-        amount = self.compiled.value(self, a.amount)
-        if amount is None or amount <= 0:
+        if self.st.dose_group is not None:
+            self._refuse_dose(a.target, c, f"a dose group is under way ({self.st.dose_group['cause']})")
             return
+        if a.then:
+            self._start_dose_group(a, where)
+            return
+        ml = self._dose_ml(a.target, c, a.amount)
+        if ml is None or not self._may_dose(a.target, c, ml, a.guards):
+            return
+        self._give_dose(a.target, c, ml, where)
+
+    def _dose_ml(self, name: str, c, amount_expr) -> float | None:
+        """A dose's amount in ml, or None (and a refusal saying why) when it is unknown or not above 0."""
+        amount = self.compiled.value(self, amount_expr)
+        if amount is None:
+            self._refuse_dose(name, c, "the dose amount is unknown (a value it is worked out from is unknown)")
+            return None
         ml = round(amount * 1000.0, 3)
-        why = self._dose_limited(a.target, c, ml)  # first: these hold for a while, the guards' reasons come and go
+        if ml <= 0:
+            self._refuse_dose(name, c, f"the dose amount is {ml:g} ml: nothing to give")
+            return None
+        return ml
+
+    def _may_dose(self, name: str, c, ml: float, guards) -> bool:
+        """May `ml` be dosed on `name` now? Records the refusal when not."""
+        why = self._dose_limited(name, c, ml)  # first: these hold for a while, the guards' reasons come and go
         if why is not None:
-            self._refuse_dose(a.target, c, why)
-            return
-        verdict = self.guard_verdict(a.target, a.guards)
+            self._refuse_dose(name, c, why)
+            return False
+        verdict = self.guard_verdict(name, guards)
         if verdict is not None:
-            self._refuse(a.target, c, verdict)
-            return
+            self._refuse(name, c, verdict)
+            return False
+        lock = self.lock_of(name)
+        if lock is not None:
+            self._refuse_locked(name, c, lock)
+            return False
         why = self._circulation_blocked()
         if why is not None:
-            self._refuse_dose(a.target, c, why)
-            return
+            self._refuse_dose(name, c, why)
+            return False
+        return True
+
+    def _give_dose(self, name: str, c, ml: float, where: str, in_group: bool = False) -> None:
         c.denied_by = None  # allowed: the next refusal is news again
-        self._send(a.target, c, "dose", {"ml": ml}, where, "dose")
-        self._dosed(a.target, c, ml)
+        self._send(name, c, "dose", {"ml": ml}, where, "dose")
+        self._dosed(name, c, ml, in_group)
+
+    def _refuse_locked(self, name: str, c, code: str) -> None:
+        key = "lock" + code
+        if c.denied_by != key:
+            c.denied_by = key
+            self.dec.refusals.append(
+                Refusal(name, "lock", f"locked by {code} until an operator reset, whatever the guards say", self.now)
+            )
+
+    # ---- dose groups (language 1.2: `dose A x then B y after W`) ------------------------------------
+    def _start_dose_group(self, a: M.Action, where: str) -> None:
+        """The guards are asked for every doser of the group before the first dose; the later doses
+        follow, each after its wait (see _advance_dose_group). The amounts are worked out now."""
+        steps = [(a.target, a.amount, 0.0, None), *a.then]
+        planned = []
+        for ch, amount, wait, wait_setting in steps:
+            c = self.st.channels.get(ch)
+            if c is None:
+                return
+            ml = self._dose_ml(ch, c, amount)
+            if ml is None:
+                return
+            if wait_setting:
+                wait = float(self.S.get(wait_setting, wait))
+            planned.append([ch, ml, float(wait)])
+        for ch, ml, _ in planned:
+            if not self._may_dose(ch, self.st.channels[ch], ml, a.guards):
+                return
+        first, rest = planned[0], planned[1:]
+        self._give_dose(first[0], self.st.channels[first[0]], first[1], where, in_group=True)
+        if not rest:
+            self.st.last_dose_at = self.now
+            return
+        self.st.dose_group = {
+            "cause": where,
+            "states": list(self._acting_states),
+            "guards": list(a.guards),
+            "steps": rest,
+            "due": self.now + rest[0][2],
+            "last_at": self.now,
+        }
+
+    def _advance_dose_group(self) -> None:
+        """The next dose of the group in flight, once its wait is over and its doser may dose. The
+        group is dropped (a refusal says so) when the states its rule runs in are left or a doser of
+        it is locked. `last_dose.age` counts from the end of the group: it is one correction."""
+        st, g = self.st, self.st.dose_group
+        ch, ml, _ = g["steps"][0]
+        c = st.channels.get(ch)
+        if g["states"] and not any(
+            (s := self.rs.state(name)) is not None and st.machines.get(s.machine) == name for name in g["states"]
+        ):
+            self._drop_dose_group(ch, c, f"its states ({', '.join(g['states'])}) were left")
+            return
+        if c is None:
+            self._drop_dose_group(ch, c, f"the zone does not bind {ch}")
+            return
+        if self.now < g["due"]:
+            return
+        lock = self.lock_of(ch)
+        if lock is not None:
+            self._drop_dose_group(ch, c, f"{ch} is locked by {lock}")
+            return
+        if not self._may_dose(ch, c, ml, tuple(g["guards"])):
+            return  # asked again at the next tick
+        self._give_dose(ch, c, ml, g["cause"] + " (then)", in_group=True)
+        g["steps"].pop(0)
+        g["last_at"] = self.now
+        if g["steps"]:
+            g["due"] = self.now + g["steps"][0][2]
+        else:
+            st.dose_group = None
+            st.last_dose_at = self.now
+
+    def _drop_dose_group(self, ch: str, c, why: str) -> None:
+        g = self.st.dose_group
+        left = ", ".join(f"{s[0]} {s[1]:g} ml" for s in g["steps"])
+        self.dec.refusals.append(
+            Refusal(ch, "dose group", f"dropped: {why}; not given: {left} ({g['cause']})", self.now)
+        )
+        self.st.dose_group = None
+        self.st.last_dose_at = max(self.st.last_dose_at or g["last_at"], g["last_at"])
 
     # ---- operator reset -------------------------------------------------------------------------
     def reset(self, st: ZoneState, who: str, why: str, now: float) -> Decisions:

@@ -56,9 +56,7 @@ class SafetyMixin:
         self.relay_nodes = frozenset(
             b.node_uid for name, b in zone.channels.items() if self.channels[name].kind in ("pump", "valve", "doser")
         )
-        per_hour, per_day = self.S["dosing.max_per_hour"], self.S["dosing.max_per_day"]  # None: from the reservoir
-        self.budget_hour_ml = per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * zone.reservoir_l
-        self.budget_day_ml = per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * zone.reservoir_l
+        self._budgets()
         self._plaus = {
             name: (m.low, m.high, m.implausible_at_limits, m.implausible_zero, m.max_step)
             for name, m in rs.metrics.items()
@@ -67,6 +65,12 @@ class SafetyMixin:
         self._snap_len = -1
         self._plans: dict = {}
         self._last_now: float | None = None
+
+    def _budgets(self) -> None:
+        """The dosing budgets per doser, from the settings in effect (a recipe phase may set them)."""
+        per_hour, per_day = self.S["dosing.max_per_hour"], self.S["dosing.max_per_day"]  # None: from the reservoir
+        self.budget_hour_ml = per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * self.zone.reservoir_l
+        self.budget_day_ml = per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * self.zone.reservoir_l
 
     # ---- readings ---------------------------------------------------------------------------
     def metric_status(self, metric: str) -> str:
@@ -216,10 +220,11 @@ class SafetyMixin:
             c.denied_by = key
             self.dec.refusals.append(Refusal(name, "dosing safety", why, self.now))
 
-    def _dosed(self, name: str, c, ml: float) -> None:
+    def _dosed(self, name: str, c, ml: float, in_group: bool = False) -> None:
         now, st = self.now, self.st
         mixing = self.S["dosing.mixing_time"]
-        st.last_dose_at = now
+        if not in_group:  # a dose group counts as one dose once it is over
+            st.last_dose_at = now
         c.doses.append([now, ml])
         aff = self.affects.get(name)
         if aff is not None:

@@ -72,6 +72,13 @@ class ZoneState:
     mixing_until: float | None = None  # a dose mixes: circulation stays on until then
     waiting: dict = field(default_factory=dict)  # machine -> [since, reason, last seen, target]: a change held
     nodes_heard: dict = field(default_factory=dict)  # node -> [newest reading ts, silent since or None]
+    #: a dose group in flight (language 1.2): {"cause", "states", "guards", "steps": [[channel, ml, wait]],
+    #: "due", "last_at"}; None: none
+    dose_group: dict | None = None
+    #: for `filled(...)`: channel -> [[ts, litres the level rose, machine states then], ...]
+    fills: dict = field(default_factory=dict)
+    fill_prev: list | None = None  # [ts, water level, machine states, channels on] at the last tick
+    level_seen: float | None = None  # the water level was last known then
 
     # ---- JSON ------------------------------------------------------------------------
     def to_json(self) -> dict:

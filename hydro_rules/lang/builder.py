@@ -510,8 +510,8 @@ class _Builder(Transformer):
     zone_settings = settings_decl
 
     def site_light(self, c):
-        start, end = self.literal(c[0]), self.literal(c[1])
-        return self._newer12(A.Light(start, end, start.span.to(end.span)), "light")
+        start, end = self.literal(c[1]), self.literal(c[3])
+        return self._newer12(A.Light(start, end, self.sp(c[0]).to(end.span)), "light")
 
     def zone_light(self, c):
         word = c[0]
@@ -575,7 +575,8 @@ class _Builder(Transformer):
 
     def amend_decl(self, c):
         how, decl = c
-        node = A.Amend(str(how), decl, self.sp(how).to(decl.span))
+        name = decl.code if isinstance(decl, A.AlertDecl) else decl.name
+        node = A.Amend(str(how), decl, self.sp(how).to(name.span))
         return self._newer12(node, f"{how} {_AMEND_KINDS[type(decl)]}")
 
     # ---- expressions ---------------------------------------------------------------------

@@ -241,6 +241,15 @@ class _Printer:
             return self.leaf(0, f"ruleset {d.name.name} version {d.version.raw}", d, top="line")
         if isinstance(d, A.UseDecl):
             return self.leaf(0, f"use {d.path.raw}", d, top="line")
+        if isinstance(d, A.SettingsDecl):
+            return self.block(0, "settings", d.span, d.items, self.setting, top="block")
+        head, header, items, each = self.decl_parts(d.decl if isinstance(d, A.Amend) else d)
+        if isinstance(d, A.Amend):
+            head = f"{d.how} {head}"
+        self.block(0, head, header, items, each, top="block")
+
+    def decl_parts(self, d):
+        """(head line, header nodes, items, item printer) of a block declaration."""
         heads = {
             A.MetricDecl: lambda: (f"metric {d.name.name}", (d.name,), d.items, self.item),
             A.ChannelDecl: lambda: (f"channel {d.name.name}", (d.name,), d.items, self.item),
@@ -256,13 +265,13 @@ class _Printer:
         make = heads.get(type(d))
         if make is None:
             raise NotFormatted(f"internal: cannot format a {type(d).__name__}")
-        head, header, items, each = make()
-        self.block(0, head, header, items, each, top="block")
+        return make()
 
     # ---- items --------------------------------------------------------------------------------------
     def item(self, depth: int, it) -> None:
         if isinstance(it, A.Setting):
-            return self.leaf(depth, f"{it.key.name} {self.value(it.value)}", it)
+            night = f" night {self.value(it.night)}" if it.night is not None else ""
+            return self.leaf(depth, f"{it.key.name} {self.value(it.value)}{night}", it)
         if not isinstance(it, A.Item):
             raise NotFormatted(f"internal: unexpected {type(it).__name__} in a block")
         self.leaf(depth, self.item_text(it), it)
@@ -314,6 +323,10 @@ class _Printer:
                 unit = f" unit {self.value(it.unit)}" if it.unit else ""
                 return self.leaf(depth, f"{it.name.name} from {it.node.name}{key}{unit}", it)
             return self.leaf(depth, f"{it.name.name} on {it.node.name}{key}", it)
+        if isinstance(it, A.SettingsDecl):
+            return self.block(depth, "settings", it.span, it.items, self.setting)
+        if isinstance(it, A.Light):
+            return self.leaf(depth, f"light {it.start.text} to {it.end.text}", it)
         self.item(depth, it)
 
     def phase(self, depth: int, p: A.PhaseDecl) -> None:
@@ -325,10 +338,17 @@ class _Printer:
         if isinstance(s, A.Section):
             return self.block(depth, s.key.name, (s.key,), s.items, self.setting)
         if isinstance(s, A.Window):
-            text = f"window {s.start.text} to {s.end.text} duty {s.duty.text} period {s.period.text}"
+            text = f"window {s.start.text} to {s.end.text}"
+            if s.off:
+                text += " off"
+            else:
+                text += f" duty {s.duty.text} period {s.period.text}"
+            if s.max_off is not None:
+                text += f" max_off {s.max_off.text}"
             return self.leaf(depth, text, s)
         if isinstance(s, A.TargetRange):
-            return self.leaf(depth, f"{s.name.name} {s.low.text} .. {s.high.text}", s)
+            night = f" night {s.night[0].text} .. {s.night[1].text}" if s.night else ""
+            return self.leaf(depth, f"{s.name.name} {s.low.text} .. {s.high.text}{night}", s)
         self.item(depth, s)
 
     def alert_item(self, depth: int, it) -> None:
@@ -373,9 +393,9 @@ class _Printer:
     def transition(self, depth: int, t: A.Transition) -> None:
         tr = t.trigger
         if t.is_fail:
-            lines = [(0, f"fail after {tr.after.text}")]
+            lines = [(0, f"fail after {_duration(tr.after)}")]
         elif tr.after is not None:
-            lines = [(0, f"go {t.target.name} after {tr.after.text}")]
+            lines = [(0, f"go {t.target.name} after {_duration(tr.after)}")]
         else:
             head = f"go {t.target.name}"
             if tr.every is not None:
@@ -390,20 +410,24 @@ class _Printer:
         """`lines` end with the keyword (`enter`, `do`); the actions follow, braced."""
         start = self.off(acts.span.line, acts.span.column)
         end = self.end_of(acts)
+        extra, last = lines[-1]
         if len(acts.items) < 2 and not (acts.braced and self.has_comment(start, end)):
             inner = f"{{ {_action(acts.items[0])} }}" if acts.items else "{}"
-            extra, last = lines[-1]
-            return self.leaf(depth, lines[:-1] + [(extra, f"{last} {inner}")], node)
-        extra, last = lines[-1]
+            one = f"{last} {inner}"
+            if not acts.items or not acts.items[0].then or len(INDENT) * (depth + extra) + len(one) <= WIDTH:
+                return self.leaf(depth, lines[:-1] + [(extra, one)], node)
+            # a long dose group alone: one statement, its lines inside braces it may not have had
+            body = [(extra + 1 + x, t) for x, t in _action_lines(acts.items[0], depth + extra + 1)]
+            return self.leaf(depth, lines[:-1] + [(extra, last + " {"), *body, (extra, "}")], node)
         self.open(depth, lines[:-1] + [(extra, last + " {")], start)
         for a in acts.items:
-            self.leaf(depth + 1, _action(a), a)
+            self.leaf(depth + 1, _action_lines(a, depth + 1), a)
         self.close(depth, start)
 
     # ---- conditions -----------------------------------------------------------------------------------
     def cond_lines(self, depth: int, head: str, kw: str, cond: A.Cond, tail: str) -> list[tuple[int, str]]:
         """A statement with a condition, wrapped when longer than WIDTH (see the module docstring)."""
-        hold = f" for {cond.hold.text}" if cond.hold else ""
+        hold = f" for {_duration(cond.hold)}" if cond.hold else ""
         whole = f"{kw} {render(cond.expr)}{hold}{tail}"
         one = f"{head} {whole}" if head else whole
         if len(INDENT) * depth + len(one) <= WIDTH:
@@ -512,6 +536,28 @@ def _scope(s: A.Scope | None) -> str:
     return f" for each {names}" if s.each else f" for {names}"
 
 
+def _duration(d: A.Literal | A.Path) -> str:
+    """A duration as written: a literal, or the setting it is (language 1.2)."""
+    return d.dotted if isinstance(d, A.Path) else d.text
+
+
+def _then(t: A.DoseThen) -> str:
+    return f"then {t.channel.name} {render(t.amount)} after {_duration(t.wait)}"
+
+
+def _action_lines(a: A.Action, depth: int) -> list[tuple[int, str]]:
+    """An action on its line; a dose group longer than WIDTH gets each `then` and its `guarded by`
+    on lines of their own, one level deeper."""
+    one = _action(a)
+    if not a.then or len(INDENT) * depth + len(one) <= WIDTH:
+        return [(0, one)]
+    lines = [(0, f"dose {a.target.name} {render(a.amount)}")]
+    lines += [(1, _then(t)) for t in a.then]
+    if a.guards:
+        lines.append((1, "guarded by " + ", ".join(g.name for g in a.guards)))
+    return lines
+
+
 def _action(a: A.Action) -> str:
     if a.verb == "record":
         return "record " + ", ".join(n.name for n in a.names)
@@ -520,6 +566,8 @@ def _action(a: A.Action) -> str:
     text = f"{a.verb} {a.target.name}"
     if a.amount is not None:
         text += f" for {render(a.amount)}" if a.verb == "start" else f" {render(a.amount)}"
+    for t in a.then:
+        text += " " + _then(t)
     if a.guards:
         text += " guarded by " + ", ".join(g.name for g in a.guards)
     return text

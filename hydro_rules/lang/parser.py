@@ -228,8 +228,44 @@ def parse_text(text: str, path: str, diags: Diagnostics) -> A.File | None:
         builder.comments = []
         header, decls, broken = _parse_by_declaration(lark, builder, text, path, diags, version)
     comments = tuple(sorted(builder.comments, key=lambda c: (c.span.line, c.span.column)))
-    builder.comments, builder.depth = [], {}
+    builder.comments, builder.depth, builder.newer = [], {}, []
+    if version_key(version) < version_key("1.2"):
+        _read_as_items(decls, version, diags)
     return A.File(path, header, decls, comments, broken)
+
+
+def _read_as_items(decls, version: str, diags: Diagnostics) -> None:
+    """Language 1.2 words that an earlier version reads as an item of their own: `night` after a
+    recipe target (`ph 5.8 .. 6.2 night 6 .. 6.4` is a target `night` there) and `max_off` after a
+    window, on the same line. The file parses as before; it is told that it meant 1.2 (HR007)."""
+
+    def later(prev, name: A.Ident, word: str, kinds) -> None:
+        if name.name == word and isinstance(prev, kinds) and prev.span.end_line == name.span.line:
+            diags.add(
+                "HR007",
+                f"`{word}` is language 1.2, but this file starts with `hydro {version}`",
+                name.span,
+                "write `hydro 1.2` on the first line",
+            )
+
+    def settings(items) -> None:
+        prev = None
+        for it in items:
+            if isinstance(it, A.Section):
+                settings(it.items)
+            elif isinstance(it, A.Setting):
+                later(prev, it.key, "max_off", A.Window)
+            prev = it
+
+    for d in decls:
+        if isinstance(d, A.ProfileDecl):
+            settings(d.items)
+        elif isinstance(d, A.RecipeDecl):
+            for phase in d.phases:
+                prev = None
+                for t in phase.targets:
+                    later(prev, t.name if isinstance(t, A.TargetRange) else t.key, "night", (A.TargetRange, A.Setting))
+                    prev = t
 
 
 def _parse_newer(chunk: str, offset: int, builder: _Builder, version: str, path: str, diags: Diagnostics):

@@ -147,6 +147,8 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         if st.dose_group is not None:
             self._advance_dose_group()
         self._reconcile()
+        if self.compiled.filled_channels:
+            self._note_fills()
         self._end_waits()
         self._last_now = now
         return dec
@@ -360,7 +362,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             return
         st.level_seen = now
         prev = st.fill_prev
-        if prev is not None and prev[3]:
+        if prev is not None and prev[3] and prev[0] < now:
             litres = (level - prev[1]) / 100.0 * self.reservoir_l
             for ch in prev[3]:
                 window = self.compiled.filled_channels.get(ch, 3600.0)
@@ -373,8 +375,14 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                 horizon = now - window - bucket
                 while rows and rows[0][0] < horizon:
                     rows.pop(0)
-        on = [ch for ch in self.compiled.filled_channels if (c := st.channels.get(ch)) is not None and c.is_on]
-        st.fill_prev = [now, level, list(st.machines.values()), on]
+        st.fill_prev = [now, level, [], []]
+
+    def _note_fills(self) -> None:
+        """At the end of a tick: the channels on and the states the zone is in until the next one."""
+        st = self.st
+        if st.fill_prev is not None and st.fill_prev[0] == self.now:
+            on = [ch for ch in self.compiled.filled_channels if (c := st.channels.get(ch)) is not None and c.is_on]
+            st.fill_prev[2], st.fill_prev[3] = list(st.machines.values()), on
 
     def alert_active(self, code: str) -> bool:
         return any(a.status == ACTIVE for (c, _), a in self.st.alerts.items() if c == code)
@@ -536,6 +544,11 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             del st.holds[k]
         index = tr.index if tr.model.source == source else -1  # -1: the fail of an earlier step of the change
         self.dec.transitions.append(StateChange(machine, source, tr.model.target, now, reason, index))
+        g = st.dose_group
+        if g is not None and source in g["states"] and not self._group_states_on(g):
+            self._drop_dose_group(
+                g["steps"][0][0], st.channels.get(g["steps"][0][0]), f"its states ({', '.join(g['states'])}) were left"
+            )
         self._acting_states = (tr.model.target,)
         try:
             self.run_actions(m.states[tr.model.target].enter, f"state {tr.model.target}")
@@ -766,9 +779,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         st, g = self.st, self.st.dose_group
         ch, ml, _ = g["steps"][0]
         c = st.channels.get(ch)
-        if g["states"] and not any(
-            (s := self.rs.state(name)) is not None and st.machines.get(s.machine) == name for name in g["states"]
-        ):
+        if not self._group_states_on(g):
             self._drop_dose_group(ch, c, f"its states ({', '.join(g['states'])}) were left")
             return
         if c is None:
@@ -790,6 +801,13 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         else:
             st.dose_group = None
             st.last_dose_at = self.now
+
+    def _group_states_on(self, g) -> bool:
+        """Is the zone in one of the states of the rule (or state) that started the group? Yes without states."""
+        if not g["states"]:
+            return True
+        machines = self.st.machines
+        return any((s := self.rs.state(name)) is not None and machines.get(s.machine) == name for name in g["states"])
 
     def _drop_dose_group(self, ch: str, c, why: str) -> None:
         g = self.st.dose_group

@@ -35,7 +35,7 @@ def run(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
     _dosing_without_circulation(rs, diags)
     _resolved_locks(rs, diags)
     _preempted_schedules(rs, diags)
-    _unsensed_metrics(rs, diags)
+    _unsensed_metrics(rs, files, diags)
     check_zone_off_stretches(rs, diags)
 
 
@@ -388,8 +388,25 @@ def _readers(rs: M.RuleSet, act) -> list:
     return out
 
 
-def _unsensed_metrics(rs: M.RuleSet, diags: Diagnostics) -> None:
+def _misbound_zones(rs: M.RuleSet, files: list[A.File]) -> set[str]:
+    """Zones that bind a name neither a metric nor a channel (reported already, HR101/HR102): what it
+    was meant to be is not known, so no metric is said to be missing there."""
+    out = set()
+    for f in files:
+        for node, *_ in _walk(f.decls):
+            if isinstance(node, A.ZoneDecl) and any(
+                isinstance(b, A.Binding) and b.name.name not in rs.metrics and b.name.name not in rs.channels
+                for b in node.items
+            ):
+                out.add(node.uid.name)
+    return out
+
+
+def _unsensed_metrics(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
+    misbound = _misbound_zones(rs, files)
     for zone in rs.zones:
+        if zone.uid in misbound:
+            continue
         measured = set(zone.metric_nodes)
         measured |= {rs.channels[c].measures for c in zone.channels if c in rs.channels and rs.channels[c].measures}
         missing: dict[str, tuple[str, Span]] = {}

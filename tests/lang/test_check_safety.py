@@ -117,11 +117,16 @@ def test_hr304_initial_state_of_another_name(sets):
 
 
 # ---- HR305 zone does not bind a channel the rules use -------------------------------------------------
-def test_hr305_zone_without_the_fill_pump(sets):
-    files = sets.site_files({"site.hydro": ("      pump_fill on nd-fill-2\n", "")})
+def test_hr305_zone_without_the_recirculation_pump_cannot_run_the_water_cycle(sets):
+    files = sets.site_files({"site.hydro": ("      pump_recirc on nd-pump-2\n", "")})
     d = sets.one(files)
     assert sets.at(d) == ("HR305", *sets.pos(files["site.hydro"], "zn-2"))
-    assert "pump_fill" in d.message and d.hint == "add `pump_fill on NODE-UID`"
+    assert "pump_recirc" in d.message and d.hint == "bind `pump_recirc on NODE-UID`"
+
+
+def test_a_zone_without_the_fill_pump_leaves_what_needs_it_inactive(sets):
+    # language 1.2: a zone binds only what it has (HR603 lists what is inactive there, as information)
+    assert sets.check(sets.site_files({"site.hydro": ("      pump_fill on nd-fill-2\n", "")})) == []
 
 
 # ---- HR401 NC recirculation OFF longer than max_recirc_off ------------------------------------------------

@@ -29,7 +29,7 @@ from ..twin import DEFAULT_FIRMWARE, FIRMWARES, FaultError, TwinConfig, ZoneTwin
 from ..twin.config import PUMP_FLOWS
 from ..twin.faults import applies_to
 from .timeouts import TimeoutSweep
-from .times import DEFAULT_START, iso, parse_time
+from .times import DEFAULT_START, iso, local_iso, parse_time, timezone_name
 
 
 def recirculated(rs: M.RuleSet, zone: M.Zone) -> str | None:
@@ -138,12 +138,16 @@ class DryRun:
     firmware: str = DEFAULT_FIRMWARE
     fine_tick_s: float | None = None  # None: no fine stepping
     pump_flow: str = "rate"  # what the twin's pump nodes report of their flow: rate or flag
+    timezone: str = "UTC"  # the site's (`site.timezone`): times are shown in it
 
     def to_json(self) -> dict:
         return {
             "ruleset_version": self.ruleset_version,
             "start": iso(self.start),
             "end": iso(self.end),
+            "timezone": self.timezone,
+            "start_local": local_iso(self.start, self.timezone),
+            "end_local": local_iso(self.end, self.timezone),
             "tick_seconds": self.tick_s,
             "fine_tick_seconds": self.fine_tick_s,
             "firmware": self.firmware,
@@ -229,6 +233,7 @@ def run(
         firmware=firmware,
         fine_tick_s=fine,
         pump_flow=pump_flow,
+        timezone=timezone_name(zones[0].timezone if zones else None),
     )
     wall = time.perf_counter()
     total = n_ticks * len(zones)
@@ -379,6 +384,7 @@ def to_twin(twin: ZoneTwin, commands) -> None:
 def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
     if not d:
         return
+    tz = zr.zone.timezone
     for kind, item, text, routine in words(d):
         if kind == "alert":
             rec = {
@@ -387,6 +393,8 @@ def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
                 "severity": item.severity,
                 "raised_at": iso(item.at),
                 "resolved_at": None,
+                "raised_at_local": local_iso(item.at, tz),
+                "resolved_at_local": None,
                 "details": item.details,
             }
             open_alerts[(item.code, item.channel)] = rec
@@ -395,18 +403,27 @@ def _record(zr: ZoneRun, d, open_alerts: dict, sent: dict) -> None:
             rec = open_alerts.pop((item.code, item.channel), None)
             if rec is not None:
                 rec["resolved_at"] = iso(item.at)
+                rec["resolved_at_local"] = local_iso(item.at, tz)
         elif kind == "transition":
             zr.transitions.append(
-                {"at": iso(item.at), "machine": item.machine, "from": item.source, "to": item.target,
-                 "reason": item.reason}
+                {"at": iso(item.at), "at_local": local_iso(item.at, tz), "machine": item.machine,
+                 "from": item.source, "to": item.target, "reason": item.reason}
             )  # fmt: skip
         elif kind == "event":
-            zr.events.append({"at": iso(item.at), "type": item.type, "details": _jsonable(item.details)})
+            zr.events.append(
+                {
+                    "at": iso(item.at),
+                    "at_local": local_iso(item.at, tz),
+                    "type": item.type,
+                    "details": _jsonable(item.details),
+                }
+            )
         elif kind == "command":
             sent[item.cmd_id] = item
             zr.commands.append(
                 {
                     "at": iso(item.at),
+                    "at_local": local_iso(item.at, tz),
                     "cmd_id": item.cmd_id,
                     "channel": item.channel,
                     "node": item.node_uid,

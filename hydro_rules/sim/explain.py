@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..engine import interp
 from ..engine.state import ACTIVE, DUTY, OFF, ON, PENDING
 from ..lang import units as U
-from .times import iso
+from .times import stamp, timezone_name
 
 
 @dataclass
@@ -36,6 +36,17 @@ class Explanation:
     start: float
     head: list[str]
     sections: list[Section]
+    timezone: str = "UTC"  # the site's: every time in the words is in it (an ISO time with its offset)
+
+    @property
+    def when(self) -> str:
+        """The moment explained, in the site's time zone (`2026-01-08T10:00:00+01:00`; `...Z` in UTC)."""
+        return stamp(self.at, self.timezone)
+
+
+def _at(prog, t: float) -> str:
+    """A time in the words of an explanation: in the zone's site time zone."""
+    return stamp(t, prog.zone.timezone)
 
 
 def _verdict(value) -> str:
@@ -64,7 +75,7 @@ def explain_tick(zr, now: float, start: float) -> Explanation:
     head = []
     for mname, sname in st.machines.items():
         since = st.entered_at.get(mname)
-        how_long = f" since {iso(since)} ({U.format_duration(now - since)})" if since is not None else ""
+        how_long = f" since {_at(prog, since)} ({U.format_duration(now - since)})" if since is not None else ""
         head.append(f"{mname} is in {sname}{how_long}")
     sections = [
         _readings(prog),
@@ -73,7 +84,9 @@ def explain_tick(zr, now: float, start: float) -> Explanation:
         _rules(prog, st),
         _guards(prog, st),
     ]
-    return Explanation(prog.zone.uid, now, start, head, [s for s in sections if s.lines])
+    return Explanation(
+        prog.zone.uid, now, start, head, [s for s in sections if s.lines], timezone_name(prog.zone.timezone)
+    )
 
 
 def _readings(prog) -> Section:
@@ -134,7 +147,8 @@ def _transitions(prog, st) -> Section:
                 anchor = st.solution_started_at
                 parts.append(
                     f"every {U.format_duration(every)} at {U.describe(at, U.TIME_OF_DAY)} counted from "
-                    f"the solution started {iso(anchor) if anchor else 'never'}: " + ("due" if due else "not due yet")
+                    f"the solution started {_at(prog, anchor) if anchor else 'never'}: "
+                    + ("due" if due else "not due yet")
                 )
                 value = _and(value, due)
             if t.cond is not None:
@@ -158,7 +172,7 @@ def _transitions(prog, st) -> Section:
                 value = _and(value, ok)
             w = st.waiting.get(mname)
             if w is not None and w[3] == t.target and value:
-                parts.append(f"held since {iso(w[0])}: {w[1]}")
+                parts.append(f"held since {_at(prog, w[0])}: {w[1]}")
                 value = False
             out.lines.append(Line(_verdict(value), f"{sname} → {t.target}", "; ".join(parts)))
     return out
@@ -181,7 +195,7 @@ def _alerts(prog, st) -> Section:
                         Line(
                             "holds",
                             title,
-                            f"active since {iso(cur.since)}; clears when {a.clear.text}: {_verdict(v)} ({vals})",
+                            f"active since {_at(prog, cur.since)}; clears when {a.clear.text}: {_verdict(v)} ({vals})",
                         )
                     )
                 else:
@@ -189,7 +203,7 @@ def _alerts(prog, st) -> Section:
                         Line(
                             "holds",
                             title,
-                            f"active since {iso(cur.since)}; cleared only by an operator reset",
+                            f"active since {_at(prog, cur.since)}; cleared only by an operator reset",
                         )
                     )
                 continue
@@ -218,7 +232,7 @@ def _rules(prog, st) -> Section:
             continue
         v, vals = _cond(r.cond.expr, prog)
         last = st.fired.get(r.name)
-        fired = f"; last ran {iso(last)}" if last is not None else ""
+        fired = f"; last ran {_at(prog, last)}" if last is not None else ""
         out.lines.append(Line(_verdict(v), r.name, f"{r.cond.text}: {_verdict(v)} ({vals}){fired}"))
     return out
 

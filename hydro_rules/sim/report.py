@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.console import Console
 from rich.markup import escape
 
 from ..lang import units as U
 from .dryrun import DryRun, ZoneRun
+from .times import minute
 
 STYLE = {
     "transition": "bold cyan",
@@ -22,13 +21,15 @@ STYLE = {
 }
 
 
-def when(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
+def when(t: float, tz: str | None = None) -> str:
+    """`2026-01-08 10:00` in the time zone `tz` (a site's `timezone`; UTC when None)."""
+    return minute(t, tz)
 
 
 def timeline_lines(z: ZoneRun, mode: str = "brief") -> list[tuple[str, str, str]]:
     """(time, kind, text) of each timeline entry to show; `brief` sums up routine duty commands per day."""
     out, routine_day, routine_count = [], None, 0
+    tz = z.zone.timezone
 
     def flush():
         nonlocal routine_count
@@ -39,13 +40,13 @@ def timeline_lines(z: ZoneRun, mode: str = "brief") -> list[tuple[str, str, str]
 
     for e in z.timeline:
         if mode == "brief" and e.routine:
-            day = when(e.at)[:10]
+            day = when(e.at, tz)[:10]
             if day != routine_day:
                 flush()
                 routine_day = day
             routine_count += 1
             continue
-        out.append((when(e.at), e.kind, e.text))
+        out.append((when(e.at, tz), e.kind, e.text))
     flush()
     out.sort(key=lambda x: x[0])
     return out
@@ -84,7 +85,8 @@ def print_run(r: DryRun, console: Console, timeline: str = "brief") -> None:
     days = (r.end - r.start) / 86400.0
     console.print(
         f"[bold]Dry run[/] of {escape(r.ruleset_version)}: {len(r.zones)} zone(s), {days:g} days from "
-        f"{when(r.start)} UTC, tick {U.format_duration(r.tick_s)}, seed {r.seed}, firmware {r.firmware}"
+        f"{when(r.start, r.timezone)} {r.timezone}, tick {U.format_duration(r.tick_s)}, seed {r.seed}, "
+        f"firmware {r.firmware}"
     )
     console.print("Faults: " + (", ".join(escape(f) for f in r.faults) or "none"))
     for z in r.zones:

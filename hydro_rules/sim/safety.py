@@ -44,6 +44,9 @@ PH_ABOVE = 1.0  #: ...and this far above its maximum
 EC_LOW_FACTOR = 0.5  #: EC may go down to this times the phase's minimum...
 EC_HIGH_FACTOR = 1.5  #: ...and up to this times its maximum
 NEAR_EMPTY_PCT = 5.0  #: below this level (% of the reservoir) pH and EC are not judged: there is no solution
+#: fresh water arrives at the source's EC and pH (plant.source_ec): pH and EC are not judged while water comes
+#: in and for this long after, the time the rules have to dose the refilled reservoir back to its targets
+FILL_SETTLE_S = 2 * 3600.0
 DRY_ALLOWANCE_S = 15.0  #: powered-dry seconds a pump may accumulate in one episode
 RECIRC_TOLERANCE_S = 1.0  #: rounding allowance on max_recirc_off
 FILL_TOLERANCE_L = 0.05  #: water that may still come in after a leak alert (rounding)
@@ -332,6 +335,7 @@ class Checker:
         self.prev: float | None = None
         self.run_prev: dict = {}
         self.filled_prev = 0.0
+        self.last_fill: float | None = None  # when the twin last took in water
         self.leaked_onset: float | None = None
         self.episodes: dict[str, list] = {}  # pump -> [dry seconds, violation or None]
         self.off = 0.0  # the current unexcused OFF stretch of the NC pump
@@ -405,7 +409,9 @@ class Checker:
         return self._targets
 
     def _bands(self, tw, now: float) -> None:
-        if tw.level_pct < NEAR_EMPTY_PCT:
+        if tw.filled_l > self.filled_prev + 1e-9:
+            self.last_fill = now
+        if tw.level_pct < NEAR_EMPTY_PCT or (self.last_fill is not None and now - self.last_fill < FILL_SETTLE_S):
             return
         ph, ec = tw.ph, tw.ec
         if now >= self.onset:

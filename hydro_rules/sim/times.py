@@ -1,10 +1,14 @@
-"""Times as users write them (ISO 8601, UTC by default) and as the engine counts them (epoch seconds)."""
+"""Times as users write them (ISO 8601, UTC by default) and as the engine counts them (epoch seconds),
+and as a site reads them: in its own time zone (`site.timezone`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Z", ""})
 
 
 def parse_time(text: str) -> float:
@@ -17,3 +21,39 @@ def parse_time(text: str) -> float:
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@cache
+def zone_info(name: str | None) -> ZoneInfo | None:
+    """The ZoneInfo of a site's `timezone`; None for UTC or a name zoneinfo does not know (times stay UTC)."""
+    if name is None or name in UTC_NAMES:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def timezone_name(name: str | None) -> str:
+    """The name times are shown in: the site's, or UTC when it has none zoneinfo knows."""
+    return "UTC" if zone_info(name) is None else name
+
+
+def local(t: float, tz: str | None) -> datetime:
+    info = zone_info(tz)
+    return datetime.fromtimestamp(t, UTC) if info is None else datetime.fromtimestamp(t, info)
+
+
+def local_iso(t: float, tz: str | None) -> str:
+    """ISO 8601 with the site's UTC offset: `2026-01-08T10:00:00+01:00` (`+00:00` in UTC)."""
+    return local(t, tz).isoformat(timespec="seconds")
+
+
+def stamp(t: float, tz: str | None) -> str:
+    """A time in a sentence: `iso` for a UTC site, the local ISO time with its offset otherwise."""
+    return iso(t) if zone_info(tz) is None else local_iso(t, tz)
+
+
+def minute(t: float, tz: str | None) -> str:
+    """`2026-01-08 10:00` in the site's time zone (timeline lines)."""
+    return local(t, tz).strftime("%Y-%m-%d %H:%M")

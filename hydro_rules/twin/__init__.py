@@ -19,20 +19,28 @@ Pump nodes report their flow as a rate (TwinConfig.pump_flow "rate", the default
 or, like hydro 2.0 pump nodes, as the 0/1 `flow_flag` metric of pumps that declare
 one ("flag": 1 while the pump moves water, 0 while it does not).
 
-Physics (TwinConfig holds every constant): the reservoir (`zone.reservoir_l` = 100 %)
-starts at the profile's `levels.target` with solution at the recipe phase's target
-midpoints; plants and air take 2 %/day of the reservoir (diurnal swing), plants take
-3 %/day of the salts (EC drifts about -1 %/day) and push pH up 0.07/day; a dose mixes
-in with a 3-minute time constant while the solution circulates (2 h when still); the
-loop holds 3 % of the reservoir while the recirculation pump moves water and drains
-back when it stops; the water temperature follows a daily cycle around 21 °C; the
-fill line delivers fresh solution at the day's recipe midpoints. Pumps: recirc
-20 L/min, drain 30 L/min, fill 30 L/min; a pump whose intake is dry moves nothing and
-draws less current. Nodes: see `nodes`. Readings: every online node publishes one
-Reading per metric per `advance` (ts = that time) with Gaussian noise (pH 0.01, EC
-0.01 mS/cm, level 0.2 %, current 10 mA, flow 0.2 L/min; a stopped flow and a dry EC
-probe read exactly 0), drawn by inverse transform from a 16-bit quantile table; see
-`sensors` for which node reports what.
+Physics (docs/twin.md has the equations): the zone's plant comes from its `plant.*`
+settings (`plant`; the built-in defaults, then its profile's, its own, its recipe
+phase's), a TwinConfig field that is set overriding one. The reservoir
+(`zone.reservoir_l` = 100 %) starts at the profile's `levels.target` with solution at
+the recipe phase's target midpoints; the crop takes up plant.uptake (% of the
+reservoir per day, more by day and in warm air) with its salts at
+plant.uptake_ec_ratio of the solution's concentration, the surface evaporates
+plant.evaporation (more from warm water), so EC rises between water changes; the
+roots push pH up plant.ph_drift a day; the fill line delivers water at
+plant.source_ec / source_ph / source_temp (or, plant.fill_premixed, ready solution at
+the recipe midpoints); a dose moves EC or pH by its concentrate's strength per ml per
+100 L, mixing in with a 3-minute time constant while the solution circulates (2 h
+when still); the loop holds 3 % of the reservoir while the recirculation pump moves
+water and drains back when it stops; the solution's temperature follows the air
+(plant.air_temp with its daily swing, peaking at plant.air_temp_peak local time) with
+plant.temp_time_constant, a heater/chiller holding its setpoint. Pumps move
+plant.recirc_flow, plant.drain_flow, plant.fill_flow (L/min); a pump whose intake is
+dry moves nothing and draws less current. Nodes: see `nodes`. Readings: every online
+node publishes one Reading per metric per `advance` (ts = that time) with Gaussian
+noise (pH 0.01, EC 0.01 mS/cm, level 0.2 %, current 10 mA, flow 0.2 L/min; a stopped
+flow and a dry EC probe read exactly 0), drawn by inverse transform from a 16-bit
+quantile table; see `sensors` for which node reports what.
 
 Faults, `KIND@OFFSET[:ARGS]`: OFFSET is a duration from the run start (`6d`, `36h`,
 `90m`, `1h30m`, `45s`, `0`); ARGS are comma-separated, a bare word is the target,
@@ -63,6 +71,9 @@ otherwise it lasts to the end of the run. Offsets beyond the run never fire.
   nodes are silent for D (default 30m) and lose commands; then they reboot and
   report again. Under hydro2 the reboot opens every relay: the NC pump stops until
   it is switched on; under bounded-off the outputs stay at their defaults.
+- `heater_stuck`, `heater_failed`, `chiller_stuck`, `chiller_failed` - the heater
+  (chiller) runs whatever the temperature, or gives no heat (cooling). The zone
+  must have the device (`plant.heater yes`, `plant.chiller yes`).
 
 A malformed spec raises FaultError from parse_fault; a target the zone does not have
 raises FaultError from check_fault and from ZoneTwin(). `applies_to(fault, zone)` tells

@@ -1,4 +1,10 @@
-"""Physical constants of the twin. Defaults fit the example zones (120-150 L NFT/DWC)."""
+"""Constants of the twin that are not the zone's: node firmware, currents, noise, the loop.
+
+The zone's physical plant (flows, uptake, evaporation, source water, temperature,
+heater/chiller, concentrate strengths) comes from its `plant.*` settings (see
+`plant` and docs/twin.md). A TwinConfig field left at None here reads that setting;
+set, it overrides it in every zone (nodesim's `--twin fill_flow_l_min=60`, tests).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,15 @@ DEFAULT_ROLES = {
     "pump_drain": "drain",
     "pump_fill": "fill",
     "dose_ph_down": "acid",
+    "dose_ph_up": "base",
     "dose_nutrient": "nutrient",
+    "dose_nutrient_a": "nutrient",
+    "dose_nutrient_b": "nutrient",
 }
-ROLES = frozenset({"recirc", "drain", "fill", "acid", "nutrient", "none"})
+ROLES = frozenset({"recirc", "drain", "fill", "acid", "base", "nutrient", "none"})
+
+#: words in a channel's name that tell a doser's role when DEFAULT_ROLES does not name it
+DOSER_WORDS = (("ph_up", "base"), ("ph_down", "acid"), ("acid", "acid"), ("base", "base"), ("nutrient", "nutrient"))
 
 #: node firmware models (see `nodes`): "hydro2" is today's relay firmware, "bounded-off" the kinder older model
 FIRMWARES = ("hydro2", "bounded-off")
@@ -56,10 +68,11 @@ DEFAULT_AMBIENT = {
 
 @dataclass
 class TwinConfig:
-    # pumps: nominal flow by role (L/min) and the current each draws as the node's INA209 sees it (mA)
-    recirc_flow_l_min: float = 20.0
-    drain_flow_l_min: float = 30.0
-    fill_flow_l_min: float = 8.0  # a mains valve: slow enough that 1-minute ticks stop near the target
+    # pumps: nominal flow by role (L/min; None: the zone's plant.recirc_flow, plant.drain_flow, plant.fill_flow)
+    recirc_flow_l_min: float | None = None
+    drain_flow_l_min: float | None = None
+    fill_flow_l_min: float | None = None
+    # the current each pump draws as the node's INA209 sees it (mA)
     running_ma: float = 1050.0
     idle_ma: float = 15.0
     dry_ma: float = 600.0  # a pump sucking air draws less than its working current
@@ -77,26 +90,22 @@ class TwinConfig:
     recirc_reprime_pct: float = 4.0  # ...and picks up again above this one
     probe_level_pct: float = 1.0  # below this the EC probe is out of the water and reads 0
 
-    # plants and air: water use (uptake + evaporation) and what it does to the solution, per day
-    water_use_frac_day: float = 0.02  # of reservoir_l: 2.4 L/day for 120 L
-    water_use_swing: float = 0.5  # diurnal swing of water use around its mean (0..1)
-    nutrient_uptake_frac_day: float = 0.03  # of the dissolved salts; with water use, EC drifts ~ -1 %/day
-    ph_drift_day: float = 0.07  # plants push pH up
+    # plants: the diurnal swing of the crop's uptake around its mean (0..1); pH drift per day (None: plant.ph_drift)
+    water_use_swing: float = 0.5
+    ph_drift_day: float | None = None
 
-    # dosing: effect of 1 ml in 1 L once mixed; mixing time constant with and without circulation
-    acid_ph_per_ml_l: float = 10.0  # 2 ml in 120 L lowers pH by ~0.17
-    nutrient_ec_per_ml_l: float = 1.0  # 5 ml in 120 L raises EC by ~0.04 mS/cm
+    # dosing: mixing time constant of a dose with and without circulation (strengths: plant.*_per_ml_per_100l)
     mix_tau_s: float = 180.0
     mix_tau_still_s: float = 7200.0
 
-    # temperature: the water follows a daily cycle of the room (peak at peak_hour_utc) with a lag
-    temp_mean_c: float = 21.0
-    temp_swing_c: float = 1.5
-    temp_peak_hour_utc: float = 15.0
-    temp_tau_s: float = 10800.0
-    fill_temp_c: float = 17.0
+    # temperature (None: the zone's plant.air_temp, plant.air_temp_swing, plant.temp_time_constant,
+    # plant.source_temp)
+    temp_mean_c: float | None = None
+    temp_swing_c: float | None = None
+    temp_tau_s: float | None = None
+    fill_temp_c: float | None = None
 
-    # the fill line delivers ready solution at the recipe phase's midpoints; these when a target is missing
+    # the initial solution is at the recipe phase's midpoints; these when a target is missing
     default_ph: float = 6.0
     default_ec: float = 1.5
     initial_level_pct: float | None = None  # None: the profile's levels.target (else 90 %)
@@ -117,7 +126,10 @@ class TwinConfig:
                 raise ValueError(f"TwinConfig.roles[{name!r}] = {role!r}: roles are {', '.join(sorted(ROLES))}")
 
     def role(self, channel: str) -> str:
-        return self.roles.get(channel) or DEFAULT_ROLES.get(channel, "none")
+        role = self.roles.get(channel) or DEFAULT_ROLES.get(channel)
+        if role is None and channel.startswith("dose"):
+            role = next((r for word, r in DOSER_WORDS if word in channel), None)
+        return role or "none"
 
     def sigma(self, metric: str) -> float:
         return self.noise.get(metric, DEFAULT_NOISE.get(metric, 0.0))

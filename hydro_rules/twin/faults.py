@@ -23,7 +23,14 @@ KINDS = (
     "sensor_dead",
     "node_offline",
     "controller_crash",
+    "heater_stuck",
+    "heater_failed",
+    "chiller_stuck",
+    "chiller_failed",
 )
+#: faults of the solution's heating and cooling: the zone must have the device (plant.heater, plant.chiller)
+THERMAL_KINDS = {"heater_stuck": "heater", "heater_failed": "heater", "chiller_stuck": "chiller",
+                 "chiller_failed": "chiller"}  # fmt: skip
 CHANNEL_KINDS = frozenset({"stuck_relay", "overcurrent", "no_flow"})
 METRIC_KINDS = frozenset({"sensor_frozen", "sensor_dead"})
 
@@ -167,6 +174,19 @@ def check_fault(fault: Fault, zone, ruleset, config=None) -> None:
             raise FaultError(f"fault {fault}: node {fault.node!r} does not report {fault.target!r} in {where}")
     elif fault.kind == "node_offline" and fault.target not in zone.nodes and fault.target not in zone.channels:
         raise FaultError(f"fault {fault}: {fault.target!r} is neither a node nor a channel of {where}")
+    elif fault.kind in THERMAL_KINDS:
+        device = THERMAL_KINDS[fault.kind]
+        if not has_device(zone, ruleset, device):
+            raise FaultError(f"fault {fault}: {where} has no {device} (set `plant {{ {device} yes }}` in its settings)")
+
+
+def has_device(zone, ruleset, device: str) -> bool:
+    """Does the zone have a heater (chiller): plant.heater (plant.chiller) in its settings or a recipe phase's?"""
+    path = f"plant.{device}"
+    if ruleset.zone_settings(zone).get(path):
+        return True
+    recipe = ruleset.recipes.get(zone.recipe)
+    return recipe is not None and any(ph.settings.get(path) for ph in recipe.phases)
 
 
 def applies_to(fault: Fault, zone) -> bool:

@@ -161,7 +161,7 @@ class NodeLogic:
             self._set(ld, True, t, t + min(p["duration_ms"], self._cfg.max_run_ms) / 1000.0, False)
             ld.run_id = cmd.cmd_id
         elif name == "dose":
-            if ld is None or (ld.kind != "doser" and ld.role not in ("acid", "nutrient")):
+            if ld is None or (ld.kind != "doser" and ld.role not in ("acid", "base", "nutrient")):
                 return self._invalid(node, cmd, t, "not_a_doser", f"{cmd.channel_key} does not dose")
             if not _positive(p.get("ml")):
                 return self._invalid(node, cmd, t, "bad_params", "dose needs ml > 0")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from ..messages import Reading
 
 # what a reading shows: the solution, a constant, or a sum over loads
-S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW, S_FLAG = range(9)
+S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW, S_FLAG, S_AIR = range(10)
 EXACT_ZERO = frozenset({S_EC, S_FLOW})  # no flow, or an EC probe in air, reads exactly 0
-SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, "water_level_switch": S_SWITCH}
+SOURCE = {"ph": S_PH, "ec": S_EC, "temp_water": S_TEMP, "water_level": S_LEVEL, "water_level_switch": S_SWITCH,
+          "temp_air": S_AIR}  # fmt: skip
 
 # Reading is a frozen slotted dataclass; filling its slots directly skips the frozen __setattr__ detour.
 try:
@@ -44,6 +45,8 @@ def _true_expr(p, loads: dict) -> str:
         return "(w.ec if level >= PROBE else 0.0)"
     if src == S_TEMP:
         return "w.temp"
+    if src == S_AIR:
+        return "w.air"
     if src == S_LEVEL:
         return "level"
     if src == S_SWITCH:

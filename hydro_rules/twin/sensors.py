@@ -5,7 +5,7 @@ the node the channel is bound to (the sum when several of its channels share the
 metric), or its `flow_flag` metric instead of `flow` when TwinConfig.pump_flow is
 "flag" (1 while any of them moves water); a node in `zone.metric_nodes` reports the solution (ph, ec, temp_water,
 water_level, water_level_switch); a standalone current or flow sensor there
-measures the recirculation line; metrics the twin does not model report the
+measures the recirculation line; `temp_air` reads the twin's air temperature; metrics the twin does not model report the
 TwinConfig.ambient constant, or nothing when there is none.
 """
 
@@ -15,6 +15,7 @@ from functools import cache
 from statistics import NormalDist
 
 SOLUTION = frozenset({"ph", "ec", "temp_water", "water_level", "water_level_switch"})
+AIR = "temp_air"
 NOISE_BITS = 16
 
 
@@ -35,6 +36,9 @@ def reporters(zone, ruleset, cfg) -> dict[str, list[tuple[str, tuple]]]:
     for metric, node in zone.metric_nodes.items():
         if metric in SOLUTION:
             add(node, metric, (metric,))
+            continue
+        if metric == AIR and metric not in cfg.ambient:
+            add(node, metric, (metric,))  # the twin's air temperature (plant.air_temp and its swing)
             continue
         for attr in ("current", "flow"):
             line = tuple(n for n, c in channels.items() if c and getattr(c, attr) == metric and cfg.role(n) == "recirc")

@@ -12,8 +12,8 @@ from ..messages import CommandResponse, Reading, WireCommand
 from .config import TwinConfig
 from .faults import Fault, FaultError, check_fault, fault_node
 from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
+from .plant import Plant
 from .publish import S_CONST, S_CURRENT, S_FLAG, S_FLOW, SOURCE, Pub, compile_publisher
-from .recipe import FreshSolution, day_zero
 from .sensors import NOISE_BITS, channel_key, gaussian_table, reporters
 from .water import Water
 
@@ -25,7 +25,7 @@ class ZoneTwin(NodeLogic):
         "zone", "ruleset", "faults", "_cfg", "_rng", "_table", "_water", "_nodes", "_loads", "_by_name",
         "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
         "_readings", "_responses", "_pct", "_probe_pct", "_switch_pct", "_run_ma", "_idle_ma", "_dry_ma",
-        "_hydro2",
+        "_hydro2", "_plant",
     )  # fmt: skip
 
     def __init__(
@@ -60,11 +60,13 @@ class ZoneTwin(NodeLogic):
         self._crashed = 0
         self._readings: list[Reading] = []
         self._responses: list[CommandResponse] = []
+        self._plant = Plant(zone, ruleset, cfg, self._t)
         self._build_nodes()
-        settings = ruleset.profiles[zone.profile].settings if zone.profile in ruleset.profiles else {}
-        level = cfg.initial_level_pct if cfg.initial_level_pct is not None else settings.get("levels.target", 90.0)
-        fresh = FreshSolution(ruleset.recipes.get(zone.recipe), day_zero(zone, start), cfg.default_ph, cfg.default_ec)
-        self._water = Water(cfg, zone.reservoir_l, fresh, self._t, level)
+        level = cfg.initial_level_pct
+        if level is None:
+            level = self._plant.settings.get("levels.target")
+            level = 90.0 if level is None else level
+        self._water = Water(cfg, zone.reservoir_l, self._plant, self._t, level)
         self._pct = 100.0 / zone.reservoir_l
         self._probe_pct, self._switch_pct = cfg.probe_level_pct, cfg.level_switch_pct
         self._run_ma, self._idle_ma, self._dry_ma = cfg.running_ma, cfg.idle_ma, cfg.dry_ma
@@ -84,7 +86,7 @@ class ZoneTwin(NodeLogic):
         self._nodes: dict[str, Node] = {uid: Node(uid) for uid in zone.nodes}
         self._loads: list[Load] = []
         self._by_name: dict[str, Load | None] = {}
-        lpm = {"recirc": cfg.recirc_flow_l_min, "drain": cfg.drain_flow_l_min, "fill": cfg.fill_flow_l_min}
+        lpm = self._flows()
         for name, b in zone.channels.items():
             node = self._nodes[b.node_uid]
             ch = rs.channels.get(name)
@@ -95,6 +97,22 @@ class ZoneTwin(NodeLogic):
                 self._loads.append(ld)
             node.channels[b.channel_key] = ld
             self._by_name[name] = ld
+
+    def _flows(self) -> dict[str, float]:
+        p = self._plant
+        return {"recirc": p.recirc_lpm, "drain": p.drain_lpm, "fill": p.fill_lpm}
+
+    def _new_day(self, t: float) -> None:
+        """A new recipe day: its phase may set other plant values, even other flows."""
+        self._plant.refresh(t)
+        lpm = self._flows()
+        changed = False
+        for ld in self._loads:
+            new = lpm.get(ld.role, 0.0)
+            if new != ld.lpm:
+                ld.lpm, changed = new, True
+        if changed:
+            self._refresh()
 
     def _build_pubs(self) -> None:
         cfg, rs = self._cfg, self.ruleset
@@ -268,6 +286,35 @@ class ZoneTwin(NodeLogic):
         return self._water.temp
 
     @property
+    def air_temp(self) -> float:
+        """The air around the reservoir (plant.air_temp and its daily swing)."""
+        return self._water.air
+
+    @property
+    def heating(self) -> bool:
+        """Did the heater warm the solution in the last step?"""
+        return self._water.heating
+
+    @property
+    def cooling(self) -> bool:
+        """Did the chiller cool the solution in the last step?"""
+        return self._water.cooling
+
+    @property
+    def plant(self) -> dict:
+        """The zone's settings (plant.* and the rest) as the twin reads them on the current recipe day."""
+        return dict(self._plant.settings)
+
+    @property
+    def evaporated_l(self) -> float:
+        return self._water.evaporated
+
+    @property
+    def taken_up_l(self) -> float:
+        """Taken up by the crop."""
+        return self._water.taken_up
+
+    @property
     def drained_l(self) -> float:
         return self._water.drained
 
@@ -306,6 +353,8 @@ class ZoneTwin(NodeLogic):
 
     # ---- internals ------------------------------------------------------------------------------------
     def _step(self, t0: float, t1: float) -> None:
+        if t0 >= self._plant.next_t:
+            self._new_day(t0)
         dt = t1 - t0
         w = self._water
         w.step(t0, dt)
@@ -346,6 +395,9 @@ class ZoneTwin(NodeLogic):
                         p.frozen += d
         elif kind == "node_offline":
             self._nodes[fault_node(f, self.zone)].offline += d
+        elif kind in ("heater_stuck", "heater_failed", "chiller_stuck", "chiller_failed"):
+            w = self._water
+            setattr(w, kind, max(0, getattr(w, kind) + d))
         elif kind == "controller_crash":
             self._crashed += d
             if on:

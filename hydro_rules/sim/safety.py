@@ -931,6 +931,7 @@ def build_report(
             "ph": f"[min - {PH_BELOW:g}, max + {PH_ABOVE:g}]",
             "ec": f"[{EC_LOW_FACTOR:g} x min, {EC_HIGH_FACTOR:g} x max]",
             "not_judged_below_level_pct": NEAR_EMPTY_PCT,
+            "not_judged_after_fill_seconds": FILL_SETTLE_S,
         },
         "limits": {
             "dry_allowance_s": DRY_ALLOWANCE_S,

@@ -115,11 +115,12 @@ def _durations(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
                 what = "the run of `start ... for`"
             if what is None or _reported(diags, node.span):
                 continue
+            example = "7d" if field == "every" else "10m"
             diags.add(
                 "HR208",
                 f"{what} must be longer than 0, not `{node.text}`",
                 node.span,
-                "time must pass here: give a duration such as 10m",
+                f"time must pass here: give a duration such as {example}",
             )
     for m in rs.machines.values():
         for s in m.states.values():
@@ -309,6 +310,20 @@ def _age_limits(expr):
             yield expr.left
 
 
+def _switched_off(cond: M.Condition | None, settings: dict) -> bool:
+    """Does a yes/no setting the condition requires (a conjunct `SETTING` or `not SETTING`) make it
+    false with these settings (`water_change.enabled no`, `water_change.by_schedule no`)?"""
+    if cond is None:
+        return False
+    items = cond.expr.items if isinstance(cond.expr, M.Logic) and cond.expr.op == "and" else (cond.expr,)
+    for it in items:
+        negated = isinstance(it, M.Not)
+        ref = it.operand if negated else it
+        if isinstance(ref, M.SettingRef) and isinstance(settings.get(ref.path), bool) and settings[ref.path] == negated:
+            return True
+    return False
+
+
 def _short(path: str) -> str:
     return path.replace("water_cycle.", "")
 
@@ -325,6 +340,8 @@ def _preempted_schedules(rs: M.RuleSet, diags: Diagnostics) -> None:
                 ]
                 for u, lim in limits:
                     for zone, phase, settings in _zone_settings(rs):
+                        if _switched_off(t.cond, settings) or _switched_off(u.cond, settings):
+                            continue  # the schedule (or the age limit) is turned off there
                         interval, limit = _value(t.every, settings), _value(lim, settings)
                         if interval is None or limit is None or interval < limit:
                             continue
@@ -341,10 +358,10 @@ def _preempted_schedules(rs: M.RuleSet, diags: Diagnostics) -> None:
                         age = _short(lim.path) if isinstance(lim, M.SettingRef) else "the age limit"
                         diags.add(
                             "HR506",
-                            f"in {where}, `{s.name} -> {t.target}` every {U.format_duration(interval)} never comes: "
+                            f"in {where}, the schedule of `{s.name} -> {t.target}` never fires: "
                             f"{every} {U.format_duration(interval)} is not shorter than {age} "
-                            f"{U.format_duration(limit)}, so `solution.age > {age}` starts the change first "
-                            f"(at {u.span})",
+                            f"{U.format_duration(limit)}, so `solution.age > {age}` (at {u.span}) always "
+                            "comes first",
                             span,
                             f"make {every} shorter than {age}, or {age} longer",
                         )

@@ -813,6 +813,8 @@ def check_zone_off_stretches(rs: M.RuleSet, d: Diagnostics) -> None:
             # (total, words, short label) of each way the pump is held off: the windows alone, and from
             # each state that stops it, the longest path of each machine with the windows around it
             paths = [(longest, f"its recirculation windows from {_hm(start * _STEP)}", "the windows alone")]
+            if not longest:
+                paths = [(0.0, "", "the windows never")]
             held = False
             for m in rs.machines.values():
                 if act is not None and not act.machine_active(m.name):
@@ -844,7 +846,8 @@ def check_zone_off_stretches(rs: M.RuleSet, d: Diagnostics) -> None:
                     if found is None or total > found[0]:
                         parts = [f"the windows' OFF before it {U.format_duration(before)}"] if before else []
                         steps = " + ".join(f"{n} {U.format_duration(b)}" for n, b in st.states)
-                        parts.append(f"machine `{m.name}` from {_hm(at * _STEP)}: {steps}")
+                        when = f" from {_hm(at * _STEP)}" if before or after else ""
+                        parts.append(f"machine `{m.name}`{when}: {steps}")
                         if after:
                             parts.append(f"the windows' OFF after it {U.format_duration(after)}")
                         found = (total, " + ".join(parts), f"machine `{m.name}`")
@@ -857,7 +860,9 @@ def check_zone_off_stretches(rs: M.RuleSet, d: Diagnostics) -> None:
             message = f"{pump} (fail_safe NC) is OFF at most {U.format_duration(total)} at a time in zone `{zone.uid}`"
             message += f": {words}" if total else ": it runs all day"
             if others:
-                message += "; " + ", ".join(f"{label} {U.format_duration(t)}" for t, _, label in others)
+                message += "; " + ", ".join(
+                    f"{label} {U.format_duration(t)}" if t else f"{label} switch it off" for t, _, label in others
+                )
             d.add("HR604", message, zone.span)
     for (pump, machine, words, state, why), zones in unbounded.items():
         m = rs.machines[machine]

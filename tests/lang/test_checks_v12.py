@@ -207,6 +207,13 @@ def test_hr506_an_interval_not_shorter_than_the_age_limit(sets):
     assert "water_change.interval 12d is not shorter than water_change.max_solution_age 10d" in d.message
 
 
+def test_hr506_not_where_a_yes_no_setting_the_schedule_needs_turns_it_off(sets):
+    files = sets.site_files(
+        {"profiles.hydro": ("      enabled yes\n      interval 7d", "      enabled no\n      interval 12d")}
+    )
+    assert sets.check(files) == []
+
+
 def test_hr506_a_zone_setting_pre_empts_its_own_schedule(sets):
     site = sets.site_files()["site.hydro"].replace("hydro 1\n", "hydro 1.2\n", 1)
     site = sets.replace(

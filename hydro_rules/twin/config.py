@@ -23,6 +23,9 @@ DEFAULT_ROLES = {
 }
 ROLES = frozenset({"recirc", "drain", "fill", "acid", "base", "nutrient", "none"})
 
+#: a doser's role from its declared `affects` (metric, direction)
+AFFECTS_ROLES = {("ec", 1): "nutrient", ("ph", -1): "acid", ("ph", 1): "base"}
+
 #: words in a channel's name that tell a doser's role when DEFAULT_ROLES does not name it
 DOSER_WORDS = (("ph_up", "base"), ("ph_down", "acid"), ("acid", "acid"), ("base", "base"), ("nutrient", "nutrient"))
 
@@ -125,8 +128,14 @@ class TwinConfig:
             if role not in ROLES:
                 raise ValueError(f"TwinConfig.roles[{name!r}] = {role!r}: roles are {', '.join(sorted(ROLES))}")
 
-    def role(self, channel: str) -> str:
-        role = self.roles.get(channel) or DEFAULT_ROLES.get(channel)
+    def role(self, channel: str, declared=None) -> str:
+        """What `channel` does to the water. `declared` is its declaration (model.Channel): a doser's
+        `affects ec up` holds nutrient, `affects ph down` acid, `affects ph up` base. Then the standard
+        names (DEFAULT_ROLES), then words in a doser's name; an explicit `roles` entry wins over all."""
+        role = self.roles.get(channel)
+        if role is None and declared is not None and getattr(declared, "kind", None) == "doser":
+            role = AFFECTS_ROLES.get(tuple(declared.affects[:2])) if declared.affects else None
+        role = role or DEFAULT_ROLES.get(channel)
         if role is None and channel.startswith("dose"):
             role = next((r for word, r in DOSER_WORDS if word in channel), None)
         return role or "none"

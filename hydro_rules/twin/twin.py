@@ -92,7 +92,7 @@ class ZoneTwin(NodeLogic):
             ch = rs.channels.get(name)
             ld = None
             if ch is not None and ch.kind in ("pump", "valve", "doser"):
-                role = cfg.role(name)
+                role = cfg.role(name, ch)
                 ld = Load(name, role, ch.kind, node, b.channel_key, ch.fail_safe == "NC", lpm.get(role, 0.0))
                 self._loads.append(ld)
             node.channels[b.channel_key] = ld

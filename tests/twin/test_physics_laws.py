@@ -253,3 +253,31 @@ def test_doses_move_ec_and_ph_by_their_strength_per_100_l():
     run(twin, HOUR)
     assert twin.ec - ec0 == pytest.approx(0.02 * 10 * 100 / v, rel=0.03)  # plus an hour's concentration
     assert twin.ph - ph0 == pytest.approx(-0.05 * 4 * 100 / v + 0.07 / 24, abs=0.005)
+
+
+def test_ph_up_raises_ph_by_its_strength():
+    twin = make(zone_=zone_with(base_ph_per_ml_per_100l=0.2, **CALM), roles={"dose_ph_down": "base"})
+    ph0, v = twin.ph, twin.volume_l
+    send(twin, "dose_ph_down", "dose", ml=3)
+    run(twin, HOUR)
+    assert twin.ph - ph0 == pytest.approx(0.2 * 3 * 100 / v + 0.07 / 24, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    ("name", "affects", "role"),
+    [
+        ("dose_x", ("ec", 1, None), "nutrient"),
+        ("dose_x", ("ph", -1, 0.05), "acid"),
+        ("dose_x", ("ph", 1, None), "base"),
+        ("dose_nutrient_b", None, "nutrient"),  # no `affects`: the name tells
+        ("dose_ph_up", None, "base"),
+        ("dose_thing", None, "none"),
+    ],
+)
+def test_a_dosers_concentrate_comes_from_what_it_affects(name, affects, role):
+    from types import SimpleNamespace
+
+    from hydro_rules.twin import TwinConfig
+
+    assert TwinConfig().role(name, SimpleNamespace(kind="doser", affects=affects)) == role
+    assert TwinConfig(roles={name: "acid"}).role(name, SimpleNamespace(kind="doser", affects=affects)) == "acid"

@@ -9,6 +9,7 @@ The generated code checks for None only where a value can be unknown.
 from __future__ import annotations
 
 from ..lang import model as M
+from .interp import percent_scale
 
 _CMP = {"<", "<=", ">", ">=", "==", "!="}
 #: channel attributes read from the pump's node, and the ZoneProgram dict that holds them per tick
@@ -176,7 +177,14 @@ class ExprCompiler:
         return self._binary(e.left, e.right, e.op)
 
     def _Arith(self, e: M.Arith):
-        return self._binary(e.left, e.right, e.op)
+        src, nullable = self._binary(e.left, e.right, e.op)
+        scale = percent_scale(e)
+        if scale == 1.0:
+            return src, nullable
+        if not nullable:
+            return f"({src} * {scale!r})", False
+        t = self._tmp()
+        return f"(None if ({t} := {src}) is None else {t} * {scale!r})", True
 
     def _Neg(self, e: M.Neg):
         src, nullable = self.emit(e.operand)

@@ -121,6 +121,28 @@ def _known(e: M.Known, x, ch):
     return Trace(f"{t.text} is {'known' if e.known else 'unknown'}", v, U.BOOL, [t])
 
 
+def percent_scale(e) -> float:
+    """What the raw product or quotient of an Arith is multiplied by where a percentage (stored as 30.0
+    for 30 %) stands for a fraction: `reservoir.volume * 8%` is 0.08 of the volume, `target.ec.max *
+    115%` 1.15 of it; a percentage times a number stays a percentage; `x / 50%` is twice x."""
+    if not isinstance(e, M.Arith) or e.op not in ("*", "/"):
+        return 1.0
+    lp, rp = _dim(e.left) == U.PERCENT, _dim(e.right) == U.PERCENT
+    if e.dim == U.PERCENT or not (lp or rp):
+        return 1.0
+    if e.op == "*":
+        return 0.01 ** (lp + rp)
+    if rp and not lp:
+        return 100.0
+    if lp and not rp:
+        return 0.01
+    return 1.0  # a percentage over a percentage: their ratio
+
+
+def _dim(e) -> str | None:
+    return getattr(e, "dim", None)
+
+
 def _binary(e, x, ch):
     a, b = trace(e.left, x, ch), trace(e.right, x, ch)
     if a.value is None or b.value is None:
@@ -129,6 +151,10 @@ def _binary(e, x, ch):
         v = a.value / b.value if b.value else None
     else:
         v = _OPS[e.op](a.value, b.value)
+    if v is not None and isinstance(e, M.Arith):
+        scale = percent_scale(e)
+        if scale != 1.0:
+            v = v * scale
     return Trace(f"{_wrap(a)} {e.op} {_wrap(b)}", v, e.dim, [a, b])
 
 

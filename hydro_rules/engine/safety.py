@@ -27,9 +27,13 @@ OK, STALE, FROZEN, IMPLAUSIBLE = "ok", "stale", "frozen", "implausible"
 SILENCE_S = 180.0
 #: readings after a jump are believed once the jump is this old and no other came
 SETTLE_S = 600.0
-#: default dosing budget per doser, ml per litre of reservoir
-BUDGET_ML_PER_L_HOUR = 0.05
-BUDGET_ML_PER_L_DAY = 0.15
+#: default dosing budget per doser, ml per litre of reservoir (dosing.max_per_hour / max_per_day unset)
+BUDGET_ML_PER_L_HOUR = 0.1
+BUDGET_ML_PER_L_DAY = 0.3
+#: ... of a nutrient doser (one that `affects ec up`): a solution made from source water after a
+#: change needs about 1 to 1.6 ml of concentrate per litre within an hour or two
+NUTRIENT_ML_PER_L_HOUR = 1.2
+NUTRIENT_ML_PER_L_DAY = 3.0
 DAY_S = 86400.0
 
 
@@ -69,8 +73,32 @@ class SafetyMixin:
     def _budgets(self) -> None:
         """The dosing budgets per doser, from the settings in effect (a recipe phase may set them)."""
         per_hour, per_day = self.S["dosing.max_per_hour"], self.S["dosing.max_per_day"]  # None: from the reservoir
-        self.budget_hour_ml = per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * self.zone.reservoir_l
-        self.budget_day_ml = per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * self.zone.reservoir_l
+        litres = self.zone.reservoir_l
+        #: doser -> (ml per hour, ml per day): a setting applies to every doser; unset, a nutrient doser
+        #: (`affects ec up`) gets NUTRIENT_ML_PER_L_*, any other BUDGET_ML_PER_L_*, per litre of reservoir
+        self.budgets: dict = {}
+        for name, ch in self.channels.items():
+            if ch.kind != "doser":
+                continue
+            feeds = ch.affects is not None and ch.affects[0] == "ec" and ch.affects[1] > 0
+            hour = NUTRIENT_ML_PER_L_HOUR if feeds else BUDGET_ML_PER_L_HOUR
+            day = NUTRIENT_ML_PER_L_DAY if feeds else BUDGET_ML_PER_L_DAY
+            self.budgets[name] = (
+                per_hour * 1000.0 if per_hour else hour * litres,
+                per_day * 1000.0 if per_day else day * litres,
+            )
+
+    def budget_ml(self, name: str) -> tuple[float, float]:
+        """A doser's dosing budget: (ml per hour, ml per day)."""
+        got = self.budgets.get(name)
+        if got is None:
+            per_hour, per_day = self.S["dosing.max_per_hour"], self.S["dosing.max_per_day"]
+            litres = self.zone.reservoir_l
+            got = (
+                per_hour * 1000.0 if per_hour else BUDGET_ML_PER_L_HOUR * litres,
+                per_day * 1000.0 if per_day else BUDGET_ML_PER_L_DAY * litres,
+            )
+        return got
 
     # ---- readings ---------------------------------------------------------------------------
     def metric_status(self, metric: str) -> str:
@@ -193,12 +221,13 @@ class SafetyMixin:
                 return f"the {aff[0]} reading is {status}: no dose on a reading that cannot be trusted"
         if c.doses and now - c.doses[0][0] >= DAY_S:
             c.doses = [d for d in c.doses if now - d[0] < DAY_S]
+        per_hour, per_day = self.budget_ml(name)
         hour = sum(d[1] for d in c.doses if now - d[0] < 3600.0)
-        if hour + ml > self.budget_hour_ml + 1e-9:
-            return f"the dosing budget of {self.budget_hour_ml:g} ml per hour is used up ({hour:g} ml given)"
+        if hour + ml > per_hour + 1e-9:
+            return f"the dosing budget of {per_hour:g} ml per hour is used up ({hour:g} ml given)"
         day = sum(d[1] for d in c.doses)
-        if day + ml > self.budget_day_ml + 1e-9:
-            return f"the dosing budget of {self.budget_day_ml:g} ml per day is used up ({day:g} ml given)"
+        if day + ml > per_day + 1e-9:
+            return f"the dosing budget of {per_day:g} ml per day is used up ({day:g} ml given)"
         return None
 
     def _circulation_blocked(self) -> str | None:

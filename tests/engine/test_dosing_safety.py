@@ -42,11 +42,14 @@ def test_a_dose_the_sensor_shows_keeps_dosing_allowed():
     assert len(z.cmds("dose_ph_down")) >= 6
 
 
-def test_the_hourly_budget_caps_doses_whatever_the_rules_say():
-    z = healthy(Zone())
+def test_the_hourly_budget_caps_doses_whatever_the_rules_say(tmp_path):
+    from .harness import fixture_ruleset
+
+    loaded = fixture_ruleset(tmp_path, "profile test_standard {\n  dosing { max_per_hour 5 ml  max_per_day 15 ml }\n}")
+    z = healthy(Zone(loaded))
     prog = z.prog
-    assert prog.budget_hour_ml == 0.05 * 100  # 0.05 ml per litre of the 100 L reservoir
-    assert prog.budget_day_ml == 0.15 * 100
+    per_hour, per_day = prog.budget_ml("dose_ph_down")
+    assert (per_hour, per_day) == (5.0, 15.0)
     ph = 6.6
     for i in range(24 * 60):
         z.set(ph=ph + (0.001 if i % 2 else 0.0)).tick()
@@ -54,10 +57,10 @@ def test_the_hourly_budget_caps_doses_whatever_the_rules_say():
             ph -= 0.02  # effective, but never enough: a runaway the sensor confirms
     doses = z.cmds("dose_ph_down")
     total = sum(c.params["ml"] for c in doses)
-    assert total <= prog.budget_day_ml
+    assert total <= per_day
     for c in doses:
         hour = sum(d.params["ml"] for d in doses if 0 <= c.at - d.at < 3600)
-        assert hour <= prog.budget_hour_ml
+        assert hour <= per_hour
     assert any("ml per hour is used up" in r.reason for r in z.refusals)
     assert any("ml per day is used up" in r.reason for r in z.refusals)
 
@@ -75,7 +78,26 @@ def test_a_profile_sets_the_budget(tmp_path):
 }""",
     )
     z = Zone(loaded)
-    assert z.prog.budget_hour_ml == 2.0 and z.prog.budget_day_ml == 3.0
+    assert z.prog.budget_ml("dose_ph_down") == (2.0, 3.0)
+    assert z.prog.budget_ml("dose_nutrient") == (2.0, 3.0), "a setting applies to every doser"
+
+
+def test_default_budgets_depend_on_what_the_doser_affects():
+    z = Zone()  # 100 L, no budget set
+    assert z.prog.budget_ml("dose_nutrient") == (120.0, 300.0)  # affects ec up: 1.2 / 3 ml per litre
+    assert z.prog.budget_ml("dose_ph_down") == (10.0, 30.0)  # any other doser: 0.1 / 0.3 ml per litre
+
+
+def test_a_dose_that_reaches_the_budget_exactly_is_given_one_past_it_is_not():
+    z = healthy(Zone())
+    z.tick(2)
+    prog, c = z.prog, z.state.channels["dose_ph_down"]
+    prog.now, prog.st = z.now, z.state
+    c.doses = [[z.now - 3599.0, 8.0]]
+    assert prog._dose_limited("dose_ph_down", c, 2.0) is None  # 10 ml in the hour: at the budget
+    assert "per hour is used up" in prog._dose_limited("dose_ph_down", c, 2.001)
+    prog.now = z.now + 1.0  # the 8 ml dose is an hour old: out of the hour
+    assert prog._dose_limited("dose_ph_down", c, 2.001) is None
 
 
 def test_no_dose_when_circulation_is_about_to_stop():

@@ -248,3 +248,26 @@ def test_reservoir_volume_is_the_zones_reservoir():
     e = M.ZoneRef("reservoir.volume", U.VOLUME, SP)
     assert ExprCompiler().compile(e) == "x.reservoir_l"
     assert z.prog.compiled.value(z.prog, e) == 400.0
+
+
+def test_a_quantity_times_a_percentage_is_that_fraction_of_it_in_code_and_in_explanations():
+    from hydro_rules.engine import interp
+
+    z = healthy(zone(ruleset({"reservoir_l": 200.0})))
+    z.tick()
+    vol = M.ZoneRef("reservoir.volume", U.VOLUME, SP)
+    ec_max = M.TargetRef("ec", "max", U.CONDUCTIVITY, SP)
+    pct = const(8.0, U.PERCENT)
+    cases = [
+        (M.Arith("*", vol, pct, U.VOLUME, SP), 16.0),
+        (M.Arith("*", const(115.0, U.PERCENT), ec_max, U.CONDUCTIVITY, SP), 1.6 * 1.15),
+        (M.Arith("*", pct, const(2.0), U.PERCENT, SP), 16.0),  # a percentage times a number stays one
+        (M.Arith("/", vol, const(50.0, U.PERCENT), U.VOLUME, SP), 400.0),
+        (M.Arith("/", pct, const(4.0, U.PERCENT), U.NUMBER, SP), 2.0),
+        (M.Arith("*", pct, const(50.0, U.PERCENT), U.NUMBER, SP), 0.04),
+    ]
+    for e, want in cases:
+        src = ExprCompiler().compile(e)
+        got = eval(src, {"x": z.prog, "T": z.prog.T, "S": z.prog.S})  # noqa: S307
+        assert abs(got - want) < 1e-9, (src, got, want)
+        assert abs(interp.evaluate(e, z.prog) - want) < 1e-9

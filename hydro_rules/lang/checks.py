@@ -149,16 +149,20 @@ def _durations(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
 
 def _setting_positive(rs: M.RuleSet, path: str, what: str, span: Span, diags: Diagnostics) -> None:
     """A duration written as a setting, where time must pass: its value in every zone and phase."""
+    where: dict[float, list[str]] = {}  # value -> the zones (and phases) that have it
     for zone, phase, settings in _zone_settings(rs):
         value = settings.get(path)
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-            where = f"zone `{zone.uid}`" + (f", phase `{phase.name}`" if phase else "")
-            diags.add(
-                "HR208",
-                f"{what} `{path}` is {U.describe(float(value), U.DURATION)} in {where}: it must be longer than 0",
-                span,
-                "time must pass here: set it to a duration such as 10m",
-            )
+            name = f"`{zone.uid}`" + (f" (phase `{phase.name}`)" if phase else "")
+            where.setdefault(float(value), []).append(name)
+    for value, names in where.items():
+        diags.add(
+            "HR208",
+            f"{what} `{path}` is {U.describe(value, U.DURATION)} in zone{'s' if len(names) > 1 else ''} "
+            f"{', '.join(names)}: it must be longer than 0",
+            span,
+            "time must pass here: set it to a duration such as 10m",
+        )
 
 
 def _zone_settings(rs: M.RuleSet):

@@ -336,3 +336,20 @@ def test_hr604_goldens(sets, snapshot):
     diags, sources = collect([str(d.relative_to(sets.root))], out)
     text = render.to_text(diags + out, sources).replace(str(sets.root), "ROOT")
     assert text == snapshot
+
+
+def test_hr208_a_timeout_written_as_a_setting_that_is_0_in_a_zone(sets):
+    text = V12_BOOST.replace("boost { settle 20m }", "boost { settle 0s }")
+    (e,) = sets.check(sets.site(extra={"b.hydro": text}))
+    assert sets.at(e) == ("HR208", *sets.pos(text, "BOOST_MIX after boost"))
+    assert e.message == "the timeout `boost.settle` is 0s in zones `zn-1`, `zn-2`: it must be longer than 0"
+
+
+# ---- HR401 with the windows of language 1.2 -------------------------------------------------------------
+def test_hr401_a_window_s_own_max_off(sets):
+    site = sets.site_files()["site.hydro"].replace("hydro 1\n", "hydro 1.2\n", 1)
+    zone = V12_ZONE.replace("period 20m max_off 10m", "period 20m max_off 5m")
+    site = sets.replace(site, "      reservoir 120 L\n", "      reservoir 120 L\n" + zone)
+    (e,) = sets.check(sets.site(extra={"site.hydro": site, "b.hydro": V12_BOOST}))
+    assert sets.at(e) == ("HR401", *sets.pos(site, "06:00 to 20:00"))
+    assert "OFF for 10m at a time, longer than max_off 5m" in e.message

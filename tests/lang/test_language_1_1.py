@@ -99,7 +99,7 @@ site farm-1 {
       profile basic
       recipe greens
       reservoir 100 L
-      pump_main on nd-pump-1
+      pump_main on nd-pump-1 channel relay_2
     }
   }
 }

@@ -129,6 +129,11 @@ FAULTS = (
         "overcurrent_recirc", "overcurrent", "recirc", None, ("biz_overcurrent",), 1800.0,
         "the recirculation pump draws overcurrent",
     ),
+    # heating and cooling (docs/twin.md): only in zones with the device; the standard rules have no
+    # temperature alert, so none is required: the run must stay safe
+    MatrixFault("heater_stuck", "heater_stuck", "heater", None, (), 0.0, "the reservoir heater stuck on"),
+    MatrixFault("heater_failed", "heater_failed", "heater", None, (), 0.0, "the reservoir heater failed"),
+    MatrixFault("chiller_failed", "chiller_failed", "chiller", None, (), 0.0, "the reservoir chiller failed"),
 )  # fmt: skip
 FAULTS_BY_ID = {f.id: f for f in FAULTS}
 
@@ -226,6 +231,10 @@ def resolve_target(fault: MatrixFault, rs: M.RuleSet, zone: M.Zone) -> str | Non
         return next((n for n in zone.channels if _role(n) == "drain"), None)
     if fault.target is None:
         return ""
+    if fault.target in ("heater", "chiller"):
+        from ..twin.faults import has_device
+
+        return "" if has_device(zone, rs, fault.target) else None
     return fault.target if fault.target in zone.metric_nodes or fault.target in _reported(rs, zone) else None
 
 

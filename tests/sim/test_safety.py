@@ -401,3 +401,15 @@ def test_the_dry_checker_measures_powered_dry_seconds_and_excuses_only_a_stuck_d
 
         drive(c, zr, T0, T0 + 300, step=5.0, each=air)
         assert bool(c.broken) == broken
+
+
+def test_heating_faults_run_where_a_zone_has_a_heater_and_are_skipped_elsewhere(tmp_path):
+    site = site_copy(tmp_path)
+    profiles = site / "profiles.hydro"
+    text = profiles.read_text().rstrip()
+    profiles.write_text(text[: text.rindex("}")] + "  plant {\n    heater yes\n    air_temp 14 °C\n  }\n}\n")
+    r = run_matrix(str(site), zones=["zn-1"], seeds=1, days=1, faults=["heater_failed"], moments=["between"])
+    (cell,) = [c for c in r["zones"][0]["cells"] if c["fault"] == "heater_failed"]
+    assert not [v for v in r["broken"] if v["fault"] == "heater_failed"]
+    r = run_matrix(str(EXAMPLES), zones=["zn-1"], seeds=1, days=1, faults=["heater_failed"], moments=["between"])
+    assert {"zone": "zn-1", "fault": "heater_failed", "why": "the zone has no heater"} in r["skipped"]

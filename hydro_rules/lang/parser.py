@@ -21,10 +21,12 @@ from .builder import MAX_EXPR_DEPTH, ExpressionTooDeep, _Builder
 from .diagnostics import Diagnostics
 from .grammar import DECL_KEYWORDS, SUPPORTED_VERSIONS, TEXT_COMMENT_OR_BRACKET, grammar_text, version_key
 from .source import Span, position
-from .syntax_errors import _syntax_error
+from .syntax_errors import _syntax_error, skippable
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_NESTING = 64
+#: syntax errors reported per file at most; the rest often follow from the first ones
+MAX_SYNTAX_ERRORS = 20
 
 _DECL_LINE = re.compile(r"^(?:%s)\b" % "|".join(DECL_KEYWORDS), re.M)
 _HEADER = re.compile(r"[ \t]*hydro[ \t]+(\S+)[ \t]*(#.*)?$")
@@ -323,6 +325,7 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 
 def _parse_by_declaration(lark, builder, text, path, diags, version):
     header, decls, broken = None, [], []
+    budget = [MAX_SYNTAX_ERRORS]
     for offset, chunk in _chunks(text):
         builder.line_offset, builder.depth = offset, {}
         mark = len(builder.comments)
@@ -346,8 +349,9 @@ def _parse_by_declaration(lark, builder, text, path, diags, version):
                     Span.char(path, s.line, s.column),
                     "split the condition into simpler ones",
                 )
-            else:
-                _syntax_error(lark, err, path, offset, chunk, diags)
+            elif _spend(budget, err, path, offset, diags):
+                rel = _syntax_error(lark, err, path, offset, chunk, diags)
+                _further_errors(lark, builder, chunk, offset, rel, path, diags, budget)
             del builder.comments[mark:]  # (only fmt reads comments, and it refuses broken files)
             m = _DECL_NAME.match(chunk)
             if m:
@@ -359,6 +363,47 @@ def _parse_by_declaration(lark, builder, text, path, diags, version):
             header, res = res[0], res[1:]
         decls.extend(res)
     return header, tuple(decls), tuple(broken)
+
+
+def _spend(budget: list[int], err, path: str, offset: int, diags: Diagnostics) -> bool:
+    """May one more syntax error be reported? The first one over the limit says that more follow."""
+    budget[0] -= 1
+    if budget[0] >= 0:
+        return True
+    if budget[0] == -1:
+        line = (err.line if isinstance(err.line, int) and err.line > 0 else 1) + offset
+        diags.add(
+            "HR003",
+            f"more syntax errors from here on; only the first {MAX_SYNTAX_ERRORS} are shown",
+            Span.char(path, line, err.column if isinstance(err.column, int) and err.column > 0 else 1),
+            "fix these first: many of the rest often follow from them",
+        )
+    return False
+
+
+def _further_errors(lark, builder, chunk, offset, rel, path, diags, budget) -> None:
+    """The other syntax errors of a declaration: read it again without the lines of each mistake,
+    as long as each next error comes after them (the declaration stays left out either way)."""
+    lines = chunk.split("\n")
+    while rel is not None:
+        skip = skippable(lines, rel)
+        if not skip:
+            return
+        for i in skip:
+            lines[i - 1] = ""
+        builder.depth = {}
+        mark = len(builder.comments)
+        try:
+            lark.parse("\n".join(lines), start="start" if offset == 0 else "decls")
+            return
+        except ExpressionTooDeep:
+            return
+        except UnexpectedInput as err:
+            if not (isinstance(err.line, int) and err.line > skip[-1]) or not _spend(budget, err, path, offset, diags):
+                return
+            rel = _syntax_error(lark, err, path, offset, "\n".join(lines), diags)
+        finally:
+            del builder.comments[mark:]
 
 
 _DECL_NAME = re.compile(r"(?:%s)[ \t]+([\w-]+)" % "|".join(DECL_KEYWORDS))

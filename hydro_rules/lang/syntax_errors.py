@@ -96,7 +96,97 @@ _CHAR_HINTS = {
     "×": "write `*`",
     "÷": "write `/`",
 }
+#: units as people write them (lower case) -> the language's spelling; only spellings that can
+#: mean nothing else after a number (`m` and `ms` are durations, so they are not here)
+_UNIT_SPELLINGS = {
+    "c": "°C",
+    "°c": "°C",
+    "ºc": "°C",
+    "deg": "°C",
+    "degc": "°C",
+    "deg c": "°C",
+    "degree": "°C",
+    "degrees": "°C",
+    "degree c": "°C",
+    "degrees c": "°C",
+    "celsius": "°C",
+    "°": "°C",
+    "ms/cm": "mS/cm",
+    "msiemens": "mS/cm",
+    "ms/cm2": "mS/cm",
+    "us": "uS/cm",
+    "µs": "uS/cm",
+    "us/cm": "uS/cm",
+    "µs/cm": "µS/cm",
+    "l": "L",
+    "lt": "L",
+    "ltr": "L",
+    "litre": "L",
+    "litres": "L",
+    "liter": "L",
+    "liters": "L",
+    "mls": "ml",
+    "millilitre": "ml",
+    "millilitres": "ml",
+    "milliliter": "ml",
+    "milliliters": "ml",
+    "lpm": "L/min",
+    "l/min": "L/min",
+    "l/m": "L/min",
+    "lmin": "L/min",
+    "percent": "%",
+    "pct": "%",
+    "lux": "lx",
+    "lx": "lx",
+    "ml": "ml",
+    "ph": "pH",
+    "ma": "mA",
+    "ppm": "ppm",
+    "mg/l": "ppm",
+}
+#: spelled with a capital letter, these are units of conductivity, not durations (`1.5 mS`)
+_CASED_SPELLINGS = {"mS": "mS/cm", "uS": "uS/cm", "µS": "µS/cm", "MS/cm": "mS/cm", "mS/m": None}
+_FAHRENHEIT = {"f", "°f", "ºf", "degf", "deg f", "fahrenheit", "degrees f"}
+#: a number and the word after it (a unit as written), on one line
+_NUMBER_WORD = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)([ \t]*)((?:deg(?:rees?)?[ \t]+[CcFf]\b)|[A-Za-z°ºµ][\w/°µ]*|°)")
+#: words that go on a statement, which a line may start with
+_LINE_WORDS = frozenset(["for", "do", "then", "guarded", "after", "every", "at", "to", "by", "night", "max_off", "off"])
+_DECL_TERMINALS = frozenset(k.upper() for k in DECL_KEYWORDS)
 _INVISIBLE = {"\u00a0", "\u2007", "\u202f", "\u200b", "\u2060", "\ufeff", "\u3000"}
+
+
+def unit_spelling(num: str, word: str) -> str | None:
+    """How to write `NUM WORD` when WORD is a unit people write that the language spells otherwise
+    (`24C` -> write `24 °C`), or None."""
+    folded = re.sub(r"[ \t]+", " ", word).lower()
+    if word in U.UNITS:
+        return None
+    if folded in _FAHRENHEIT:
+        celsius = (float(num) - 32) * 5 / 9
+        return f"temperatures are written in °C: {num} °F is `{celsius:.1f} °C`"
+    unit = _CASED_SPELLINGS.get(word, _UNIT_SPELLINGS.get(folded))
+    if unit is None:
+        return None
+    return f"write `{num}{unit}`" if unit == "%" else f"write `{num} {unit}`"
+
+
+def _quantity_spelling(line: int, text: str, until: int | None, path: str, diags: Diagnostics) -> bool:
+    """Report the first quantity on a line (before column `until`) whose unit is misspelt; True if found."""
+    text = _CODE_END.sub(lambda m: " " * len(m.group()), text)  # not in texts and comments
+    for m in _NUMBER_WORD.finditer(text):
+        if until is not None and m.start(3) + 1 > until:
+            break
+        if re.match(r"\d", text[m.end(3) : m.end(3) + 1] or "x"):
+            continue
+        num, word = m.group(1), m.group(3)
+        if not m.group(2) and (num + word) and re.fullmatch(r"(\d+(\.\d+)?(ms|s|m|h|d|w))+", num + word):
+            continue  # a duration
+        hint = unit_spelling(num, word)
+        if hint:
+            col = m.start(3) + 1
+            diags.add("HR108", f"unknown unit `{word}`", Span(path, line, col, line, col + len(word)), hint)
+            return True
+    return False
 
 
 def _terminal_word(lark: Lark, name: str) -> str | None:
@@ -198,8 +288,24 @@ def _unclosed(chunk: str) -> tuple[str, int, int] | None:
     return suspect or stack[-1][:3]
 
 
-def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int, chunk: str, diags: Diagnostics):
-    """Report one syntax error of a declaration (`chunk`, starting after `line_offset` lines)."""
+class _Stop(Exception):
+    """The error leaves the declaration's blocks in doubt (a brace missing or too many, the text ending
+    early): parsing it again without the broken line would only report what follows from this one."""
+
+
+def _syntax_error(
+    lark: Lark, err: UnexpectedInput, path: str, line_offset: int, chunk: str, diags: Diagnostics
+) -> int | None:
+    """Report one syntax error of a declaration (`chunk`, starting after `line_offset` lines). Returns
+    the line of the chunk (from 1) the mistake is on when the rest of the declaration can be read
+    without it, for reporting its further errors; None when it cannot."""
+    try:
+        return _report(lark, err, path, line_offset, chunk, diags)
+    except _Stop:
+        return None
+
+
+def _report(lark, err, path, line_offset, chunk, diags) -> int:
     lines = chunk.split("\n")
     rel = err.line if isinstance(err.line, int) and err.line > 0 else 1
     col = err.column if isinstance(err.column, int) and err.column > 0 else 1
@@ -208,10 +314,21 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
     at = Span.char(path, line, col)
     if isinstance(err, UnexpectedCharacters):
         _char_error(text, col, set(err.allowed or ()), at, diags)
-        return
+        return rel
     if not isinstance(err, UnexpectedToken):
+        if text[col - 1 :].startswith(("light", "lights")) or re.match(r"[ \t]*\d{1,2}:\d{2}", text[col - 1 :]):
+            word = re.search(r"(\w+)[ \t]*$", text[: col - 1])
+            if word:  # a zone item's name before a time: only `light` takes one
+                ws = word.start(1) + 1
+                diags.add(
+                    "HR003",
+                    f"unexpected name `{word.group(1)}` before a time of day",
+                    Span(path, line, ws, line, word.end(1) + 1),
+                    "when the lights are on is written `light 06:00 to 20:00`",
+                )
+                return rel
         diags.add("HR003", "the text cannot be read here", at)
-        return
+        return rel
     tok = err.token
     try:
         acc = set(err.accepts)
@@ -219,7 +336,25 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
         acc = set(err.expected or ())
     if tok.type == "$END":
         _end_error(lark, tok, acc, path, line_offset, chunk, diags)
-        return
+        raise _Stop
+    starts_line = not text[: col - 1].strip()
+    above = _previous_code(lines, rel)
+    prev = above if starts_line else None
+    if _quantity_spelling(line, text, col, path, diags):  # `24 C`, read as a number and a name
+        return rel
+    if above and _quantity_spelling(above[0] + line_offset, lines[above[0] - 1], None, path, diags):
+        return above[0]  # `max 24C` then `min 18`: `C min` was read as a setting
+    first = re.fullmatch(r"[ \t]*([a-z_]+)[ \t]*", text[: col - 1])
+    last = _OPEN_END.search(lines[above[0] - 1][: above[1] - 1]) if above else None
+    if first and first.group(1) in _ITEM_KEYWORDS | _LINE_WORDS and last:
+        # `when x > 1 and` / `enter stop p`: the keyword was read as a name continuing the line above
+        diags.add(
+            "HR003",
+            f"the line ends too early: `{last.group().strip()}` needs something after it",
+            Span.char(path, above[0] + line_offset, above[1]),
+            f"line {line} starts with `{first.group(1)}`, which cannot continue it; complete this line",
+        )
+        return above[0]
     end_line = (tok.end_line or rel) + line_offset
     end_col = tok.end_column or col + 1
     span = Span(path, line, col, end_line, end_col)
@@ -229,7 +364,16 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
     number_before = re.search(r"(\d+(?:\.\d+)?)[ \t]*$", before)
     hint = None
     if tok.type == "NUMBER" and "NUMBER" not in acc and acc & {"DURATION", "PERCENT"}:
-        if "DURATION" in acc:
+        word = re.match(r"[ \t]*([A-Za-z]+)\b", text[tok.end_column - 1 :] if tok.end_column else "")
+        if "DURATION" in acc and word and word.group(1).lower() in _DURATION_WORDS:  # `30 sec`
+            short = _DURATION_WORDS[word.group(1).lower()]
+            diags.add(
+                "HR003",
+                f"`{tok} {word.group(1)}` is not a duration",
+                Span(path, line, col, line, tok.end_column + word.end(1)),
+                f"a duration is one word: write `{tok}{short}` (s, m, h, d or w)",
+            )
+        elif "DURATION" in acc:
             diags.add(
                 "HR003",
                 f"`{tok}` needs a unit here: expected a duration such as 10m",
@@ -240,11 +384,18 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
             v = float(tok)
             hint = f"write `{v * 100:g}%`" if 0 < v <= 1 else f"write `{tok}%`"
             diags.add("HR003", f"`{tok}` needs a unit here: expected a percentage such as 50%", span, hint)
-        return
+        return rel
     if str(tok).isidentifier() and number_before:
         word = (str(tok) + re.match(r"[\w/°µ]*", after).group()) if after else str(tok)
         num = number_before.group(1)
+        two = re.match(r"[ \t]+[CcFf]\b", after) if word.lower() in ("deg", "degree", "degrees") else None
+        if two:  # `24 deg C`
+            word += two.group()
         unit_span = Span(path, line, col, line, col + len(word))
+        spelled = unit_spelling(num, word)
+        if spelled:
+            diags.add("HR108", f"unknown unit `{word}`", unit_span, spelled)
+            return rel
         if word.lower() in _DURATION_WORDS and "DURATION" not in acc:
             short = _DURATION_WORDS[word.lower()]
             diags.add(
@@ -253,11 +404,11 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
                 unit_span,
                 f"a duration is one word: write `{num}{short}` (s, m, h, d or w)",
             )
-            return
+            return rel
         unit_hint = did_you_mean(word, U.UNITS)
         if unit_hint:
             diags.add("HR108", f"unknown unit `{word}`", unit_span, unit_hint)
-            return
+            return rel
     if tok.type == "SLASH":  # `unit mg/L`: the part before `/` was read as a name
         head = re.search(r"(?:\bunit[ \t]+|\d[ \t]*)([\w°µ]+)$", before)
         tail = re.match(r"[\w°µ]+", after)
@@ -270,13 +421,13 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
                 Span(path, line, start, line, start + len(word)),
                 did_you_mean(word, U.UNITS) or "units: " + ", ".join(U.UNITS),
             )
-            return
+            return rel
     if tok.type == "NAME":
         keywords = {k for k in (_keyword(lark, n) for n in acc) if k}
         hint = did_you_mean(str(tok), keywords)
         if hint:
             diags.add("HR003", found, span, hint)
-            return
+            return rel
     if str(tok) == "hydro" and not before.strip():
         hint = "a file states its version once, on its first line; remove this line (were two files joined?)"
     elif tok.type == "STRING" and "NAME" in acc and re.fullmatch(r'"[A-Za-z_]\w*"', str(tok)):
@@ -290,20 +441,87 @@ def _syntax_error(lark: Lark, err: UnexpectedInput, path: str, line_offset: int,
         hint = f"write the percentage without a space: `{number_before.group(1)}%`"
     elif tok.type in ("RBRACE", "RPAR") and not acc & {"RBRACE", "RPAR"}:
         opener = "{" if tok.type == "RBRACE" else "("
-        if acc <= {f"{k.upper()}" for k in DECL_KEYWORDS} | {"$END"}:
+        if acc <= _DECL_TERMINALS | {"$END"}:
             diags.add("HR003", f"unexpected `{tok}`: there is no open `{opener}` for it to close", span)
-            return
-    elif (
+            raise _Stop
+    if hint is None and prev and "RBRACE" not in acc and not acc <= _DECL_TERMINALS | {"$END"}:
+        # the line before is not complete, and this one cannot continue it: the mistake is there
+        prel, pcol = prev
+        expected = _expected(lark, acc)
+        missing_brace = "LBRACE" in acc
+        diags.add(
+            "HR003",
+            "the line ends too early" + (f": {expected}" if expected else ""),
+            Span.char(path, prel + line_offset, pcol),
+            "add `{` at the end of this line: the block's items follow it"
+            if missing_brace
+            else f"line {line} starts with {_token_words(tok)}, which cannot continue this line",
+        )
+        if missing_brace:
+            raise _Stop
+        return prel
+    if hint is None and (
         _keyword(lark, tok.type) in _ITEM_KEYWORDS
         and "RBRACE" in acc
         and not before.strip()
         and _unclosed(chunk[: sum(len(x) + 1 for x in lines[: rel - 1])])
     ):
-        hint = "is a `}` missing on the line before?"
-    elif "LBRACE" in acc and "RBRACE" not in acc and tok.type != "LBRACE" and not before.strip():
-        hint = "is a `{` missing at the end of the line before?"
-    expected = "" if hint and not hint.startswith("is a") else _expected(lark, acc)
+        diags.add("HR003", f"{found}: {_expected(lark, acc)}", span, "is a `}` missing on the line before?")
+        raise _Stop
+    expected = "" if hint else _expected(lark, acc)
     diags.add("HR003", found + (f": {expected}" if expected else ""), span, hint)
+    return rel
+
+
+#: the end of a line that a statement must go on after (`when x > 1 and`)
+_OPEN_END = re.compile(r"(\band|\bor|\bnot|[-+*/<>=,]|\bwhen|\bfor|\bafter|\bevery|\bat|\bby|\bthen)$")
+#: the start of a line that goes on with the statement of the line before (`  and y < 2`)
+_GOES_ON = re.compile(r"[ \t]*(?:(?:and|or|then|guarded|do|for)\b|[-+*/<>=!.,)])")
+
+
+def code_of(line: str) -> str:
+    """A line without its comment and trailing blanks."""
+    m = next((m for m in _CODE_END.finditer(line) if m.group().startswith("#")), None)
+    return (line[: m.start()] if m else line).rstrip()
+
+
+def skippable(lines: list[str], rel: int) -> list[int]:
+    """The lines (from 1) to leave out so that the rest of a declaration can be read after a mistake on
+    line `rel`: the lines of the statement it is part of. Empty when leaving them out
+    would only cause errors of its own: the declaration's first line, a line with a bracket."""
+    if rel <= 1 or rel > len(lines):
+        return []
+    out = [rel]
+    above = _previous_code(lines, rel)
+    while above and _OPEN_END.search(code_of(lines[above[0] - 1])):  # the statement starts above
+        if above[0] <= 1:
+            return []
+        out.insert(0, above[0])
+        above = _previous_code(lines, above[0])
+    for i in range(rel, len(lines)):
+        code = code_of(lines[i])
+        if not code.strip():
+            continue
+        if not _GOES_ON.match(code):
+            break
+        out.append(i + 1)
+    for i in out:
+        if any(m.group() in "(){}" for m in TEXT_COMMENT_OR_BRACKET.finditer(lines[i - 1]) if len(m.group()) == 1):
+            return []
+    return out
+
+
+_CODE_END = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#.*')
+
+
+def _previous_code(lines: list[str], rel: int) -> tuple[int, int] | None:
+    """(line, column just after its last character) of the last line before `rel` with code on it
+    (not blank, not only a comment), or None."""
+    for i in range(rel - 2, -1, -1):
+        code = code_of(lines[i])
+        if code.strip():
+            return i + 1, len(code) + 1
+    return None
 
 
 def _end_error(lark, tok, acc, path, line_offset, chunk, diags) -> None:
@@ -344,16 +562,24 @@ def _char_error(text: str, col: int, allowed: set[str], at: Span, diags: Diagnos
         )
         return
     hint = _CHAR_HINTS.get(ch)
+    number = re.search(r"(\d+(?:\.\d+)?)[ \t]*$", text[: col - 1])
+    if ch in "°º" and number:  # `24 °`, `75 °F`, `24ºC`
+        word = ch + re.match(r"[A-Za-z]*", text[col:]).group()
+        spelled = unit_spelling(number.group(1), word if word != "º" else "°")
+        if spelled:
+            end = at.column + len(word)
+            diags.add("HR108", f"unknown unit `{word}`", Span(at.path, at.line, at.column, at.line, end), spelled)
+            return
     if ch == "=":
         if "COMPARE" in allowed:
             hint = "to compare, write `==` (or `<=`, `>=`)"
         else:
             word = re.search(r"(\w+)\s*$", text[: col - 1])
-            value = re.match(r"\s*([^\s{]+)", text[col:])
+            value = re.match(r'\s*("(?:[^"\\]|\\.)*"?|[^\s{]+)', text[col:])
             hint = f"no `=` is needed: write `{word.group(1) if word else 'name'} {value.group(1) if value else '...'}`"
     elif ch == ":":
         word = re.search(r"(\w+)\s*$", text[: col - 1])
-        value = re.match(r"\s*([^\s{]+)", text[col:])
+        value = re.match(r'\s*("(?:[^"\\]|\\.)*"?|[^\s{]+)', text[col:])
         if word:
             hint = f"no `:` is needed: write `{word.group(1)} {value.group(1) if value else 'value'}`"
     elif ch == '"':

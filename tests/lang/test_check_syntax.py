@@ -292,3 +292,112 @@ def test_hr005_a_rule_set_used_twice_is_read_once(sets, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "ruleset.hydro").write_text('hydro 1\nruleset a version "1"\nuse "../b"\nuse "../c"\n')
     assert sets.found(tmp_path / "a") == []
+
+
+# ---- newcomers' mistakes (language 1.2 work): units, lines that end early, several errors -------------
+@pytest.mark.parametrize(
+    "written, hint",
+    [
+        ("26C", "write `26 °C`"),
+        ("26 C", "write `26 °C`"),
+        ("26 c", "write `26 °C`"),
+        ("26 deg C", "write `26 °C`"),
+        ("26 deg", "write `26 °C`"),
+        ("26°", "write `26 °C`"),
+        ("26 ° C", "write `26 °C`"),
+        ("26ºC", "write `26 °C`"),
+        ("26 celsius", "write `26 °C`"),
+        ("79 °F", "temperatures are written in °C: 79 °F is `26.1 °C`"),
+        ("79 F", "temperatures are written in °C: 79 °F is `26.1 °C`"),
+    ],
+)
+def test_hr108_a_temperature_without_its_degree_sign_is_told_the_spelling(sets, written, hint):
+    text = sets.replace(sets.ALERT, "temp_water > 26 °C", f"temp_water > {written}")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line) == ("HR108", 7)
+    assert d.message.startswith("unknown unit `") and d.hint == hint
+
+
+@pytest.mark.parametrize(
+    "written, hint",
+    [
+        ("2 mS", "write `2 mS/cm`"),
+        ("2 ms/cm", "write `2 mS/cm`"),
+        ("2 MS/cm", "write `2 mS/cm`"),
+        ("2000 uS", "write `2000 uS/cm`"),
+        ("5 l", "write `5 L`"),
+        ("5 litres", "write `5 L`"),
+        ("5 lpm", "write `5 L/min`"),
+        ("5 l/min", "write `5 L/min`"),
+        ("5 mls", "write `5 ml`"),
+        ("50 percent", "write `50%`"),
+        ("500 lux", "write `500 lx`"),
+        ("6 PH", "write `6 pH`"),
+    ],
+)
+def test_hr108_other_units_people_write_are_told_the_spelling(sets, written, hint):
+    text = sets.replace(sets.ALERT, "temp_water > 26 °C", f"temp_water > {written}")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.hint) == ("HR108", 7, hint)
+
+
+def test_hr108_a_misspelt_unit_in_a_setting_is_found_on_its_own_line(sets):
+    """`max 24C` reads as `max 24` and a setting `C` whose value is the next line's name: the parser
+    stops a line later, and the mistake is still shown where it is."""
+    profile = "hydro 1\n\nprofile p {\n  heat {\n    max 24C\n    min 18 °C\n  }\n}\n"
+    (d,) = sets.check({"a.hydro": profile})
+    assert (d.code, d.span.line, d.span.column, d.hint) == ("HR108", 5, 11, "write `24 °C`")
+
+
+def test_hr108_a_misspelt_unit_inside_a_text_is_not_a_mistake(sets):
+    text = sets.replace(sets.ALERT, '"Nutrient solution too warm"', '"above 26 C"')
+    assert sets.found({"a.hydro": text}) == []
+
+
+def test_hr003_a_line_that_ends_too_early_is_the_line_shown(sets):
+    text = sets.replace(sets.ALERT, "when temp_water > 26 °C for 15m", "when temp_water >\n    for 15m")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 7, 20)
+    assert d.message == "the line ends too early: `>` needs something after it"
+
+
+def test_hr003_a_missing_opening_brace_is_shown_at_the_end_of_its_line(sets):
+    text = sets.replace(sets.ALERT, "alert biz_warm_solution {", "alert biz_warm_solution  # warm")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 3, 24)
+    assert "`{`" in d.message and "end of this line" in d.hint
+
+
+def test_hr003_a_missing_value_before_the_closing_brace_is_shown_on_its_line(sets):
+    text = sets.replace(sets.ALERT, "clear when temp_water < 24 °C for 15m", "clear when temp_water < 24 °C for")
+    (d,) = sets.check({"a.hydro": text})
+    assert (d.code, d.span.line, d.span.column) == ("HR003", 8, 36)
+    assert "expected a duration" in d.message
+
+
+def test_hr003_every_broken_line_of_a_declaration_is_reported(sets):
+    text = (
+        sets.ALERT.replace("source biz", "source: biz")
+        .replace("when temp_water > 26 °C for 15m", "when temp_water > 26 °C fo 15m")
+        .replace("for 15m\n}", "for 15\n}")
+    )
+    diags = sets.check({"a.hydro": text})
+    assert [(d.code, d.span.line) for d in diags] == [("HR003", 4), ("HR003", 7), ("HR003", 8)]
+
+
+def test_hr003_a_broken_multi_line_condition_is_one_error(sets):
+    text = sets.replace(
+        sets.ALERT, "when temp_water > 26 °C for 15m", "when temp_water > 26 °C and\n    ec >> 2 mS/cm\n    and ph < 7"
+    )
+    diags = sets.check({"a.hydro": text})
+    assert [(d.code, d.span.line) for d in diags] == [("HR003", 8)]
+
+
+def test_hr003_at_most_20_syntax_errors_per_file_then_one_line_says_more_follow(sets):
+    broken = "".join(
+        sets.ALERT.removeprefix("hydro 1\n").replace("warm", f"warm{i}").replace(" for 15m", " fo 15m")
+        for i in range(15)
+    )
+    diags = sets.check({"a.hydro": "hydro 1\n" + broken})
+    assert [d.code for d in diags] == ["HR003"] * 21
+    assert diags[-1].message == "more syntax errors from here on; only the first 20 are shown"

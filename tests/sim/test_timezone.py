@@ -80,3 +80,21 @@ def test_a_utc_site_keeps_its_json_times():
     r = run(load(ROOT / "examples").ruleset, ["zn-1"], days=0.05)
     doc = r.to_json()
     assert doc["timezone"] == "UTC" and doc["start_local"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_a_profiles_plant_settings_reach_the_twin(tmp_path):
+    """`plant { drain_flow 10 L/min }` in the profile: the dry run's drain moves 10 L per minute it pumps water."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    profiles = tmp_path / "examples" / "profiles.hydro"
+    text = profiles.read_text().rstrip()
+    plant = "  plant {\n    drain_flow 10 L/min\n    fill_flow 20 L/min\n  }\n}\n"
+    profiles.write_text(text[: text.rindex("}")] + plant)
+    rs = load(tmp_path / "examples").ruleset
+    r = run(rs, ["zn-1"], days=8)
+    tw = r.zones[0].twin
+    assert (tw.plant["plant.drain_flow"], tw.plant["plant.fill_flow"]) == (10.0, 20.0)
+    assert tw.drained_l > 90.0 and tw.filled_l > 90.0
+    wet_s = tw.run_seconds["pump_drain"] - tw.dry_seconds["pump_drain"]
+    assert wet_s == pytest.approx(tw.drained_l / 10.0 * 60.0, rel=1e-9)  # V litres at Q L/min: V/Q minutes
+    assert tw.run_seconds["pump_fill"] == pytest.approx(tw.filled_l / 20.0 * 60.0, rel=1e-9)

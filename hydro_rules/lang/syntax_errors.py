@@ -460,13 +460,18 @@ def _report(lark, err, path, line_offset, chunk, diags) -> int:
         if missing_brace:
             raise _Stop
         return prel
-    if hint is None and (
-        _keyword(lark, tok.type) in _ITEM_KEYWORDS
-        and "RBRACE" in acc
-        and not before.strip()
-        and _unclosed(chunk[: sum(len(x) + 1 for x in lines[: rel - 1])])
-    ):
-        diags.add("HR003", f"{found}: {_expected(lark, acc)}", span, "is a `}` missing on the line before?")
+    open_ = _unclosed(chunk[: sum(len(x) + 1 for x in lines[: rel - 1])]) if starts_line else None
+    if hint is None and _keyword(lark, tok.type) in _ITEM_KEYWORDS and "RBRACE" in acc and open_:
+        if prev and open_[0] == "{":  # the block above ends without its `}`: shown where it should be
+            opened = lines[open_[1] - 1].strip()
+            diags.add(
+                "HR003",
+                f"a `}}` is missing after this line: `{opened}` (line {open_[1] + line_offset}) is not closed",
+                Span.char(path, prev[0] + line_offset, prev[1]),
+                f"add `}}` on a line of its own before line {line}, which starts with {_token_words(tok)}",
+            )
+        else:
+            diags.add("HR003", f"{found}: {_expected(lark, acc)}", span, "is a `}` missing on the line before?")
         raise _Stop
     expected = "" if hint else _expected(lark, acc)
     diags.add("HR003", found + (f": {expected}" if expected else ""), span, hint)

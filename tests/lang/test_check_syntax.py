@@ -401,3 +401,14 @@ def test_hr003_at_most_20_syntax_errors_per_file_then_one_line_says_more_follow(
     diags = sets.check({"a.hydro": "hydro 1\n" + broken})
     assert [d.code for d in diags] == ["HR003"] * 21
     assert diags[-1].message == "more syntax errors from here on; only the first 20 are shown"
+
+
+def test_hr003_a_block_without_its_closing_brace_is_shown_where_the_brace_belongs(sets):
+    text = sets.MACHINE
+    lines = text.split("\n")
+    closing = next(i for i, line in enumerate(lines) if line == "  }")  # the first state's `}`
+    broken = "\n".join(lines[:closing] + lines[closing + 1 :])
+    (d,) = sets.check({"a.hydro": broken})
+    above = next(i for i in range(closing - 1, -1, -1) if lines[i].strip())
+    assert (d.code, d.span.line, d.span.column) == ("HR003", above + 1, len(lines[above]) + 1)
+    assert d.message.startswith("a `}` is missing after this line")

@@ -526,8 +526,8 @@ class _Builder(Transformer):
         return self._newer12(w, "max_off")
 
     def setting_window_off(self, c):
-        start, end = self.literal(c[0]), self.literal(c[1])
-        return self._newer12(A.Window(start, end, None, None, start.span.to(end.span), off=True), "off")
+        start, end = self.literal(c[1]), self.literal(c[3])
+        return self._newer12(A.Window(start, end, None, None, start.span.to(self.sp(c[4])), off=True), "off")
 
     def target_range_night(self, c):
         name = self.ident(c[0])

@@ -229,3 +229,22 @@ def test_a_long_dose_group_puts_each_then_on_its_own_line():
         f"    dose a {amount}\n      then b {amount} after dosing.ab_wait\n      guarded by g\n  }}\n}}\n"
     )
     assert format_text(out, "t.hydro") == out
+
+
+def test_comments_in_1_2_constructs_are_kept_and_fmt_is_idempotent():
+    text = (
+        "hydro 1.2\nprofile p { window 20:00 to 06:00 # w\n off\n"
+        " window 06:00 to 20:00 duty 50% # a\n  period 20m  max_off # b\n  10m\n}\n"
+        "rule r {\n  do {\n    dose a 1 ml  # first\n      then b 2 ml after dosing.ab_wait  # second\n"
+        "    # before guards\n      guarded by g\n  }\n}\n"
+    )
+    once = format_text(text, "t.hydro")
+    assert format_text(once, "t.hydro") == once
+    assert [line.strip() for line in once.splitlines() if line.strip().startswith("#")] == [
+        "# w",
+        "# a",
+        "# b",
+        "# first",
+        "# second",
+        "# before guards",
+    ]

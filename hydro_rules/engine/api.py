@@ -75,8 +75,10 @@ def carry_state(old: dict | ZoneState, new_prog, now: float) -> ZoneState:
         del st.machines[name]
         st.entered_at.pop(name, None)
         st.waiting.pop(name, None)
+    act = new_prog.activity
     for name, m in rs.machines.items():
-        if st.machines.get(name) not in m.states:
+        # a state that vanished, or that the zone can no longer run (it lost a channel the state needs)
+        if st.machines.get(name) not in m.states or not act.state_active(name, st.machines[name]):
             st.machines[name] = m.initial
             st.entered_at.pop(name, None)
             st.waiting.pop(name, None)
@@ -222,6 +224,9 @@ def check_start(
     prog.prepare(st, telemetry_of(readings, prog.zone), now)
     verdict = prog.guard_verdict(channel, guards)
     if verdict is None:
+        lock = prog.lock_of(channel)  # the engine's lock, whatever the guards say
+        if lock is not None:
+            return GuardVerdict(False, "lock", f"locked by {lock} until an operator reset", None, guards)
         return GuardVerdict(True, guards=guards)
     guard, deny, unknown = verdict
     return GuardVerdict(False, guard, refusal_reason(deny, unknown), None if unknown else deny.raises, guards)

@@ -233,7 +233,7 @@ class ChannelControl:
                 if want is None:
                     continue
             cause = c.cause if desired != DUTY else f"recirculation duty, {c.cause}"
-            lock = self.lock_of(name) if want else None  # the engine's lock, whatever guards the action names
+            lock = self.lock_of(name)  # the engine's lock, whatever guards the action names
             if c.guards and (want or c.denied_by is not None):  # while refused, keep asking until allowed
                 verdict = self.guard_verdict(name, c.guards)
                 if verdict is not None:
@@ -247,10 +247,11 @@ class ChannelControl:
                         want, off_until = False, self._nc_off_end(name, c) if nc else None
                 elif lock is None:
                     c.denied_by = None
-            if want and lock is not None:
+            if lock is not None:  # held off with no bound, whatever duty or guards would end it
+                if want:
+                    cause = f"locked by {lock} until an operator reset"
+                    self._refuse_locked(name, c, lock)
                 want, off_until = False, None
-                cause = f"locked by {lock} until an operator reset"
-                self._refuse_locked(name, c, lock)
             if want:
                 self._switch_on(name, c, ch, cause)
             else:

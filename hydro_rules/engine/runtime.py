@@ -142,7 +142,11 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                     state = st.machines.get(mname) or m.initial
                     st.machines[mname] = state
                     st.entered_at[mname] = now
-                    self.run_actions(m.states[state].enter, f"state {state}")
+                    self._acting_states = (state,)
+                    try:
+                        self.run_actions(m.states[state].enter, f"state {state}")
+                    finally:
+                        self._acting_states = ()
         self.tick_fn(self)
         if st.dose_group is not None:
             self._advance_dose_group()

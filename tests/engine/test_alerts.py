@@ -1,6 +1,11 @@
 """Alert lifecycle: pending during `for`, active, resolved with hysteresis, one per (zone, code, channel)."""
 
-from .harness import Zone, healthy
+from .harness import healthy
+from .v12_helpers import ruleset, zone
+
+
+def Zone():  # noqa: N802 - the fixture zone with the pH alerts' hold at 15 min (the standard: 30 min)
+    return zone(ruleset({"settings": {"alerts.ph_hold": 900.0}}))
 
 
 def test_alert_is_pending_during_its_hold_then_active_once():

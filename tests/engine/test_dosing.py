@@ -8,13 +8,13 @@ def test_dose_waits_for_circulation_and_mixing_time():
     z.tick(60)
     doses = z.cmds("dose_ph_down")
     assert doses, "high pH is corrected"
-    assert all(c.cmd == "dose" and c.params["ml"] == 2.0 for c in doses)
+    # sized by the error: 1 ml per 100 L per 0.1 pH above the target's middle (6.0), at most 8 ml per 100 L
+    assert all(c.cmd == "dose" and c.params["ml"] == 5.0 for c in doses)
     gaps = [(b.at - a.at) / 60 for a, b in zip(doses, doses[1:])]
     assert all(g >= 15 for g in gaps), gaps
     refused = [r for r in z.refusals if r.channel == "dose_ph_down"]
     assert {r.reason for r in refused} <= {"the solution is not circulating", "the previous dose is still mixing"}
-    # the rule repeats every 10m: the repeats between two doses are refused, each one reported
-    assert len(refused) >= len(doses) - 1, [(r.at, r.reason) for r in refused]
+    assert len(doses) >= 2, "the rule repeats every dosing.repeat (15m): a dose again once the last one has mixed"
 
 
 def test_no_dose_without_circulation():

@@ -30,7 +30,9 @@ def test_doses_the_sensor_does_not_show_stop_the_doser_with_an_alert():
 
 
 def test_a_dose_the_sensor_shows_keeps_dosing_allowed():
-    z = healthy(Zone())
+    from .v12_helpers import ruleset, zone
+
+    z = healthy(zone(ruleset({"settings": {"dosing.max_per_hour": 0.1, "dosing.max_per_day": 1.0}})))
     ph = 6.6
     for _ in range(4 * 60):
         z.set(ph=ph).tick()
@@ -45,11 +47,11 @@ def test_a_dose_the_sensor_shows_keeps_dosing_allowed():
 def test_the_hourly_budget_caps_doses_whatever_the_rules_say(tmp_path):
     from .harness import fixture_ruleset
 
-    loaded = fixture_ruleset(tmp_path, "profile test_standard {\n  dosing { max_per_hour 5 ml  max_per_day 15 ml }\n}")
+    loaded = fixture_ruleset(tmp_path, "profile test_standard {\n  dosing { max_per_hour 15 ml  max_per_day 30 ml }\n}")
     z = healthy(Zone(loaded))
     prog = z.prog
     per_hour, per_day = prog.budget_ml("dose_ph_down")
-    assert (per_hour, per_day) == (5.0, 15.0)
+    assert (per_hour, per_day) == (15.0, 30.0)
     ph = 6.6
     for i in range(24 * 60):
         z.set(ph=ph + (0.001 if i % 2 else 0.0)).tick()

@@ -31,11 +31,9 @@ def _group_rule(wait=120.0, wait_setting=None, states=("NORMAL_RECIRC",), amount
 
 
 def _zone(rule, **zone_fields):
-    rules = {"ab": rule, "correct_low_ec": rule, "correct_high_ph": rule}
     rs = ruleset({"profile": "test_by_age", **zone_fields}, rules={"ab": rule})
-    rs.rules.pop("correct_low_ec")
-    rs.rules.pop("correct_high_ph")
-    del rules
+    rs.rules.clear()  # the standard dosing rules dose too: only this one
+    rs.rules["ab"] = rule
     return healthy(zone(rs))
 
 

@@ -134,37 +134,35 @@ def test_phase_settings_apply_from_the_first_tick_of_the_phase():
 
 
 def test_durations_written_as_settings_take_each_zones_value():
-    schema = {**SCHEMA, "water_change.stabilize_time": (U.DURATION, 900.0, None)}
+    schema = {**base().settings_schema, "test.stabilize": (U.DURATION, 900.0, None)}
     m = base().machines["water_cycle"]
     stab = m.states["WATER_CHANGE_STABILIZE"]
-    t = stab.transitions[0]
     t2 = M.Transition(
-        t.source, t.target, t.cond, 900.0, t.every, t.at, t.actions, t.is_fail, t.span, "water_change.stabilize_time"
+        "WATER_CHANGE_STABILIZE", "NORMAL_RECIRC", None, 900.0, None, None, (), False, SP, "test.stabilize"
     )
     states = {
         **m.states,
         "WATER_CHANGE_STABILIZE": M.State(stab.name, stab.machine, stab.enter, stab.exit, (t2,), stab.span),
     }
     machine = M.Machine(m.name, m.initial, states, m.span)
-    rs = ruleset({"settings": {"water_change.stabilize_time": 300.0}}, machines={"water_cycle": machine}, schema=schema)
+    rs = ruleset({"settings": {"test.stabilize": 300.0}}, machines={"water_cycle": machine}, schema=schema)
     z = healthy(zone(rs))
     z.tick(2)
     from hydro_rules.engine.compiler import TransitionSpec
 
     z.prog.now, z.prog.st = z.now, z.state
-    z.prog.go(
-        TransitionSpec("water_cycle", 0, base().machines["water_cycle"].states["WATER_CHANGE_FILL"].transitions[0])
-    )
+    fill = M.Transition("WATER_CHANGE_FILL", "WATER_CHANGE_STABILIZE", None, 1.0, None, None, (), False, SP)
+    z.prog.go(TransitionSpec("water_cycle", 0, fill), "a test")
     assert z.machine_state == "WATER_CHANGE_STABILIZE"
     z.tick(4)
     assert z.machine_state == "WATER_CHANGE_STABILIZE", "4 min: not yet"
     z.tick(1)
-    assert z.machine_state == "NORMAL_RECIRC", "5 min: the zone's stabilize_time"
+    assert z.machine_state == "NORMAL_RECIRC", "5 min: the zone's test.stabilize"
     assert "after 5m" in z.transitions[-1].reason
 
 
 def test_holds_and_repeats_written_as_settings():
-    schema = {**SCHEMA, "dosing.hold": (U.DURATION, 600.0, None), "dosing.repeat": (U.DURATION, 900.0, None)}
+    schema = {**SCHEMA, "test.hold": (U.DURATION, 600.0, None), "test.repeat": (U.DURATION, 900.0, None)}
     r = base().rules["correct_low_ec"]
     c = M.Condition(r.cond.expr, 600.0, SP, r.cond.text, "dosing.hold")
     r2 = M.Rule(r.name, r.states, c, r.actions, 900.0, r.span, "dosing.repeat")
@@ -271,3 +269,25 @@ def test_a_quantity_times_a_percentage_is_that_fraction_of_it_in_code_and_in_exp
         got = eval(src, {"x": z.prog, "T": z.prog.T, "S": z.prog.S})  # noqa: S307
         assert abs(got - want) < 1e-9, (src, got, want)
         assert abs(interp.evaluate(e, z.prog) - want) < 1e-9
+
+
+def test_a_reload_that_leaves_a_machine_in_a_state_the_zone_cannot_run_restarts_it():
+    from hydro_rules.engine.api import carry_state
+
+    z = healthy(zone(ruleset()))
+    z.tick(2)
+    z.state.machines["water_cycle"] = "WATER_CHANGE_DRAIN"
+    new = compiled(ruleset(drop=("pump_drain",))).program("zn-t")
+    st = carry_state(z.state, new, z.now)
+    assert st.machines["water_cycle"] == "NORMAL_RECIRC" and "water_cycle" not in st.entered_at
+
+
+def test_the_services_start_check_refuses_a_locked_channel_whatever_its_guards():
+    from hydro_rules.engine.api import check_start
+
+    rs = ruleset()
+    z = healthy(zone(rs))
+    z.tick(2)
+    _lock(z, "biz_no_flow", "pump_drain")
+    v = check_start(rs, "zn-t", "pump_drain", z.state, [], z.now)
+    assert not v.allowed and "biz_no_flow" in (v.reason or "") or v.guard == "can_run_pump"

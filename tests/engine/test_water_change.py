@@ -33,7 +33,8 @@ def test_full_water_change_sequence():
     z.set(ph=5.9, ec=1.5)
     before = z.now
     z.run_until("NORMAL_RECIRC", 30)
-    assert z.now - before == 15 * 60
+    # on target from the first tick in STABILIZE, held for water_change.stabilize_time (15m)
+    assert z.now - before == 16 * 60
     done = [e for e in z.events if e.type == "WATER_CHANGE_COMPLETED"]
     assert len(done) == 1
     assert done[0].details["ph"] == 5.9 and done[0].details["ec"] == 1.5

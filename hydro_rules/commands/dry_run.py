@@ -80,7 +80,12 @@ def register(sub) -> None:
 
 def warn_coarse_tick(rs, zones: list[str], tick: float) -> None:
     """A tick as long as an OFF stretch blurs what the rules see; say so, the run goes on."""
-    shortest = min(rs.profiles[rs.zone(z).profile].settings["water_cycle.recirc.max_recirc_off"] for z in zones)
+    bounds = []
+    for uid in zones:
+        zone = rs.zone(uid)
+        bounds.append(rs.zone_settings(zone)["water_cycle.recirc.max_recirc_off"])
+        bounds += [w.max_off_s for w in rs.zone_windows(zone) if w.max_off_s and not w.off]
+    shortest = min(bounds)
     if tick > shortest / 4:
         err_console().print(
             f"[yellow]warning:[/] --tick {tick:g} s is long against max_recirc_off ({shortest:g} s): pumps "

@@ -311,8 +311,9 @@ class Checker:
         self.rs, self.zone, self.t0, self.end = rs, zone, t0, end
         self.fault, self.target, self.onset = fault, target, onset
         self.baseline_drained = baseline_drained
-        settings = rs.profiles[zone.profile].settings
-        self.max_off = settings["water_cycle.recirc.max_recirc_off"]
+        settings = rs.zone_settings(zone)
+        self.max_off_default = self.max_off = settings["water_cycle.recirc.max_recirc_off"]
+        self.recirc_windows = tuple(rs.zone_windows(zone))  # a window's own max_off, an `off` window (1.2)
         self.recirc = recirculated(rs, zone)
         if self.recirc is not None and rs.channels[self.recirc].fail_safe != "NC":
             self.recirc = None  # an NO pump that stands is not a hazard this invariant is about
@@ -473,8 +474,23 @@ class Checker:
         )
 
     # -- 3. the NC pump's OFF stretches ------------------------------------------------------
+    def _window_now(self, now: float):
+        """The recirculation window the zone's local time `now` falls in, or None."""
+        if not self.recirc_windows:
+            return None
+        local = now
+        if self.tz is not None:
+            off = datetime.fromtimestamp(now, self.tz).utcoffset()
+            local = now + (off.total_seconds() if off else 0.0)
+        tod = local % 86400.0
+        return next((w for w in self.recirc_windows if w.contains(tod)), None)
+
     def _recirc_excused(self, st, active, prev: float, now: float) -> bool:
         rc = self.recirc
+        w = self._window_now(now)
+        if w is not None and w.off:
+            return True  # an `off` window holds the pump off until its end, by design; the stretch counts from there
+        self.max_off = w.max_off_s if w is not None and w.max_off_s is not None else self.max_off_default
         if any(code in self.locking and ch in (rc, None) for code, ch in active):
             return True
         if any(s in self.stop_states for s in st.machines.values()):
@@ -515,10 +531,13 @@ class Checker:
         if self.off_violation is None:
             self.off_violation = self._violate("recirc_off", now, "")
         self.off_violation["reason"] = (
-            f"{self.recirc} off for {self.off / 60:.1f} min (max_recirc_off {self.max_off / 60:g} min) "
+            f"{self.recirc} off for {self.off / 60:.1f} min ({self._bound_name()} {self.max_off / 60:g} min) "
             "with no locking alert, no state that stops it and its node reachable"
         )
         return False
+
+    def _bound_name(self) -> str:
+        return "max_recirc_off" if self.max_off == self.max_off_default else "the window's max_off"
 
     def _close_off(self) -> None:
         self.off = 0.0

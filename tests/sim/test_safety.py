@@ -413,3 +413,27 @@ def test_heating_faults_run_where_a_zone_has_a_heater_and_are_skipped_elsewhere(
     assert not [v for v in r["broken"] if v["fault"] == "heater_failed"]
     r = run_matrix(str(EXAMPLES), zones=["zn-1"], seeds=1, days=1, faults=["heater_failed"], moments=["between"])
     assert {"zone": "zn-1", "fault": "heater_failed", "why": "the zone has no heater"} in r["skipped"]
+
+
+def test_the_recirc_checker_takes_each_windows_own_bound_and_excuses_an_off_window():
+    import dataclasses
+
+    from hydro_rules.lang.model import Window
+
+    span = ZONE.span
+    windows = (
+        Window(0.0, 12 * H, 0.5, 1200.0, span, max_off_s=15 * 60.0),
+        Window(12 * H, 24 * H, 0.0, 0.0, span, off=True),
+    )
+    zone = dataclasses.replace(ZONE, windows=windows)
+
+    def off_from(start: float, end: float):
+        c, zr = Checker(RS, zone, t0=T0, end=T0 + 86400, fault=None, target="", onset=T0), fake_run()
+        zr.twin.powered["pump_recirc"] = False
+        drive(c, zr, start, end)
+        return c.broken
+
+    assert off_from(T0 + H, T0 + H + 14 * 60) == []  # 14 min: within the window's own 15 min
+    (v,) = off_from(T0 + H, T0 + H + 17 * 60)
+    assert "pump_recirc off for 17.0 min (the window's max_off 15 min)" in v["reason"]
+    assert off_from(T0 + 12 * H, T0 + 23 * H) == []  # held off all night by the `off` window

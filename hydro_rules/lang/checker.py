@@ -7,6 +7,7 @@ not hide the next.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import defaultdict
@@ -14,9 +15,11 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import ast as A
+from . import checks
 from . import model as M
 from . import settings as S
 from . import units as U
+from .activity import action_channels, zone_activity
 from .diagnostics import Diagnostics, closest, did_you_mean
 from .exprs import Names, Typer, render
 from .safety import check_machines, check_off_stretches, check_schedules
@@ -34,12 +37,31 @@ ALERT_CODE = re.compile(r"^(biz|infra)_[a-z][a-z0-9_]*$")
 PHASE_VALUES = {"ideal_change_interval": U.DURATION}
 
 
+#: the declarations `replace` and `extend` take (language 1.2) -> their kind
+AMENDABLE = {
+    A.MetricDecl: "metric",
+    A.ChannelDecl: "channel",
+    A.AlertDecl: "alert",
+    A.GuardDecl: "guard",
+    A.MachineDecl: "machine",
+    A.RuleDecl: "rule",
+    A.ProfileDecl: "profile",
+    A.RecipeDecl: "recipe",
+}
+
+
 class Checker:
-    def __init__(self, diags: Diagnostics):
+    def __init__(self, diags: Diagnostics, library: frozenset[str] | set[str] = frozenset()):
         self.d = diags
+        #: paths of the files of used rule sets (`use "../rules"`): what `replace`/`extend` may amend
+        self.library = frozenset(library)
         self.broken: set[str] = set()  # names of declarations that did not parse
         self.decls: dict[str, dict] = defaultdict(dict)  # kind -> name -> decl
         self.untyped: set[str] = set()  # alerts with a condition already reported as wrong
+        self.amends: list[A.Amend] = []  # `replace`/`extend` (1.2), applied once every definition is known
+        self.settings_decls: list[A.SettingsDecl] = []  # top-level `settings { }` (1.2)
+        self.schema: dict = dict(S.SCHEMA)  # every setting: built in and declared (RuleSet.settings_schema)
+        self.sections: set[str] = set(S.SECTIONS)
 
     # ---- helpers --------------------------------------------------------------------
     def _define(self, kind: str, ident: A.Ident, decl) -> bool:
@@ -69,12 +91,180 @@ class Checker:
             return  # declared, with an error reported at the declaration
         self.d.add(code, f"unknown {what} `{ident.name}`", ident.span, did_you_mean(ident.name, candidates))
 
+    # ---- replace and extend (language 1.2) --------------------------------------------------
+    def _amend(self, rs: M.RuleSet) -> None:
+        """`replace KIND NAME { }` takes the place of a used rule set's definition; `extend KIND NAME { }`
+        adds to it. What no used rule set defines cannot be amended (HR115)."""
+        origin: dict[tuple[str, str], object] = {}  # (kind, name) -> the used rule set's definition
+        replaced: set[tuple[str, str]] = set()
+        for am in self.amends:
+            kind = AMENDABLE[type(am.decl)]
+            ident = am.decl.code if kind == "alert" else am.decl.name
+            name = ident.name
+            current = self.decls[kind].get(name)
+            first = origin.get((kind, name), current)
+            if first is None or first.span.path not in self.library:
+                where = f"; `{name}` is defined here at {first.span}" if first is not None else ""
+                self.d.add(
+                    "HR115",
+                    f"`{am.how} {kind} {name}`: no used rule set defines {kind} `{name}`{where}",
+                    ident.span,
+                    "to define it, drop the word; to amend a standard definition, `use` its rule set"
+                    if first is not None
+                    else did_you_mean(name, [n for n, x in self.decls[kind].items() if x.span.path in self.library]),
+                )
+                continue
+            if am.how == "replace" and (kind, name) in replaced:
+                self.d.add("HR107", f"{kind} `{name}` is replaced twice", ident.span)
+                continue
+            origin[(kind, name)] = first
+            if am.how == "replace":
+                replaced.add((kind, name))
+                new = am.decl
+            else:
+                new = self._extended(kind, current, am.decl)
+                if new is None:
+                    continue
+            self.decls[kind][name] = new
+            done = "replaced" if am.how == "replace" else "extended"
+            self.d.add("HR602", f"{kind} `{name}` of {first.span.path}:{first.span.line} {done} here", ident.span)
+            rs.replaced.append((am.how, kind, name, ident.span, _name_span(first)))
+
+    def _extended(self, kind: str, old, new):
+        """`old` with what `extend` adds: items (aliases, channels, ...), denies, phases, or states."""
+        if kind == "guard":
+            return dataclasses.replace(old, denies=old.denies + new.denies)
+        if kind == "recipe":
+            return dataclasses.replace(old, phases=old.phases + new.phases)
+        if kind != "machine":
+            return dataclasses.replace(old, items=old.items + new.items)
+        if new.initial:
+            self.d.add(
+                "HR107",
+                f"machine `{old.name.name}` has its initial state; `extend` adds states and transitions",
+                new.initial[0].span,
+            )
+        states = {s.name.name: s for s in old.states}
+        for s in new.states:
+            was = states.get(s.name.name)
+            states[s.name.name] = (
+                s
+                if was is None
+                else dataclasses.replace(
+                    was,
+                    enter=was.enter + s.enter,
+                    exit=was.exit + s.exit,
+                    transitions=was.transitions + s.transitions,
+                    order=was.order + s.order,
+                )
+            )
+        return dataclasses.replace(old, states=tuple(states.values()), order=old.order + new.order)
+
+    # ---- dose groups (language 1.2) ------------------------------------------------------------
+    def dose_group(self, a: A.Action, actions) -> tuple | None:
+        """The doses that follow `dose CH AMOUNT` (`then CH2 AMOUNT after WAIT`), as Action.then:
+        ((channel, amount, wait seconds, wait setting or None), ...). Every channel of a group is a doser,
+        and the group's guards protect each. `actions` is safety's _Actions (usage, guard coverage)."""
+        out, ok = [], True
+        typer = actions.typer
+        guards = [g.name for g in a.guards if g.name in self.decls["guard"]]
+        for step in a.then:
+            name = step.channel.name
+            ch = actions.rs.channels.get(name)
+            if ch is None:
+                if name not in self.decls["channel"]:
+                    self._unknown("HR102", "channel", step.channel, actions.rs.channels)
+                ok = False
+                continue
+            actions.usage.channels.setdefault(name, step.channel.span)
+            if ch.kind != "doser":
+                self.d.add(
+                    "HR113",
+                    f"a dose group doses one doser after another; `{name}` is a {ch.kind}",
+                    step.channel.span,
+                    "every channel of `dose ... then ...` is a doser",
+                )
+                ok = False
+                continue
+            amount = typer.expr(step.amount)
+            if amount is not None and amount.dim != U.VOLUME:
+                self.d.add("HR201", f"`dose` takes a volume such as 2 ml, not {amount.dim}", step.amount.span)
+                amount = None
+            wait = typer.duration(step.wait, "the wait before a dose")
+            if amount is None or wait is None:
+                ok = False
+                continue
+            named = []
+            for g in a.guards:
+                guard = actions.rs.guards.get(g.name)
+                if guard is not None and not guard.scope.covers(ch):
+                    self.d.add("HR113", f"guard `{g.name}` does not protect `{name}`", g.span)
+                elif guard is not None:
+                    named.append(g.name)
+            if len(named) == len(guards):
+                actions._guard_coverage(a, ch, named)
+            out.append((name, amount, wait[0], wait[1]))
+        return tuple(out) if ok else None
+
+    # ---- declared settings (language 1.2) -----------------------------------------------------
+    def _schema(self) -> dict:
+        """The built-in settings and those `settings { }` blocks declare, each with the dimension and
+        default of the value it is declared with."""
+        schema = dict(S.SCHEMA)
+        where: dict[str, Span] = {}
+        for sd in self.settings_decls:
+            self._declare(sd.items, "", schema, where)
+        self.schema = schema
+        self.sections = {p.rsplit(".", i)[0] for p in schema for i in range(1, p.count(".") + 1)}
+        return schema
+
+    def _declare(self, items, prefix, schema, where) -> None:
+        for it in items:
+            if isinstance(it, A.Window):
+                self.d.add("HR111", "a `window` belongs in a profile or a zone's `settings`", it.span)
+                continue
+            path = S.resolve(it.key.name) if not prefix else prefix + it.key.name
+            if isinstance(it, A.Section):
+                if path in schema:
+                    self.d.add("HR107", f"`{it.key.name}` is a setting already, not a section", it.key.span)
+                    continue
+                self._declare(it.items, path + ".", schema, where)
+                continue
+            if path in schema or any(p.startswith(path + ".") for p in schema):
+                first = f"declared at {where[path]}" if path in where else "built in"
+                if path not in schema:
+                    first = "a section of settings"
+                self.d.add("HR107", f"setting `{path}` exists already ({first})", it.key.span)
+                continue
+            value = it.value
+            if isinstance(value, A.Ident):
+                schema[path] = (U.TEXT, value.name, None)
+            elif not isinstance(value, A.Literal) or value.dim in ("date", "datetime"):
+                self.d.add(
+                    "HR201",
+                    f"the default of `{it.key.name}` is a value with its unit, such as 30m, 8 ml or yes",
+                    value.span,
+                )
+                continue
+            elif value.dim == U.TIME_OF_DAY and not 0 <= value.value < 86400:
+                self.d.add("HR204", f"`{value.text}` is not a time of day (00:00 to 23:59)", value.span)
+                continue
+            elif value.dim == U.PERCENT and not 0 <= value.value <= 100:
+                self.d.add("HR204", f"`{it.key.name}` is a percentage between 0% and 100%", value.span)
+                continue
+            else:
+                v = value.value
+                schema[path] = (value.dim, v if isinstance(v, bool) else float(v), None)
+            where[path] = it.key.span
+
     # ---- entry point ------------------------------------------------------------------
     def check(self, files: list[A.File], rs: M.RuleSet) -> M.RuleSet:
         for f in files:
             self.broken.update(f.broken)
             for decl in f.decls:
                 self._collect(decl)
+        self._amend(rs)
+        rs.settings_schema = self._schema()
         rs.metrics = self._metrics()
         rs.aliases = self._aliases(rs.metrics)
         rs.channels = self._channels(rs.metrics)
@@ -83,6 +273,8 @@ class Checker:
         names.broken = set(self.broken) | (set(self.decls["metric"]) - set(rs.metrics))
         names.broken |= set(self.decls["channel"]) - set(rs.channels)
         names.versions = {f.path: f.header.version.text for f in files if f.header is not None}
+        names.schema = rs.settings_schema
+        names.states = frozenset(s.name.name for m in self.decls["machine"].values() for s in m.states)
         typer = Typer(names, self.d)
         rs.profiles = self._profiles()
         rs.recipes = self._recipes(rs.metrics)
@@ -93,9 +285,49 @@ class Checker:
         check_schedules(self.d, rs, usage)
         check_off_stretches(self.d, rs, usage)
         self._unused(rs, usage)
+        self._activity(rs)
+        checks.run(rs, files, self.d)
         return rs
 
+    def _activity(self, rs: M.RuleSet) -> None:
+        """A zone binds only what it has (language 1.2): what needs a channel it lacks is inactive there.
+        One information per zone lists those items (HR603); a machine that cannot run at all in a zone,
+        its initial state needing what the zone lacks, is an error (HR305)."""
+        for site in rs.sites:
+            for zone in site.zones:
+                act = zone_activity(rs, zone)
+                for item in act.inactive:
+                    if item.kind == "machine":
+                        m = rs.machines[item.name]
+                        first = m.states[m.initial]
+                        needs = sorted(
+                            {c for a in (*first.enter, *first.exit) for c in action_channels(a)} - set(zone.channels)
+                        )
+                        self.d.add(
+                            "HR305",
+                            f"machine `{item.name}` cannot run in zone `{zone.uid}`: {item.why}",
+                            zone.span,
+                            ("bind " + ", ".join(f"`{c} on NODE-UID`" for c in needs)) if needs else None,
+                        )
+                listed = [i for i in act.inactive if i.kind != "machine"]
+                if listed and len(listed) < len(act.inactive):
+                    continue  # a machine that cannot run (HR305) makes the rest follow: fix that first
+                if listed:
+                    n = len(listed)
+                    self.d.add(
+                        "HR603",
+                        f"in zone `{zone.uid}`, {n} item{'s are' if n > 1 else ' is'} inactive: "
+                        + "; ".join(f"{i.kind} {i.name} ({i.why})" for i in listed),
+                        zone.span,
+                    )
+
     def _collect(self, decl) -> None:
+        if isinstance(decl, A.Amend):
+            self.amends.append(decl)
+            return
+        if isinstance(decl, A.SettingsDecl):
+            self.settings_decls.append(decl)
+            return
         kinds = {
             A.MetricDecl: "metric",
             A.ChannelDecl: "channel",
@@ -408,7 +640,7 @@ class Checker:
     def _profiles(self) -> dict[str, M.Profile]:
         out = {}
         for name, d in self.decls["profile"].items():
-            settings = S.defaults()
+            settings = {path: default for path, (_, default, _) in self.schema.items()}
             windows: list[M.Window] = []
             seen: dict[str, A.Setting] = {}
             self._settings(d.items, "", settings, windows, seen)
@@ -428,12 +660,12 @@ class Checker:
                 continue
             path = S.resolve(prefix + it.key.name) if not prefix else prefix + it.key.name
             if isinstance(it, A.Section):
-                if path not in S.SECTIONS:
+                if path not in self.sections:
                     self._unknown_setting(it.key, prefix)
                     continue
                 self._settings(it.items, path + ".", settings, windows, seen)
                 continue
-            if path not in S.SCHEMA:
+            if path not in self.schema:
                 self._unknown_setting(it.key, prefix)
                 continue
             if path in seen:
@@ -445,7 +677,7 @@ class Checker:
                 settings[path] = value
 
     def _unknown_setting(self, key: A.Ident, prefix: str) -> None:
-        here = [p[len(prefix) :].split(".")[0] for p in list(S.SCHEMA) + list(S.SECTIONS) if p.startswith(prefix)]
+        here = [p[len(prefix) :].split(".")[0] for p in list(self.schema) + list(self.sections) if p.startswith(prefix)]
         hint = None
         if key.name in S.PLAN_NAMES:
             hint = f"write it as `{S.PLAN_NAMES[key.name]}`: durations carry their unit"
@@ -459,13 +691,16 @@ class Checker:
         )
 
     def _setting_value(self, path, it: A.Setting):
-        dim, _default, allowed = S.SCHEMA[path]
+        dim, _default, allowed = self.schema[path]
         v = it.value
-        name = path.rsplit(".", 1)[1]
+        name = path.rsplit(".", 1)[-1]
         if dim == U.TEXT:
-            if isinstance(v, A.Ident) and v.name in allowed:
+            if isinstance(v, A.Ident) and (allowed is None or v.name in allowed):
                 return v.name
-            self.d.add("HR204", f"`{name}` is one of {', '.join(sorted(allowed))}", v.span)
+            if allowed is None:
+                self.d.add("HR201", f"`{name}` is a name such as `{_default}`", v.span)
+            else:
+                self.d.add("HR204", f"`{name}` is one of {', '.join(sorted(allowed))}", v.span)
             return None
         if not isinstance(v, A.Literal) or not (
             v.dim == dim or (dim in U.NUMERIC and v.dim == U.NUMBER and dim not in (U.PERCENT, U.VOLUME))
@@ -513,7 +748,7 @@ class Checker:
                 "levels must rise: empty < min < target <= max (now "
                 + ", ".join(f"{p.split('.')[1]} {v:g}%" for p, v in zip(order, vals))
                 + ")",
-                where.span if where else decl.name.span,
+                where.span if where else (decl.uid if isinstance(decl, A.ZoneDecl) else decl.name).span,
             )
 
     def _window(self, w: A.Window) -> M.Window | None:
@@ -530,6 +765,9 @@ class Checker:
                 "HR204", "a window that starts where it ends is empty; use 00:00 to 24:00 for the whole day", w.span
             )
             ok = False
+        end = end % 86400 if end != 86400 else 86400.0
+        if w.off:  # `window 20:00 to 06:00 off` (1.2): the pump is held off from start to end
+            return M.Window(start, end, 0.0, 0.0, w.span, off=True) if ok else None
         duty = float(w.duty.value)
         if not 0 <= duty <= 100:
             self.d.add("HR204", "duty is a percentage between 0% and 100%", w.duty.span)
@@ -538,9 +776,15 @@ class Checker:
         if not 0 < period <= S.MAX_PERIOD_S:
             self.d.add("HR204", "period must be longer than 0 and at most 24h", w.period.span)
             ok = False
+        max_off = None
+        if w.max_off is not None:
+            max_off = float(w.max_off.value)
+            if max_off <= 0:
+                self.d.add("HR204", "`max_off` must be longer than 0", w.max_off.span)
+                ok = False
         if not ok:
             return None
-        return M.Window(start, end % 86400 if end != 86400 else 86400.0, duty / 100.0, period, w.span)
+        return M.Window(start, end, duty / 100.0, period, w.span, max_off_s=max_off)
 
     def _recipes(self, metrics) -> dict[str, M.Recipe]:
         out = {}
@@ -572,9 +816,17 @@ class Checker:
         if hi is not None and hi < lo:
             self.d.add("HR203", f"phase `{p.name.name}` ends (day {hi:g}) before it starts (day {lo:g})", p.span)
             return None
-        targets, values = {}, {}
+        targets, values, night_targets, night_values, settings = {}, {}, {}, {}, {}
         items = list(p.targets)
+        sections = [t for t in items if isinstance(t, A.Section)]
+        if sections:  # `dosing { nutrient_dose 8 ml }` (1.2): settings while the phase lasts
+            windows: list = []
+            self._settings(sections, "", settings, windows, {})
+            if windows:
+                self.d.add("HR111", "a phase cannot change the recirculation windows", windows[0].span)
         for i, t in enumerate(items):
+            if isinstance(t, A.Section):
+                continue
             if isinstance(t, A.TargetRange):
                 if t.name.name not in metrics:
                     self._unknown("HR101", "metric", t.name, metrics)
@@ -595,6 +847,10 @@ class Checker:
                     self.d.add("HR107", f"target `{t.name.name}` is given twice", t.name.span)
                     continue
                 targets[t.name.name] = (a, b)
+                if t.night is not None:
+                    night = self._night_range(m, t)
+                    if night is not None:
+                        night_targets[t.name.name] = night
             else:
                 key = t.key.name
                 if key not in PHASE_VALUES:
@@ -612,7 +868,38 @@ class Checker:
                     self.d.add("HR201", f"`{key}` is a duration such as 7d", t.value.span)
                     continue
                 values[key] = t.value.value
-        return M.Phase(p.name.name, int(lo), None if hi is None else int(hi), targets, values, p.span)
+                if t.night is not None:
+                    if t.night.dim != PHASE_VALUES[key]:
+                        self.d.add("HR201", f"`{key}` is a duration such as 7d", t.night.span)
+                        continue
+                    night_values[key] = t.night.value
+        return M.Phase(
+            p.name.name,
+            int(lo),
+            None if hi is None else int(hi),
+            targets,
+            values,
+            p.span,
+            night_targets,
+            night_values,
+            settings,
+        )
+
+    def _night_range(self, m: M.Metric, t: A.TargetRange) -> tuple[float, float] | None:
+        """The `night LOW .. HIGH` of a recipe target (language 1.2), checked as the day's range is."""
+        low, high = t.night
+        if not self._dims_ok((low, high), m.dim, f"the night target for {m.name}"):
+            return None
+        a, b = float(low.value), float(high.value)
+        if a > b:
+            self.d.add(
+                "HR203",
+                f"night target range of `{m.name}` goes from {low.text} down to {high.text}",
+                low.span.to(high.span),
+                f"write it as {high.text} .. {low.text}",
+            )
+            return None
+        return (a, b)
 
     def _phase_coverage(self, name, phases, decl) -> None:
         expect = 0
@@ -793,6 +1080,7 @@ class Checker:
                     "use an IANA name such as Europe/Amsterdam or UTC",
                 )
                 tz = "UTC"
+            light = self._light([i for i in d.items if isinstance(i, A.Light)])
             greenhouses = []
             gh_uids: set[str] = set()
             for g in (i for i in d.items if isinstance(i, A.GreenhouseDecl)):
@@ -811,14 +1099,51 @@ class Checker:
                         )
                         continue
                     zone_uids[z.uid.name] = z.uid
-                    zone = self._zone(z, uid, g.uid.name, tz, rs, usage, bounded)
+                    zone = self._zone(z, uid, g.uid.name, tz, rs, usage, bounded, light)
                     if zone:
                         zones.append(zone)
                 greenhouses.append(
                     M.Greenhouse(g.uid.name, g.title.value if g.title else g.uid.name, tuple(zones), g.uid.span)
                 )
-            sites.append(M.Site(uid, d.title.value if d.title else uid, tz, tuple(greenhouses), d.uid.span))
+            sites.append(M.Site(uid, d.title.value if d.title else uid, tz, tuple(greenhouses), d.uid.span, light))
         return sites
+
+    def _light(self, lights: list[A.Light]) -> tuple[float, float] | None:
+        """`light 06:00 to 20:00` (language 1.2) as (on, off) in seconds of the local day."""
+        if not lights:
+            return None
+        for extra in lights[1:]:
+            self.d.add("HR107", f"`light` is given twice; first at {lights[0].span}", extra.span)
+        li = lights[0]
+        start, end = float(li.start.value), float(li.end.value)
+        ok = True
+        if not 0 <= start < 86400:
+            self.d.add("HR204", f"`{li.start.text}` is not a time of day", li.start.span)
+            ok = False
+        if not 0 <= end <= 86400:
+            self.d.add("HR204", f"`{li.end.text}` is not a time of day (24:00 may end the light)", li.end.span)
+            ok = False
+        if ok and start == end % 86400:
+            self.d.add("HR204", "the light goes off when it comes on: give the hours it is on", li.span)
+            ok = False
+        return (start, end) if ok else None
+
+    def _zone_settings(self, z: A.ZoneDecl, rs: M.RuleSet, profile: str | None):
+        """A zone's own `settings { }` (language 1.2): (values over the profile's, windows or None)."""
+        blocks = [i for i in z.items if isinstance(i, A.SettingsDecl)]
+        values: dict = {}
+        windows: list[M.Window] = []
+        seen: dict[str, A.Setting] = {}
+        for extra in blocks[1:]:
+            self.d.add("HR107", f"a zone has one `settings` block; first at {blocks[0].span}", extra.span)
+        if not blocks:
+            return values, None
+        self._settings(blocks[0].items, "", values, windows, seen)
+        base = rs.profiles[profile].settings if profile in rs.profiles else None
+        if base is not None and any(p.startswith("levels.") for p in seen):
+            self._levels({**base, **values}, seen, z)
+        written = any(isinstance(i, A.Window) for i in _walk_settings(blocks[0].items))
+        return values, (tuple(windows) if written else None)
 
     def _nodes(self, g: A.GreenhouseDecl) -> frozenset[str]:
         """The nodes a greenhouse declares able to end an OFF by themselves (`bounded_off yes`)."""
@@ -860,7 +1185,9 @@ class Checker:
                 )
         return frozenset(bounded)
 
-    def _zone(self, z: A.ZoneDecl, site, gh, tz, rs: M.RuleSet, usage, bounded=frozenset()) -> M.Zone | None:
+    def _zone(
+        self, z: A.ZoneDecl, site, gh, tz, rs: M.RuleSet, usage, bounded=frozenset(), site_light=None
+    ) -> M.Zone | None:
         items = self._items(z, ("profile", "recipe", "planted", "reservoir"))
         ok = True
         refs = {}
@@ -923,15 +1250,19 @@ class Checker:
                     continue
                 key = b.channel_key.name if b.channel_key else name
                 channels[name] = M.Binding(name, b.node.name, key, b.span)
-        for name, where in usage.channels.items():
-            if name in rs.channels and name not in channels:
+        settings, windows = self._zone_settings(z, rs, refs.get("profile"))
+        light = self._light([i for i in z.items if isinstance(i, A.Light)]) or site_light
+        recipe = rs.recipes.get(refs.get("recipe"))
+        if recipe is not None and light is None:
+            night = next((p for p in recipe.phases if p.night_targets or p.night_values), None)
+            if night is not None:
                 self.d.add(
-                    "HR305",
-                    f"zone `{z.uid.name}` does not bind channel `{name}`, which the rules use at {where}",
+                    "HR206",
+                    f"zone `{z.uid.name}` needs `light` (here or in its site): recipe `{recipe.name}` has night "
+                    f"targets (phase `{night.name}`), and night is when the light is off",
                     z.uid.span,
-                    f"add `{name} on NODE-UID`",
+                    "add e.g. `light 06:00 to 20:00`",
                 )
-                ok = False
         if not ok:
             return None
         return M.Zone(
@@ -950,6 +1281,9 @@ class Checker:
             bounded & ({b.node_uid for b in channels.values()} | set(metric_nodes.values())),
             metric_channels,
             metric_units,
+            settings,
+            windows,
+            light,
         )
 
     def _bound_channel(self, b: A.Binding, rs: M.RuleSet, metric_channels, metric_nodes) -> bool:
@@ -1027,6 +1361,19 @@ class Checker:
         for name, ch in rs.channels.items():
             if name not in bound and name not in usage.channels:  # (which holds the channels expressions use)
                 self.d.add("HR502", f"channel `{name}` is neither bound by a zone nor used by a rule", ch.span)
+
+
+def _walk_settings(items):
+    """Every item of a settings block, sections opened."""
+    for it in items:
+        yield it
+        if isinstance(it, A.Section):
+            yield from _walk_settings(it.items)
+
+
+def _name_span(decl) -> Span:
+    """Where a declaration's name is written."""
+    return (decl.code if isinstance(decl, A.AlertDecl) else decl.name).span
 
 
 def _scope_within(inner: M.Scope, outer: M.Scope, channels) -> bool:

@@ -36,8 +36,14 @@ METRIC_WORDS = {"stale", "frozen", "implausible"}
 #: first words of the profile settings rules read: `levels.min`, `water_change.interval` (short for
 #: `water_cycle.water_change.interval`), ...
 SETTING_HEADS = frozenset(S.SHORT) | {p.split(".", 1)[0] for p in S.SCHEMA}
-NAMESPACES = ("target", "solution", "last_dose", "recipe", "time_of_day", *sorted(SETTING_HEADS))
-FUNCTIONS = {"change": 2, "drift": 1, "failures": 2, "abs": 1, "min": 2, "max": 2}
+ZONE_NAMESPACES = ("target", "solution", "last_dose", "recipe", "time_of_day", "reservoir")
+NAMESPACES = (*ZONE_NAMESPACES[:-1], *sorted(SETTING_HEADS))
+#: function -> how many arguments it takes (`filled` takes 2 or more: channel, window, states...)
+FUNCTIONS = {"change": 2, "drift": 1, "failures": 2, "abs": 1, "min": 2, "max": 2, "filled": 2}
+#: functions that take more arguments than FUNCTIONS says (the extra ones are states)
+VARIADIC = frozenset({"filled"})
+#: functions of later language versions -> the version
+FUNCTION_SINCE = {"filled": "1.2"}
 #: comparison -> the same comparison with its operands swapped
 _SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _CMP = frozenset(_SWAP)
@@ -56,6 +62,20 @@ class Names:
     broken: set = field(default_factory=set)
     #: file path -> the language version its header states (`1`, `1.1`); the latest when not known
     versions: dict = field(default_factory=dict)
+    #: every setting rules may read: the built-in SCHEMA and the declared ones (RuleSet.settings_schema)
+    schema: dict = field(default_factory=lambda: dict(S.SCHEMA))
+    #: every state of every machine (as written), which `filled(CHANNEL, WINDOW, STATE...)` may name
+    states: frozenset = frozenset()
+
+    @property
+    def setting_heads(self) -> frozenset:
+        """First words of the settings rules read: `levels.min`, `water_change.interval` (short for
+        `water_cycle.water_change.interval`), and those of declared settings."""
+        return frozenset(S.SHORT) | {p.split(".", 1)[0] for p in self.schema}
+
+    @property
+    def namespaces(self) -> tuple:
+        return (*ZONE_NAMESPACES, *sorted(self.setting_heads))
 
     def use_channel(self, name: str, span) -> None:
         self.channels_used.setdefault(name, span)
@@ -72,8 +92,46 @@ class Typer:
         e = self.boolean(cond.expr)
         if e is None:
             return None
-        hold = float(cond.hold.value) if cond.hold is not None else 0.0
-        return M.Condition(e, hold, cond.span, render(cond.expr))
+        hold, setting = 0.0, None
+        if cond.hold is not None:
+            got = self.duration(cond.hold, "a hold")
+            if got is None:
+                return None
+            hold, setting = got
+        return M.Condition(e, hold, cond.span, render(cond.expr), setting)
+
+    def duration(self, node, what: str = "a duration") -> tuple[float, str | None] | None:
+        """A duration written as a literal (`30m`) or, in language 1.2, as a setting's path
+        (`water_change.fill_timeout`): (seconds, the full setting path or None). A setting gives its
+        rule-set default; each zone reads its own value. None after reporting why it cannot be one."""
+        if isinstance(node, A.Literal):
+            if node.dim != U.DURATION:
+                self.d.add("HR201", f"{what} is a duration such as 10m, not `{node.text}`", node.span)
+                return None
+            return float(node.value), None
+        if not isinstance(node, A.Path):
+            self.d.add("HR201", f"{what} is a duration such as 10m or a duration setting", node.span)
+            return None
+        if not self._newer_ok("a duration given as a setting", node.span, "1.2"):
+            return None
+        dotted = node.dotted
+        path = S.resolve(dotted)
+        if path not in self.n.schema:
+            t = self._Path(node)  # reports what the name is (unknown setting, metric, ...)
+            if t is not None:
+                self.d.add(
+                    "HR201", f"{what} is a duration or a duration setting; `{dotted}` is {_dim_words(t)}", node.span
+                )
+            return None
+        dim, default, _ = self.n.schema[path]
+        if dim != U.DURATION or default is None:
+            self.d.add(
+                "HR201",
+                f"{what} is a duration; setting `{dotted}` is {_dim_words(M.Const(0, dim, node.span))}",
+                node.span,
+            )
+            return None
+        return float(default), path
 
     def boolean(self, e) -> object | None:
         t = self.expr(e)
@@ -109,7 +167,7 @@ class Typer:
         if head in self.n.alerts:
             self.d.add("HR205", f"`{head}` is an alert; ask `{head} is active` or `{head} is resolved`", e.span)
             return None
-        if head in NAMESPACES:
+        if head in self.n.namespaces:
             return self._namespace(head, rest, e)
         self._unknown(head, e.parts[0])
         return None
@@ -124,7 +182,7 @@ class Typer:
         elif channel_hint:
             self.d.add("HR102", f"unknown channel `{name}`", ident.span, channel_hint)
         else:
-            others = list(NAMESPACES) + ([self.scope.var] if self.scope else [])
+            others = list(self.n.namespaces) + ([self.scope.var] if self.scope else [])
             self.d.add(
                 "HR106",
                 f"unknown name `{name}`",
@@ -204,10 +262,18 @@ class Typer:
             return M.ZoneRef("recipe.day", U.NUMBER, e.span)
         if head == "time_of_day" and not rest:
             return M.ZoneRef("time_of_day", U.TIME_OF_DAY, e.span)
-        if head in SETTING_HEADS:
+        if head == "reservoir":
+            if rest != ["volume"]:
+                self.d.add("HR106", f"unknown name `{dotted}`", e.span, "the reservoir has `reservoir.volume`")
+                return None
+            if not self._newer_ok("reservoir.volume", e.span, "1.2"):
+                return None
+            return M.ZoneRef("reservoir.volume", U.VOLUME, e.span)
+        if head in self.n.setting_heads:
             path = S.resolve(dotted)
-            if path in S.SCHEMA:
-                dim, default, _ = S.SCHEMA[path]
+            schema = self.n.schema
+            if path in schema:
+                dim, default, _ = schema[path]
                 if default is None:
                     self.d.add(
                         "HR111",
@@ -217,7 +283,7 @@ class Typer:
                     )
                     return None
                 return M.SettingRef(path, dim, e.span)
-            known = [p for p in S.SCHEMA if p.startswith(S.resolve(head) + ".")]
+            known = [p for p in schema if p.startswith(S.resolve(head) + ".")]
             short = [k.rsplit(".", 1)[1] for k in known]
             self.d.add(
                 "HR111",
@@ -275,16 +341,16 @@ class Typer:
         )
         return None
 
-    def _newer_ok(self, words: str, span) -> bool:
-        """Is a language 1.1 construct allowed where it is written? Reported (HR007) when not."""
+    def _newer_ok(self, words: str, span, since: str = "1.1") -> bool:
+        """Is a construct of language `since` allowed where it is written? Reported (HR007) when not."""
         version = self.n.versions.get(span.path, SUPPORTED_VERSIONS[-1])
-        if version_key(version) >= version_key("1.1"):
+        if version_key(version) >= version_key(since):
             return True
         self.d.add(
             "HR007",
-            f"`{words}` is language 1.1, but this file starts with `hydro {version}`",
+            f"`{words}` is language {since}, but this file starts with `hydro {version}`",
             span,
-            "write `hydro 1.1` on the first line",
+            f"write `hydro {since}` on the first line",
         )
         return False
 
@@ -400,10 +466,14 @@ class Typer:
                 return None
             dim = U.join(ld, rd) if ld != U.TIME_OF_DAY else ld
         elif op == "*":
-            if rd == U.NUMBER and (ld in U.NUMERIC or ld == U.DURATION):
+            if rd == U.NUMBER and (ld in U.NUMERIC or ld == U.DURATION or _compound(ld)):
                 dim = ld
-            elif ld == U.NUMBER and (rd in U.NUMERIC or rd == U.DURATION):
+            elif ld == U.NUMBER and (rd in U.NUMERIC or rd == U.DURATION or _compound(rd)):
                 dim = rd
+            elif U.PERCENT in (ld, rd) and {ld, rd} - {U.PERCENT} <= _ALGEBRAIC - {U.NUMBER}:
+                dim = rd if ld == U.PERCENT else ld  # `reservoir.volume * 8%`: 8% of the volume (1.2)
+            elif _algebraic(ld) and _algebraic(rd):  # `dosing.per_100l * reservoir.volume / 100 L` (1.2)
+                dim = _product(ld, rd, 1)
             else:
                 self.d.add(
                     "HR201",
@@ -413,10 +483,12 @@ class Typer:
                 )
                 return None
         else:
-            if rd == U.NUMBER and (ld in U.NUMERIC or ld == U.DURATION):
+            if rd == U.NUMBER and (ld in U.NUMERIC or ld == U.DURATION or _compound(ld)):
                 dim = ld
-            elif ld == rd and ld in U.NUMERIC | {U.DURATION}:
+            elif ld == rd and (ld in U.NUMERIC | {U.DURATION} or _compound(ld)):
                 dim = U.NUMBER
+            elif _algebraic(ld) and _algebraic(rd) and ld != U.NUMBER:
+                dim = _product(ld, rd, -1)
             else:
                 self.d.add("HR201", f"cannot divide {_what(e.left, left)} by {_what(e.right, right)}", e.span)
                 return None
@@ -431,18 +503,24 @@ class Typer:
     def _Call(self, e: A.Call):
         name = e.func.name
         if name not in FUNCTIONS:
+            version = version_key(self.n.versions.get(e.span.path, SUPPORTED_VERSIONS[-1]))
+            known = [f for f in FUNCTIONS if version >= version_key(FUNCTION_SINCE.get(f, "1"))]
             self.d.add(
                 "HR109",
                 f"unknown function `{name}`",
                 e.func.span,
-                did_you_mean(name, FUNCTIONS) or "functions: " + ", ".join(FUNCTIONS),
+                did_you_mean(name, known) or "functions: " + ", ".join(known),
             )
             return None
-        if len(e.args) != FUNCTIONS[name]:
+        want = FUNCTIONS[name]
+        if len(e.args) != want and not (name in VARIADIC and len(e.args) > want):
+            more = " or more" if name in VARIADIC else ""
             self.d.add(
-                "HR109", f"`{name}` takes {FUNCTIONS[name]} argument(s), not {len(e.args)}", e.span, _SIGNATURES[name]
+                "HR109", f"`{name}` takes {want}{more} argument(s), not {len(e.args)}", e.span, _SIGNATURES[name]
             )
             return None
+        if name == "filled":
+            return self._filled(e)
         if name == "failures":
             chan = e.args[0]
             ch_name = chan.parts[0].name if isinstance(chan, A.Path) and len(chan.parts) == 1 else None
@@ -503,6 +581,40 @@ class Typer:
             return None
         return M.Func(name, tuple(args), U.join(a.dim, b.dim), e.span)
 
+    def _filled(self, e: A.Call):
+        """`filled(pump_fill, 1d)`, `filled(pump_fill, 1d, TOPUP)` (language 1.2): the litres the water
+        level rose while a channel was on (in one of the states, when given) in the last window."""
+        if not self._newer_ok("filled(...)", e.func.span, "1.2"):
+            return None
+        chan, win, *states = e.args
+        ch_name = chan.parts[0].name if isinstance(chan, A.Path) and len(chan.parts) == 1 else None
+        if ch_name is None:
+            self.d.add("HR109", "the first argument of `filled` is a channel", chan.span, _SIGNATURES["filled"])
+            return None
+        if ch_name not in self.n.channels:
+            if ch_name not in self.n.broken:
+                self.d.add("HR102", f"unknown channel `{ch_name}`", chan.span, did_you_mean(ch_name, self.n.channels))
+            return None
+        self.n.use_channel(ch_name, chan.span)
+        window = self.expr(win)
+        if window is None or not self._window(window, win):
+            return None
+        names, ok = [], True
+        for st in states:
+            sname = st.parts[0].name if isinstance(st, A.Path) and len(st.parts) == 1 else None
+            if sname is None:
+                self.d.add("HR109", "after the window, `filled` takes states", st.span, _SIGNATURES["filled"])
+                ok = False
+            elif sname not in self.n.states:
+                if sname not in self.n.broken:
+                    self.d.add("HR103", f"unknown state `{sname}`", st.span, did_you_mean(sname, self.n.states))
+                ok = False
+            else:
+                names.append(sname)
+        if not ok:
+            return None
+        return M.Func("filled", (ch_name, window, tuple(names)), U.VOLUME, e.span)
+
     def _window(self, t, e) -> bool:
         if t.dim != U.DURATION or not isinstance(t, M.Const):
             self.d.add("HR201", "the time window must be a duration literal such as 1h", e.span)
@@ -520,7 +632,51 @@ _SIGNATURES = {
     "abs": "abs(value)",
     "min": "min(a, b)",
     "max": "max(a, b)",
+    "filled": "filled(channel, window[, state...]), e.g. filled(pump_fill, 1d, TOPUP): litres the level rose",
 }
+
+
+def _compound(dim: str) -> bool:
+    """Is `dim` a product or quotient of dimensions (`volume*conductivity`), met only inside arithmetic?"""
+    return dim not in _SIMPLE and ("*" in dim or "/" in dim)
+
+
+_SIMPLE = U.NUMERIC | {U.DURATION, U.TIME_OF_DAY, U.BOOL, U.TEXT}
+
+
+#: dimensions that multiply and divide with one another (not percentages: 50% is 50, not 0.5)
+_ALGEBRAIC = (U.NUMERIC - {U.PERCENT}) | {U.DURATION}
+
+
+def _algebraic(dim: str) -> bool:
+    return dim in _ALGEBRAIC or _compound(dim)
+
+
+def _powers(dim: str) -> dict:
+    """`volume*volume/conductivity` -> {volume: 2, conductivity: -1}; a plain number -> {}."""
+    out: dict = {}
+    if dim == U.NUMBER:
+        return out
+    num, _, den = dim.partition("/")
+    for part, sign in ((num, 1), (den, -1)):
+        for d in filter(None, part.split("*")):
+            if d != "1":
+                out[d] = out.get(d, 0) + sign
+    return out
+
+
+def _product(a: str, b: str, sign: int) -> str:
+    """The dimension of `a * b` (sign 1) or `a / b` (sign -1)."""
+    powers = _powers(a)
+    for d, n in _powers(b).items():
+        powers[d] = powers.get(d, 0) + sign * n
+    num = [d for d, n in sorted(powers.items()) for _ in range(n)]
+    den = [d for d, n in sorted(powers.items()) for _ in range(-n)]
+    if not den and len(num) == 1:
+        return num[0]
+    if not num and not den:
+        return U.NUMBER
+    return ("*".join(num) or "1") + ("/" + "*".join(den) if den else "")
 
 
 def _dim_words(t) -> str:

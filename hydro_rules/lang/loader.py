@@ -33,6 +33,8 @@ class Loaded:
     sources: dict[str, str] = field(default_factory=dict)  # path -> text, for excerpts
     diags: Diagnostics = field(default_factory=Diagnostics)
     root: Path | None = None
+    #: paths of the files that come from used rule sets (`use`), which `replace`/`extend` may amend
+    library: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -96,7 +98,7 @@ def _load(path: str | Path, extra: list[Path] | None) -> Loaded:
     if name is None:
         return out
     rs = M.RuleSet(name, version, digest.hexdigest(), files=[f.path for f in out.files])
-    out.ruleset = Checker(out.diags).check(out.files, rs)
+    out.ruleset = Checker(out.diags, out.library).check(out.files, rs)
     return out
 
 
@@ -142,6 +144,8 @@ def _read_set(root: Path, out: Loaded, digest, visiting: list[Path], top: bool, 
     # reported as a duplicate where this set repeats it, not inside the library.
     own = out.files[start:]
     del out.files[start:]
+    if not top:
+        out.library.update(f.path for f in own)
     for f in own:
         for decl in f.decls:
             if isinstance(decl, A.RulesetDecl):

@@ -354,3 +354,12 @@ def test_hr401_a_window_s_own_max_off(sets):
     (e,) = sets.check(sets.site(extra={"site.hydro": site, "b.hydro": V12_BOOST}))
     assert sets.at(e) == ("HR401", *sets.pos(site, "06:00 to 20:00"))
     assert "OFF for 10m at a time, longer than max_off 5m" in e.message
+
+
+def test_hr407_windows_that_keep_the_pump_off_all_day(sets):
+    site = sets.site_files()["site.hydro"].replace("hydro 1\n", "hydro 1.2\n", 1)
+    zone = "      settings {\n        recirc {\n          window 00:00 to 24:00 off\n        }\n      }\n"
+    site = sets.replace(site, "      reservoir 120 L\n", "      reservoir 120 L\n" + zone)
+    (e,) = sets.check(sets.site(extra={"site.hydro": site}))
+    assert sets.at(e) == ("HR407", *sets.pos(site, "zn-1"))
+    assert e.message.endswith("in zone `zn-1`: its recirculation windows keep it off all day")

@@ -241,6 +241,11 @@ class SafetyMixin:
             ends = r.desired_until is not None and r.desired_until < now + mixing
             if not r.is_on or r.desired not in (DUTY, ON) or ends:
                 return f"{rc} will not keep the solution circulating for the mixing time"
+            if r.desired == DUTY and self.windows:
+                tod = self.time_of_day()
+                for w in self.windows:
+                    if w.off and (w.start_s - tod) % 86400.0 < mixing:
+                        return f"{rc} stops for its off window before the dose has mixed"
         return None
 
     def _refuse_dose(self, name: str, c, why: str) -> None:

@@ -291,3 +291,14 @@ def test_the_services_start_check_refuses_a_locked_channel_whatever_its_guards()
     _lock(z, "biz_no_flow", "pump_drain")
     v = check_start(rs, "zn-t", "pump_drain", z.state, [], z.now)
     assert not v.allowed and "biz_no_flow" in (v.reason or "") or v.guard == "can_run_pump"
+
+
+def test_no_dose_that_an_off_window_would_stop_mixing():
+    z = healthy(zone(_windows()))
+    z.now = T0 + 19 * H + 40 * 60
+    z.tick(2)  # 19:42, the off window starts at 20:00, a dose mixes 15 min
+    z.prog.now, z.prog.st = z.now, z.state
+    z.state.channels["pump_recirc"].is_on = True
+    assert z.prog._circulation_blocked() is None, "19:42 + 15 min < 20:00"
+    z.prog.now = z.now + 4 * 60  # 19:46
+    assert "off window" in z.prog._circulation_blocked()

@@ -174,7 +174,9 @@ def test_offline_node_is_reported():
 
 
 def test_controller_crash_leaves_the_nc_pump_running_and_a_failed_change_restores_circulation():
-    crash = 7 * DAY + 9 * 3600 + 120  # two minutes into the scheduled water change
+    base = run(RS, ["zn-1"], days=12).zones[0]
+    first = next(_t(t["at"]) for t in base.transitions if t["to"] == "WATER_CHANGE_DRAIN")
+    crash = first - base.state.created_at + 120  # two minutes into the first water change
     running_during_crash, no_pump_running = [], []
 
     def watch(zr, now):
@@ -182,7 +184,8 @@ def test_controller_crash_leaves_the_nc_pump_running_and_a_failed_change_restore
             running_during_crash.append(zr.twin.running("pump_recirc"))
             no_pump_running.append(not zr.twin.running("pump_drain") and not zr.twin.running("pump_fill"))
 
-    r = run(RS, ["zn-1"], days=8, faults=["controller_crash@7d9h2m:for=30m"], before_tick=watch)
+    days = crash / DAY + 1
+    r = run(RS, ["zn-1"], days=days, faults=[f"controller_crash@{crash:.0f}s:for=30m"], before_tick=watch)
     zr = r.zones[0]
     assert running_during_crash and all(running_during_crash), "the NC recirculation pump runs by itself"
     assert all(no_pump_running), "normally-open pumps stop when outputs drop"

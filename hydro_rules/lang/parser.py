@@ -350,8 +350,8 @@ def _parse_by_declaration(lark, builder, text, path, diags, version):
                     "split the condition into simpler ones",
                 )
             elif _spend(budget, err, path, offset, diags):
-                rel = _syntax_error(lark, err, path, offset, chunk, diags)
-                _further_errors(lark, builder, chunk, offset, rel, path, diags, budget)
+                at = _syntax_error(lark, err, path, offset, chunk, diags)
+                _further_errors(lark, builder, chunk, offset, at, path, diags, budget)
             del builder.comments[mark:]  # (only fmt reads comments, and it refuses broken files)
             m = _DECL_NAME.match(chunk)
             if m:
@@ -381,12 +381,12 @@ def _spend(budget: list[int], err, path: str, offset: int, diags: Diagnostics) -
     return False
 
 
-def _further_errors(lark, builder, chunk, offset, rel, path, diags, budget) -> None:
+def _further_errors(lark, builder, chunk, offset, at, path, diags, budget) -> None:
     """The other syntax errors of a declaration: read it again without the lines of each mistake,
     as long as each next error comes after them (the declaration stays left out either way)."""
     lines = chunk.split("\n")
-    while rel is not None:
-        skip = skippable(lines, rel)
+    while at is not None:
+        skip = skippable(lines, *at)
         if not skip:
             return
         for i in skip:
@@ -401,7 +401,7 @@ def _further_errors(lark, builder, chunk, offset, rel, path, diags, budget) -> N
         except UnexpectedInput as err:
             if not (isinstance(err.line, int) and err.line > skip[-1]) or not _spend(budget, err, path, offset, diags):
                 return
-            rel = _syntax_error(lark, err, path, offset, "\n".join(lines), diags)
+            at = _syntax_error(lark, err, path, offset, "\n".join(lines), diags)
         finally:
             del builder.comments[mark:]
 

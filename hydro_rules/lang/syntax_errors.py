@@ -295,17 +295,18 @@ class _Stop(Exception):
 
 def _syntax_error(
     lark: Lark, err: UnexpectedInput, path: str, line_offset: int, chunk: str, diags: Diagnostics
-) -> int | None:
+) -> tuple[int, int] | None:
     """Report one syntax error of a declaration (`chunk`, starting after `line_offset` lines). Returns
-    the line of the chunk (from 1) the mistake is on when the rest of the declaration can be read
-    without it, for reporting its further errors; None when it cannot."""
+    the lines of the chunk (first and last, from 1) the mistake is on when the rest of the declaration
+    can be read without them, for reporting its further errors; None when it cannot."""
     try:
-        return _report(lark, err, path, line_offset, chunk, diags)
+        at = _report(lark, err, path, line_offset, chunk, diags)
     except _Stop:
         return None
+    return at if isinstance(at, tuple) else (at, at)
 
 
-def _report(lark, err, path, line_offset, chunk, diags) -> int:
+def _report(lark, err, path, line_offset, chunk, diags) -> int | tuple[int, int]:
     lines = chunk.split("\n")
     rel = err.line if isinstance(err.line, int) and err.line > 0 else 1
     col = err.column if isinstance(err.column, int) and err.column > 0 else 1
@@ -343,7 +344,7 @@ def _report(lark, err, path, line_offset, chunk, diags) -> int:
     if _quantity_spelling(line, text, col, path, diags):  # `24 C`, read as a number and a name
         return rel
     if above and _quantity_spelling(above[0] + line_offset, lines[above[0] - 1], None, path, diags):
-        return above[0]  # `max 24C` then `min 18`: `C min` was read as a setting
+        return above[0], rel  # `max 24C` then `min 18`: `C min` was read as a setting
     first = re.fullmatch(r"[ \t]*([a-z_]+)[ \t]*", text[: col - 1])
     last = _OPEN_END.search(lines[above[0] - 1][: above[1] - 1]) if above else None
     if first and first.group(1) in _ITEM_KEYWORDS | _LINE_WORDS and last:
@@ -354,7 +355,18 @@ def _report(lark, err, path, line_offset, chunk, diags) -> int:
             Span.char(path, above[0] + line_offset, above[1]),
             f"line {line} starts with `{first.group(1)}`, which cannot continue it; complete this line",
         )
-        return above[0]
+        return above[0], rel
+    if not starts_line and above and _reads_without(lark, lines, above[0], rel, line_offset == 0):
+        # the line above took this line's first words as its own: it is the line that is not complete
+        acc_above = _accepts_after(lark, "\n".join(lines[: above[0]]), line_offset == 0)
+        expected = _expected(lark, acc_above) if acc_above else ""
+        diags.add(
+            "HR003",
+            "the line ends too early" + (f": {expected}" if expected else ""),
+            Span.char(path, above[0] + line_offset, above[1]),
+            f"line {line} cannot be read after it: the start of line {line} was read as the end of this one",
+        )
+        return above[0], rel
     end_line = (tok.end_line or rel) + line_offset
     end_col = tok.end_column or col + 1
     span = Span(path, line, col, end_line, end_col)
@@ -459,11 +471,14 @@ def _report(lark, err, path, line_offset, chunk, diags) -> int:
         )
         if missing_brace:
             raise _Stop
-        return prel
+        return prel, rel
     open_ = _unclosed(chunk[: sum(len(x) + 1 for x in lines[: rel - 1])]) if starts_line else None
     if hint is None and _keyword(lark, tok.type) in _ITEM_KEYWORDS and "RBRACE" in acc and open_:
-        if prev and open_[0] == "{":  # the block above ends without its `}`: shown where it should be
-            opened = lines[open_[1] - 1].strip()
+        opener = lines[open_[1] - 1]
+        indent = len(text) - len(text.lstrip())
+        if prev and open_[0] == "{" and indent <= len(opener) - len(opener.lstrip()):
+            # indented as the block's own line or less: the block above ended without its `}`
+            opened = opener.strip()
             diags.add(
                 "HR003",
                 f"a `}}` is missing after this line: `{opened}` (line {open_[1] + line_offset}) is not closed",
@@ -490,24 +505,25 @@ def code_of(line: str) -> str:
     return (line[: m.start()] if m else line).rstrip()
 
 
-def skippable(lines: list[str], rel: int) -> list[int]:
+def skippable(lines: list[str], first: int, last: int) -> list[int]:
     """The lines (from 1) to leave out so that the rest of a declaration can be read after a mistake on
-    line `rel`: the lines of the statement it is part of. Empty when leaving them out
+    lines `first` to `last`: the lines of the statement they are part of. Empty when leaving them out
     would only cause errors of its own: the declaration's first line, a line with a bracket."""
-    if rel <= 1 or rel > len(lines):
+    if first <= 1 or last > len(lines):
         return []
-    out = [rel]
-    above = _previous_code(lines, rel)
+    out = list(range(first, last + 1))
+    starts = re.match(r"[ \t]*(deny|go|fail)\b", code_of(lines[first - 1]))
+    above = _previous_code(lines, first)
     while above and _OPEN_END.search(code_of(lines[above[0] - 1])):  # the statement starts above
         if above[0] <= 1:
             return []
         out.insert(0, above[0])
         above = _previous_code(lines, above[0])
-    for i in range(rel, len(lines)):
+    for i in range(last, len(lines)):
         code = code_of(lines[i])
         if not code.strip():
             continue
-        if not _GOES_ON.match(code):
+        if not (_GOES_ON.match(code) or (starts and re.match(r"[ \t]*(when|raise|every|do)\b", code))):
             break
         out.append(i + 1)
     for i in out:
@@ -517,6 +533,32 @@ def skippable(lines: list[str], rel: int) -> list[int]:
 
 
 _CODE_END = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#.*')
+
+
+def _reads_without(lark: Lark, lines: list[str], above: int, rel: int, whole_file: bool) -> bool:
+    """Does the declaration read past line `rel` when line `above` is left out? Then that line, not
+    line `rel`, is where the mistake is."""
+    if above <= 1 or any(len(m.group()) == 1 for m in TEXT_COMMENT_OR_BRACKET.finditer(lines[above - 1])):
+        return False
+    test = list(lines)
+    test[above - 1] = ""
+    try:
+        lark.parse("\n".join(test), start="start" if whole_file else "decls")
+    except UnexpectedInput as e:
+        return isinstance(e.line, int) and e.line > rel
+    except Exception:  # an expression too deep, a builder's refusal: no verdict
+        return False
+    return True
+
+
+def _accepts_after(lark: Lark, text: str, whole_file: bool) -> set[str]:
+    """The terminals the parser accepts at the end of `text` (empty when that cannot be told)."""
+    try:
+        ip = lark.parse_interactive(text, start="start" if whole_file else "decls")
+        ip.exhaust_lexer()
+        return set(ip.accepts()) - {"$END"}
+    except Exception:
+        return set()
 
 
 def _previous_code(lines: list[str], rel: int) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ from hydro_rules.lang import model as M
 from hydro_rules.lang.checker import Checker
 from hydro_rules.lang.diagnostics import Diagnostics
 from hydro_rules.lang.formatter import format_text
-from hydro_rules.lang.grammar import grammar_text
+from hydro_rules.lang.grammar import SUPPORTED_VERSIONS, grammar_text
 from hydro_rules.lang.loader import load
 from hydro_rules.lang.parser import parse_text
 
@@ -85,7 +85,9 @@ def test_plain_tells_different_models_apart():
 
 # ---- layout noise: the same tokens, other blanks and extra comments ----------------------------------
 #: the latest version's grammar reads the tokens of files of every version
-_TOKENS = Lark(grammar_text("1.1"), parser="lalr", lexer="contextual", start="start", maybe_placeholders=False)
+_TOKENS = Lark(
+    grammar_text(SUPPORTED_VERSIONS[-1]), parser="lalr", lexer="contextual", start="start", maybe_placeholders=False
+)
 TOUCHING = set("(){},;")
 
 

@@ -28,7 +28,7 @@ SILENCE_S = 180.0
 #: readings after a jump are believed once the jump is this old and no other came
 SETTLE_S = 600.0
 #: default dosing budget per doser, ml per litre of reservoir (dosing.max_per_hour / max_per_day unset)
-BUDGET_ML_PER_L_HOUR = 0.1
+BUDGET_ML_PER_L_HOUR = 0.15
 BUDGET_ML_PER_L_DAY = 0.3
 #: ... of a nutrient doser (one that `affects ec up`): a solution made from source water after a
 #: change needs about 1 to 1.6 ml of concentrate per litre within an hour or two

@@ -13,7 +13,7 @@ def test_dose_waits_for_circulation_and_mixing_time():
     gaps = [(b.at - a.at) / 60 for a, b in zip(doses, doses[1:])]
     assert all(g >= 15 for g in gaps), gaps
     refused = [r for r in z.refusals if r.channel == "dose_ph_down"]
-    reasons = {r.reason for r in refused if not r.reason.startswith("the dosing budget")}  # 10 ml/h for acid
+    reasons = {r.reason for r in refused if not r.reason.startswith("the dosing budget")}  # 15 ml/h for acid
     assert reasons <= {"the solution is not circulating", "the previous dose is still mixing"}
     assert len(doses) >= 2, "the rule repeats every dosing.repeat (15m): a dose again once the last one has mixed"
 

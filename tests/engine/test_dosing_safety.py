@@ -87,7 +87,7 @@ def test_a_profile_sets_the_budget(tmp_path):
 def test_default_budgets_depend_on_what_the_doser_affects():
     z = Zone()  # 100 L, no budget set
     assert z.prog.budget_ml("dose_nutrient") == (120.0, 300.0)  # affects ec up: 1.2 / 3 ml per litre
-    assert z.prog.budget_ml("dose_ph_down") == (10.0, 30.0)  # any other doser: 0.1 / 0.3 ml per litre
+    assert z.prog.budget_ml("dose_ph_down") == (15.0, 30.0)  # any other doser: 0.15 / 0.3 ml per litre
 
 
 def test_a_dose_that_reaches_the_budget_exactly_is_given_one_past_it_is_not():
@@ -95,10 +95,10 @@ def test_a_dose_that_reaches_the_budget_exactly_is_given_one_past_it_is_not():
     z.tick(2)
     prog, c = z.prog, z.state.channels["dose_ph_down"]
     prog.now, prog.st = z.now, z.state
-    c.doses = [[z.now - 3599.0, 8.0]]
-    assert prog._dose_limited("dose_ph_down", c, 2.0) is None  # 10 ml in the hour: at the budget
+    c.doses = [[z.now - 3599.0, 13.0]]
+    assert prog._dose_limited("dose_ph_down", c, 2.0) is None  # 15 ml in the hour: at the budget
     assert "per hour is used up" in prog._dose_limited("dose_ph_down", c, 2.001)
-    prog.now = z.now + 1.0  # the 8 ml dose is an hour old: out of the hour
+    prog.now = z.now + 1.0  # the 13 ml dose is an hour old: out of the hour
     assert prog._dose_limited("dose_ph_down", c, 2.001) is None
 
 

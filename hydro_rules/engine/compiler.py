@@ -16,7 +16,7 @@ from ..lang import units as U
 from ..lang.activity import zone_activity
 from . import interp
 from .codegen import ExprCompiler
-from .runtime import ZoneProgram
+from .runtime import LEVEL_METRIC, ZoneProgram
 from .state import PENDING
 
 
@@ -306,10 +306,6 @@ class CompiledRuleSet:
         if after is not None:
             parts.append(("timeout: " if t.is_fail else "after ") + U.format_duration(after))
         return "; ".join(parts)
-
-
-#: the metric `filled(...)` reads the zone's water level from
-LEVEL_METRIC = "water_level"
 
 
 def hold_of(cond: M.Condition | None, settings: dict) -> float:

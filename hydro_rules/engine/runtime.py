@@ -22,6 +22,8 @@ from .safety import FROZEN, OK, STALE, SafetyMixin
 from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
 
 _TS = itemgetter(0)
+#: the metric `filled(...)` reads the zone's water level from
+LEVEL_METRIC = "water_level"
 
 
 class ZoneProgram(SafetyMixin, ChannelControl):
@@ -357,8 +359,6 @@ class ZoneProgram(SafetyMixin, ChannelControl):
     def _track_fills(self) -> None:
         """What `filled(...)` counts: each rise (or fall) of the water level between two ticks, in
         litres, put down to the channels that were on and the machine states the zone was in."""
-        from .compiler import LEVEL_METRIC  # the compiler imports this module
-
         st, now = self.st, self.now
         level = self.mv.get(LEVEL_METRIC)
         if level is None:

@@ -785,6 +785,20 @@ class _ZoneOff:
         return out
 
 
+def _stop_points(m: M.Machine, pump: str) -> list[str]:
+    """The states an OFF stretch of `pump` can begin in: those that stop it on entering, and those
+    entered with it stopped by the way in (the source's `exit` or the transition's `do`)."""
+    out = [s.name for s in m.states.values() if _switches(s.enter, pump) == "stop"]
+    for s in m.states.values():
+        for t in s.transitions:
+            nxt = m.states.get(t.target)
+            if nxt is None or t.target in out or _switches(nxt.enter, pump) is not None:
+                continue
+            if _switches((*s.exit, *t.actions), pump) == "stop":
+                out.append(t.target)
+    return out
+
+
 def check_zone_off_stretches(rs: M.RuleSet, d: Diagnostics) -> None:
     """For each zone and each NC pump it recirculates: the longest OFF stretch any path allows, the
     recirculation windows and the machines' states that stop the pump together (HR604); a path with
@@ -821,8 +835,8 @@ def check_zone_off_stretches(rs: M.RuleSet, d: Diagnostics) -> None:
                     continue
                 walker = _ZoneOff(m, pump, settings, act)
                 found = None
-                for s in m.states.values():
-                    if _switches(s.enter, pump) != "stop" or not walker.active(s.name):
+                for s in (m.states[n] for n in _stop_points(m, pump)):
+                    if not walker.active(s.name):
                         continue
                     st = walker.longest(s.name)
                     if not st.bounded:

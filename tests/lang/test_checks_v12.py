@@ -363,3 +363,13 @@ def test_hr407_windows_that_keep_the_pump_off_all_day(sets):
     (e,) = sets.check(sets.site(extra={"site.hydro": site}))
     assert sets.at(e) == ("HR407", *sets.pos(site, "zn-1"))
     assert e.message.endswith("in zone `zn-1`: its recirculation windows keep it off all day")
+
+
+def test_hr407_a_stretch_that_begins_with_a_transition_s_stop(sets):
+    text = sets.replace(BOOST, "    enter { stop pump_recirc }\n", "")
+    text = sets.replace(
+        text, "go BOOST_SETTLE every 7d at 03:00", "go BOOST_SETTLE every 7d at 03:00 do { stop pump_recirc }"
+    )
+    text = sets.replace(text, "    go BOOST_MIX after 20m\n", "")
+    (e,) = [x for x in sets.check(sets.site(extra={"b.hydro": text})) if x.code == "HR407"]
+    assert sets.at(e) == ("HR407", *sets.pos(text, "BOOST_SETTLE {"))

@@ -79,7 +79,6 @@ CODES: dict[str, tuple[Severity, str]] = {
     "HR504": (W, "NC pump held OFF by a state without a timeout"),
     "HR505": (W, "zone binds no sensor for a metric its rules read"),
     "HR506": (W, "schedule interval the solution-age limit always pre-empts"),
-    "HR507": (W, "unknown-looking quantity or name"),
     # information
     "HR601": (I, "longest OFF stretch of an NC pump inside machine states"),
     "HR602": (I, "definition replaced or extended"),
@@ -147,10 +146,20 @@ class Diagnostics:
         return sorted(self.items, key=Diagnostic.sort_key)
 
 
+def _words(name: str) -> list[str]:
+    return sorted(w for w in name.lower().replace(".", "_").split("_") if w)
+
+
 def closest(name: str, candidates) -> str | None:
-    """The known name `name` is most likely a misspelling of, if any: a close spelling, or the
-    same letters in another case (`ph` for the unit `pH`, `AND` for `and`)."""
+    """The known name `name` is most likely a misspelling of, if any: the same words in another
+    order (`water_temp` for `temp_water`, `ec_target` ...), a close spelling, or the same letters
+    in another case (`ph` for the unit `pH`, `AND` for `and`)."""
     candidates = list(candidates)
+    words = _words(name)
+    if len(words) > 1:
+        reordered = [c for c in candidates if c != name and _words(c) == words]
+        if reordered:
+            return reordered[0]
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.7)
     if not close:
         lower = name.lower()

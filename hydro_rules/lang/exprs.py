@@ -470,6 +470,8 @@ class Typer:
                 dim = ld
             elif ld == U.NUMBER and (rd in U.NUMERIC or rd == U.DURATION or _compound(rd)):
                 dim = rd
+            elif ld == rd == U.PERCENT:
+                dim = U.NUMBER  # `50% * 30%` is the fraction 0.15
             elif U.PERCENT in (ld, rd) and {ld, rd} - {U.PERCENT} <= _ALGEBRAIC - {U.NUMBER}:
                 dim = rd if ld == U.PERCENT else ld  # `reservoir.volume * 8%`: 8% of the volume (1.2)
             elif _algebraic(ld) and _algebraic(rd):  # `dosing.per_100l * reservoir.volume / 100 L` (1.2)
@@ -497,7 +499,7 @@ class Typer:
             if op == "/" and b == 0:
                 self.d.add("HR204", "division by zero", e.span)
                 return None
-            return M.Const(_ARITH[op](a, b), dim, e.span)
+            return M.Const(_ARITH[op](a, b) * percent_scale(op, ld, rd, dim), dim, e.span)
         return M.Arith(op, left, right, dim, e.span)
 
     def _Call(self, e: A.Call):
@@ -634,6 +636,22 @@ _SIGNATURES = {
     "max": "max(a, b)",
     "filled": "filled(channel, window[, state...]), e.g. filled(pump_fill, 1d, TOPUP): litres the level rose",
 }
+
+
+def percent_scale(op: str, ld: str, rd: str, dim: str) -> float:
+    """What `a op b` of values in base units is multiplied by when a percentage (stored as 30.0 for
+    30 %) stands for its share: `reservoir.volume * 8%` is 0.08 of the volume, `x / 50%` twice x,
+    `50% * 30%` the fraction 0.15; a percentage times a number stays a percentage. (The engine scales
+    alike: engine/interp.percent_scale.)"""
+    if dim == U.PERCENT:
+        return 1.0
+    if op == "*":
+        return 0.01 ** ((ld == U.PERCENT) + (rd == U.PERCENT))
+    if op == "/" and rd == U.PERCENT and ld != U.PERCENT:
+        return 100.0
+    if op == "/" and ld == U.PERCENT and rd != U.PERCENT:
+        return 0.01
+    return 1.0
 
 
 def _compound(dim: str) -> bool:

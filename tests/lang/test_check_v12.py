@@ -414,3 +414,40 @@ def test_a_zone_where_the_machine_cannot_start_is_an_error(sets):
     out, diags = _load(sets, {}, site=site)
     assert [(c, line) for c, _, line, _ in diags] == [("HR305", 7)]
     assert out.diags.items[0].hint == "bind `pump_recirc on NODE-UID`"
+
+
+def test_a_constant_times_a_percentage_folds_to_that_share(sets):
+    out, diags = _load(sets, {"r.hydro": _rule("5 ml * 10%")}, site={})
+    assert diags == []
+    amount = out.ruleset.rules["boost"].actions[0].amount
+    assert (amount.dim, amount.value) == (U.VOLUME, pytest.approx(0.0005))
+
+
+def test_a_percentage_of_a_percentage_is_a_fraction(sets):
+    out, diags = _load(sets, {"r.hydro": _rule("2 ml", "levels.min * 50% < 0.1")}, site={})
+    assert diags == []
+    assert out.ruleset.rules["boost"].cond.expr.left.dim == U.NUMBER
+
+
+# ---- names: the same words in another order -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "when, code, hint",
+    [
+        ("water_temp > 26 °C", "HR101", "did you mean `temp_water`?"),
+        ("level_water < 10%", "HR101", "did you mean `water_level`?"),
+        ("biz_ec_low is active", "HR104", "did you mean `biz_low_ec`?"),
+        ("recirc_pump is on", "HR102", "did you mean `pump_recirc`?"),
+        ("ec < target.ec.min and levels.min_x > 1%", "HR111", None),
+    ],
+)
+def test_a_name_with_its_words_reordered_suggests_the_known_one(sets, when, code, hint):
+    out, diags = _load(sets, {"r.hydro": _rule("2 ml", when)}, site={})
+    assert [c for c, *_ in diags] == [code]
+    if hint:
+        assert out.diags.items[0].hint == hint
+
+
+def test_a_profile_setting_with_its_words_reordered(sets):
+    profile = ("    nutrient_dose 5 ml\n", "    nutrient_dose 5 ml\n    dose_nutrient 5 ml\n")
+    out, diags = _load(sets, {}, site={"profiles.hydro": profile})
+    assert [c for c, *_ in diags] == ["HR111"] and out.diags.items[0].hint == "did you mean `nutrient_dose`?"

@@ -7,7 +7,12 @@
   `max_recirc_off` (HR401), and its windows do not overlap (HR402);
 - the states of a machine that hold an NC recirculation pump OFF (from a state that stops it
   to one that starts it again) are bounded by their timeouts: `check` shows the longest such
-  stretch (HR601), and warns of a state that stops the pump with no timeout (HR504).
+  stretch (HR601), and warns of a state that stops the pump with no timeout (HR504) when no zone
+  uses the rule set;
+- per zone (language 1.2, run from checks.py): every OFF stretch of an NC recirculation pump, from
+  the zone's windows (each with its own `max_off`, `off` windows to their end) and every path through
+  the active states that hold it off, each bounded by its timeouts with the zone's values: a path
+  without a bound is an error (HR407), otherwise `check` shows the longest stretch (HR604).
 """
 
 from __future__ import annotations

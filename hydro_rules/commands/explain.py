@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..cli import EXIT_OK, UsageError
+from ..lang.activity import Activity, zone_activity
 from ..lang.units import format_duration
 from ..sim.times import DEFAULT_START, iso, parse_time
 from ..twin import parse_duration
@@ -15,6 +16,7 @@ MARK = {
     "holds": "[green]✓ holds        [/]",
     "does not hold": "[dim]✗ does not hold[/]",
     "unknown": "[yellow]? unknown      [/]",
+    "inactive": "[dim]– inactive     [/]",
 }
 
 
@@ -85,8 +87,11 @@ def execute(args) -> int:
     except FaultError as e:
         raise UsageError(str(e)) from None
     e = found[0]
+    zone = next((z for s in loaded.ruleset.sites for z in s.zones if z.uid == e.zone), None)
+    if zone is not None:
+        mark_inactive(e, zone_activity(loaded.ruleset, zone))
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[bold]Zone {escape(e.zone)}[/] at {iso(e.at)} ({format_duration(e.at - e.start)} into the dry run)")
+    console.print(f"[bold]Zone {escape(e.zone)}[/] at {e.when} ({format_duration(e.at - e.start)} into the dry run)")
     for line in e.head:
         console.print(f"  {escape(line)}")
     for sec in e.sections:
@@ -98,3 +103,29 @@ def execute(args) -> int:
             else:
                 console.print(f"  {MARK[ln.verdict]} [bold]{escape(ln.title)}[/]  {escape(ln.detail)}")
     return EXIT_OK
+
+
+def mark_inactive(e, act: Activity) -> None:
+    """Lines of what is inactive in the zone (it binds no channel they need) say so and why,
+    instead of what they would evaluate to: the engine leaves them out of that zone."""
+    why = {(i.kind, i.name): i.why for i in act.inactive}
+    transitions = {}  # (state, target) -> why, for the first inactive transition of that pair
+    for i in act.inactive:
+        if i.kind == "transition":
+            src, _, rest = i.name.partition(" -> ")
+            transitions.setdefault((src.split(".", 1)[1], rest.rsplit(" #", 1)[0]), i.why)
+    for sec in e.sections:
+        for ln in sec.lines:
+            if sec.title == "Rules":
+                reason = why.get(("rule", ln.title))
+            elif sec.title == "Alerts":
+                reason = why.get(("alert", ln.title.split(" on ", 1)[0]))
+            elif sec.title.startswith("Transitions"):
+                src, _, target = ln.title.partition(" → ")
+                reason = transitions.get((src, target))
+            elif sec.title.startswith("Guards"):
+                reason = why.get(("guard", ln.title.split(": ", 1)[-1]))
+            else:
+                reason = None
+            if reason is not None:
+                ln.verdict, ln.detail = "inactive", f"inactive in this zone: {reason}"

@@ -42,7 +42,7 @@ def test_cases_are_messy():
 
 
 def test_shipped_files_are_canonical():
-    files = sorted((REPO / "rules").rglob("*.hydro")) + sorted((REPO / "examples").rglob("*.hydro"))
+    files = [f for d in ("rules", "examples", "sites") for f in sorted((REPO / d).rglob("*.hydro"))]
     assert files
     for f in files:
         text = f.read_text(encoding="utf-8")

@@ -112,8 +112,6 @@ class Typer:
         if not isinstance(node, A.Path):
             self.d.add("HR201", f"{what} is a duration such as 10m or a duration setting", node.span)
             return None
-        if not self._newer_ok("a duration given as a setting", node.span, "1.2"):
-            return None
         dotted = node.dotted
         path = S.resolve(dotted)
         if path not in self.n.schema:

@@ -451,3 +451,10 @@ def test_a_profile_setting_with_its_words_reordered(sets):
     profile = ("    nutrient_dose 5 ml\n", "    nutrient_dose 5 ml\n    dose_nutrient 5 ml\n")
     out, diags = _load(sets, {}, site={"profiles.hydro": profile})
     assert [c for c, *_ in diags] == ["HR111"] and out.diags.items[0].hint == "did you mean `nutrient_dose`?"
+
+
+def test_a_duration_setting_in_a_1_1_file_is_reported_once(sets):
+    text = MACHINE.replace("hydro 1.2", "hydro 1.1").replace("after tank.timeout", "after 20m")
+    text = text.replace("after water_change.t_fill_timeout", "after 30m")
+    out, diags = _load(sets, {"s.hydro": SETTINGS, "m.hydro": text}, site={})
+    assert [(c, f, line) for c, f, line, _ in diags] == [("HR007", "m.hydro", 7)]

@@ -57,12 +57,15 @@ class CompiledRuleSet:
         self.drift_metrics: set[str] = set()
         #: channels `filled(CHANNEL, WINDOW)` reads -> the longest window it is read over
         self.filled_channels: dict[str, float] = {}
+        #: the settings the generated tick folds in as constants: zones that differ in others share it
+        self.settings_read: set[str] = set()
         self.alerts_on_error: dict[str, list[str]] = {}
         for a in ruleset.alerts.values():
             for code in a.on_error:
                 self.alerts_on_error.setdefault(code, []).append(a.code)
         for e in _all_expressions(ruleset):
             self._note(e)
+        self.settings_read |= _duration_settings(ruleset)
         for a in all_actions(ruleset):
             if a.amount is not None:
                 self._note(a.amount)
@@ -80,7 +83,9 @@ class CompiledRuleSet:
 
     # ---- what the expressions need ----------------------------------------------------
     def _note(self, e) -> None:
-        if isinstance(e, M.MetricIs):
+        if isinstance(e, M.SettingRef):
+            self.settings_read.add(e.path)
+        elif isinstance(e, M.MetricIs):
             self.metrics_used.add(e.metric)
         elif isinstance(e, M.MetricRef):
             self.metrics_used.add(e.metric)
@@ -123,13 +128,13 @@ class CompiledRuleSet:
         if settings is None:
             settings = self.ruleset.zone_settings(zone)
         act = zone_activity(self.ruleset, zone)
-        key = (frozenset(zone.channels), act.key, _settings_key(settings))
+        key = (frozenset(zone.channels), act.key, _settings_key({p: settings.get(p) for p in self.settings_read}))
         if key not in self._ticks:
             source, env = self._tick_source(zone, settings)
             code = compile(source, f"<rules {self.ruleset.ruleset_version} tick>", "exec")
             ns: dict = dict(env)
             exec(code, ns)  # noqa: S102 - source generated from the checked model above
-            if len(self._ticks) > 256:
+            if len(self._ticks) > 1024:
                 self._ticks.clear()
             self._ticks[key] = (ns["tick"], source)
         return self._ticks[key]
@@ -326,6 +331,23 @@ def after_of(t: M.Transition, settings: dict) -> float | None:
         if v is not None:
             return float(v)
     return t.after_s
+
+
+def _duration_settings(rs: M.RuleSet) -> set[str]:
+    """The settings holds, timeouts and repeats are written as (language 1.2)."""
+    out = set()
+    conds = [c for a in rs.alerts.values() for c in (*a.when, a.clear) if c is not None]
+    conds += [r.cond for r in rs.rules.values()]
+    for m in rs.machines.values():
+        for st in m.states.values():
+            for t in st.transitions:
+                if t.cond is not None:
+                    conds.append(t.cond)
+                if t.after_setting:
+                    out.add(t.after_setting)
+    out |= {c.hold_setting for c in conds if c.hold_setting}
+    out |= {r.repeat_setting for r in rs.rules.values() if r.repeat_setting}
+    return out
 
 
 def _settings_key(settings: dict):

@@ -135,6 +135,9 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         """One tick. `telemetry` maps (node uid, metric) to (value, ts); `st` is updated in place."""
         self.prepare(st, telemetry, now)
         self.dec = dec = Decisions()
+        phase = self._phase
+        if (phase.name if phase is not None else None) != st.phase:
+            self._phase_changed(phase)
         self._check_doses()
         if len(st.entered_at) < len(self.rs.machines) or None in st.entered_at.values():
             for mname, m in self.rs.machines.items():
@@ -244,6 +247,43 @@ class ZoneProgram(SafetyMixin, ChannelControl):
                         T[f"{metric}.min"], T[f"{metric}.max"] = lo, hi
                     T.update(phase.night_values)
             self.T = T
+
+    def _phase_changed(self, phase: M.Phase | None) -> None:
+        """The recipe entered another phase: what drift() measures from moves with the targets. A
+        recorded value of a metric both phases target is scaled by the ratio of their targets' middles
+        (an EC recorded at 1.2 under 1.0..1.4 is 1.6 under 1.4..1.8); any other is forgotten and taken
+        again from the next reading. An event says so. A zone seen for the first time only notes it."""
+        st = self.st
+        old_name, name = st.phase, (phase.name if phase is not None else None)
+        st.phase = name
+        if old_name is None or phase is None:
+            return
+        old = next((p for p in self.recipe.phases if p.name == old_name), None)
+        moved = {}
+        for metric in sorted(self.compiled.drift_metrics):
+            base = st.solution.get(metric)
+            if base is None:
+                continue
+            if old is not None and metric in old.targets and metric in phase.targets:
+                mid_old, mid_new = sum(old.targets[metric]) / 2.0, sum(phase.targets[metric]) / 2.0
+                if mid_old:
+                    st.solution[metric] = moved[metric] = base * mid_new / mid_old
+                    continue
+            del st.solution[metric]
+            moved[metric] = None
+        self.dec.events.append(
+            ZoneEvent(
+                "RECIPE_PHASE_CHANGED",
+                self.now,
+                {
+                    "from": old_name,
+                    "to": name,
+                    "drift_baseline": moved,
+                    "cause": f"recipe {self.recipe.name} day {self._phase_day}",
+                    "ruleset_version": self.version,
+                },
+            )
+        )
 
     def is_night(self) -> bool:
         """Are the zone's lights off now (its local time outside `light`)? False without a light schedule."""

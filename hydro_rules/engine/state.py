@@ -79,6 +79,7 @@ class ZoneState:
     fills: dict = field(default_factory=dict)
     fill_prev: list | None = None  # [ts, water level, machine states, channels on] at the last tick
     level_seen: float | None = None  # the water level was last known then
+    phase: str | None = None  # the recipe phase the solution's recorded values (drift baselines) belong to
 
     # ---- JSON ------------------------------------------------------------------------
     def to_json(self) -> dict:

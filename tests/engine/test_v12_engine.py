@@ -302,3 +302,24 @@ def test_no_dose_that_an_off_window_would_stop_mixing():
     assert z.prog._circulation_blocked() is None, "19:42 + 15 min < 20:00"
     z.prog.now = z.now + 4 * 60  # 19:46
     assert "off window" in z.prog._circulation_blocked()
+
+
+def test_drift_is_measured_against_the_new_phases_target_from_the_first_tick_of_the_phase():
+    z = healthy(zone(_phased()))  # ec 1.2 .. 1.6 until day 9, 1.6 .. 2.0 from day 10
+    z.tick()
+    assert z.state.phase == "seed" and not z.events, "a zone seen for the first time only notes its phase"
+    z.state.solution["ec"] = 1.4
+    z.now = T0 + 10 * 86400 - 120.0
+    z.tick()  # one tick before day 10
+    assert z.state.solution["ec"] == 1.4
+    z.tick()  # day 10
+    assert abs(z.state.solution["ec"] - 1.8) < 1e-9, "1.4 under 1.2..1.6 is 1.8 under 1.6..2.0"
+    ev = [e for e in z.events if e.type == "RECIPE_PHASE_CHANGED"]
+    assert len(ev) == 1 and ev[0].details["from"] == "seed" and ev[0].details["to"] == "late"
+    z.tick()
+    assert len([e for e in z.events if e.type == "RECIPE_PHASE_CHANGED"]) == 1
+    # a daemon restart (a new program, the saved state) changes nothing
+    z.prog = z.program()
+    z.tick()
+    assert abs(z.state.solution["ec"] - 1.8) < 1e-9
+    assert len([e for e in z.events if e.type == "RECIPE_PHASE_CHANGED"]) == 1

@@ -610,6 +610,8 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self.dec = dec = Decisions()
         for mname in self.rs.machines:
             state = st.machines.get(mname)
+            if not self.activity.machine_active(mname):
+                continue  # never run in this zone
             tr = self.fail_of(mname, state) if state is not None else None
             if tr is not None:
                 self.go(tr, why)

@@ -458,3 +458,117 @@ def test_a_duration_setting_in_a_1_1_file_is_reported_once(sets):
     text = text.replace("after water_change.t_fill_timeout", "after 30m")
     out, diags = _load(sets, {"s.hydro": SETTINGS, "m.hydro": text}, site={})
     assert [(c, f, line) for c, f, line, _ in diags] == [("HR007", "m.hydro", 7)]
+
+
+# ---- goldens: HR115, HR602, HR603, HR206 (light) on a small library of its own -------------------------------------
+LIB = """hydro 1.2
+
+metric ec {
+  unit mS/cm
+  range 0 .. 10
+  stale after 5m
+}
+
+metric water_level {
+  unit %
+  range 0 .. 100
+  stale after 5m
+}
+
+channel pump_recirc {
+  kind pump
+  fail_safe NC
+}
+
+channel dose_nutrient {
+  kind doser
+  fail_safe NO
+}
+
+guard can_run_pump for each pump {
+  deny "locked by a safety alert" when pump is locked
+}
+
+guard can_dose for each doser {
+  deny "nothing circulates" when not (pump_recirc is on)
+}
+
+machine cycle {
+  initial RUN
+
+  state RUN {
+    enter { recirculate pump_recirc guarded by can_run_pump }
+    go PAUSE when ec > 9 mS/cm
+  }
+
+  state PAUSE {
+    enter { stop pump_recirc }
+    go RUN after 5m
+  }
+}
+
+rule feed {
+  in RUN
+  when ec < target.ec.min for 10m
+  do { dose dose_nutrient 5 ml guarded by can_dose }
+  repeat every 20m
+}
+
+alert biz_low_ec {
+  source biz
+  severity warning
+  text "EC low"
+  when ec < 1 mS/cm for 10m
+  clear when ec > 1.2 mS/cm for 10m
+}
+"""
+
+SITE = """hydro 1.2
+
+replace alert biz_low_ec {
+  source biz
+  severity warning
+  text "EC well below the recipe"
+  when ec < target.ec.min * 0.8 for 30m
+  clear when ec >= target.ec.min for 10m
+}
+
+extend alert biz_high_ec {
+  text "EC high"
+}
+
+profile standard {
+  water_cycle { recirc { window 00:00 to 24:00 duty 100% period 20m } }
+}
+
+recipe greens "Greens" {
+  phase all days 0 .. {
+    ec 1.0 mS/cm .. 1.4 mS/cm night 0.8 mS/cm .. 1.2 mS/cm
+  }
+}
+
+site farm "Farm" {
+  greenhouse gh {
+    zone zn-1 "No dosing" {
+      profile standard
+      recipe greens
+      reservoir 80 L
+      pump_recirc on nd-1
+      ec from nd-2
+      water_level from nd-2
+    }
+  }
+}
+"""
+
+
+def test_goldens(sets, snapshot):
+    from hydro_rules.commands.check import collect
+    from hydro_rules.lang import render
+
+    lib = sets.make({"lib.hydro": LIB, "ruleset.hydro": 'hydro 1\nruleset lib version "2026.11.1"\n'})
+    manifest = f'hydro 1\nruleset site version "2026.11.1"\nuse "../{lib.name}"\n'
+    site = sets.make({"site.hydro": SITE, "ruleset.hydro": manifest})
+    infos: list = []
+    diags, sources = collect([site.name], infos)
+    assert render.to_text(diags + infos, sources) == snapshot

@@ -572,3 +572,50 @@ def test_goldens(sets, snapshot):
     infos: list = []
     diags, sources = collect([site.name], infos)
     assert render.to_text(diags + infos, sources) == snapshot
+
+
+# ---- the other mistakes of 1.2 items -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "zone_items, code, needle",
+    [
+        (
+            "      settings { levels { min 20% } }\n      settings { levels { min 25% } }\n",
+            "HR107",
+            "one `settings` block",
+        ),
+        ("      light 06:00 to 20:00\n      light 07:00 to 21:00\n", "HR107", "`light` is given twice"),
+        ("      light 06:00 to 06:00\n", "HR204", "the light goes off when it comes on"),
+        (
+            "      settings { water_cycle { recirc { window 00:00 to 24:00 duty 50% period 20m max_off 0s } } }\n",
+            "HR204",
+            "`max_off` must be longer than 0",
+        ),
+        ("      settings { levels { minimum 20% } }\n", "HR111", "unknown setting `minimum`"),
+    ],
+)
+def test_zone_item_mistakes(sets, zone_items, code, needle):
+    site = {"site.hydro": ("      reservoir 120 L\n", "      reservoir 120 L\n" + zone_items)}
+    out, diags = _load(sets, {}, site=site)
+    assert [c for c, *_ in diags] == [code] and needle in diags[0][3]
+
+
+def test_a_window_in_declared_settings_or_a_phase_is_reported(sets):
+    decl = "hydro 1.2\n\nsettings {\n  window 00:00 to 24:00 duty 50% period 20m\n}\n"
+    phase = NIGHT.replace(
+        "dosing { nutrient_dose 8 ml }", "water_cycle { recirc { window 00:00 to 24:00 duty 50% period 20m } }"
+    )
+    site = {"recipes.hydro": ("recipe lettuce", "recipe lettuce_unused")}
+    out, diags = _load(sets, {"d.hydro": decl, "n.hydro": phase}, site=site)
+    assert sorted((c, f) for c, f, _, _ in diags if c == "HR111") == [("HR111", "d.hydro"), ("HR111", "n.hydro")]
+
+
+def test_extend_keeps_the_initial_state(sets):
+    text = "hydro 1.2\n\nextend machine water_cycle {\n  initial WATER_CHANGE_FILL\n}\n"
+    out, diags = _load(sets, {"x.hydro": text}, site={})
+    assert [(c, line) for c, _, line, _ in diags] == [("HR107", 4)]
+    assert out.ruleset.machines["water_cycle"].initial == "NORMAL_RECIRC"
+
+
+def test_replacing_twice_is_a_duplicate(sets):
+    out, diags = _load(sets, {"a.hydro": REPLACE, "b.hydro": REPLACE}, site={})
+    assert [(c, f) for c, f, _, _ in diags] == [("HR107", "b.hydro")]

@@ -103,7 +103,9 @@ def sets(tmp_path_factory) -> Path:
 
 
 def set_contents(root: Path) -> dict[Path, bytes]:
-    return {p.resolve(): p.read_bytes() for d in ("rules", "examples") for p in (root / d).glob("*.hydro")}
+    """Every rule file of the copied rule sets, their tests' fixtures included: `check` of a directory
+    reads them, so a diagnostic may be positioned in any of them."""
+    return {p.resolve(): p.read_bytes() for d in ("rules", "examples") for p in (root / d).rglob("*.hydro")}
 
 
 def fmt_and_check_lone(path: Path, data: bytes) -> None:

@@ -649,18 +649,26 @@ class Schedule:
 
     def __init__(self, windows, max_recirc_off: float):
         n = int(86400 / _STEP)
-        self.off = [False] * n
+        self.off = [False] * n  # is the pump off for the whole of minute i?
+        # the longest OFF part of a duty window too short for a whole minute of it to be off (a period
+        # of seconds): the minutes below do not see it, so it is added where an OFF stretch may begin
+        self.duty_off = 0.0
+        for w in windows:
+            if not w.off and 0 < w.duty < 1 and w.period_s > 0:
+                part = self._off_part(w, max_recirc_off)
+                if part < 2 * _STEP:
+                    self.duty_off = max(self.duty_off, part)
         for i in range(n):
-            tod = i * _STEP + _STEP / 2
-            w = next((w for w in windows if w.contains(tod)), None)
+            t0 = i * _STEP
+            w = next((w for w in windows if w.contains(t0 + _STEP / 2)), None)
             if w is None:
                 self.off[i] = bool(windows)
             elif w.off or w.duty <= 0:
                 self.off[i] = True
             elif w.duty < 1 and w.period_s > 0:
-                phase = ((tod - w.start_s) % 86400.0) % w.period_s - w.duty * w.period_s
-                bound = w.max_off_s if w.max_off_s is not None else max_recirc_off
-                self.off[i] = 0 <= phase < bound
+                on = w.duty * w.period_s
+                phase = ((t0 - w.start_s) % 86400.0) % w.period_s
+                self.off[i] = phase >= on and phase + _STEP <= on + self._off_part(w, max_recirc_off) + 1e-9
         self.n = n
         # minutes the pump has been off when minute i begins / stays off from minute i on (two turns
         # round the day, so a stretch over midnight counts whole)
@@ -674,6 +682,11 @@ class Schedule:
             for k in range(2 * n - 1, -1, -1):
                 run = run + 1 if self.off[k % n] else 0
                 self._after[k % n] = run
+
+    @staticmethod
+    def _off_part(w, max_recirc_off: float) -> float:
+        bound = w.max_off_s if w.max_off_s is not None else max_recirc_off
+        return min((1.0 - w.duty) * w.period_s, bound)
 
     @property
     def always_off(self) -> bool:
@@ -693,6 +706,8 @@ class Schedule:
         for i in range(self.n):
             if self.off[i] and not self.off[i - 1]:
                 best = max(best, (self.after(i), -i))
+        if self.duty_off > best[0]:  # an OFF part shorter than the minute the day is followed in
+            best = (self.duty_off, 0)
         return best[0], -best[1]
 
     def around(self, seconds: float, resumes: bool) -> tuple[float, float, int]:
@@ -702,7 +717,7 @@ class Schedule:
         steps = int(-(-seconds // _STEP))
         best = (-1.0, 0.0, 0.0, 0)
         for i in range(self.n):
-            b = self.before(i)
+            b = max(self.before(i), self.duty_off)  # (it may begin as any OFF part of a duty window ends)
             a = self.after((i + steps) % self.n) if resumes else 0.0
             if b + a > best[0]:
                 best = (b + a, b, a, i)

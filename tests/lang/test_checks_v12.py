@@ -373,3 +373,14 @@ def test_hr407_a_stretch_that_begins_with_a_transition_s_stop(sets):
     text = sets.replace(text, "    go BOOST_MIX after 20m\n", "")
     (e,) = [x for x in sets.check(sets.site(extra={"b.hydro": text})) if x.code == "HR407"]
     assert sets.at(e) == ("HR407", *sets.pos(text, "BOOST_SETTLE {"))
+
+
+def test_hr604_a_duty_period_shorter_than_a_minute(sets):
+    files = sets.site_files(
+        {"profiles.hydro": ("window 00:00 to 24:00 duty 50% period 20m", "window 00:00 to 24:00 duty 50% period 20s")}
+    )
+    d = sets.make(files)
+    assert sets.check(d) == []
+    (zn1, _) = [x.message for x in infos(sets, d) if x.code == "HR604"]
+    assert "is OFF at most 1h21m10s at a time in zone `zn-1`: the windows' OFF before it 10s" in zn1
+    assert zn1.endswith("; the windows alone 10s")

@@ -37,12 +37,6 @@ def raised(zr, code: str) -> list[dict]:
     return [a for a in zr.alerts if a["code"] == code]
 
 
-#: until the standard rules dose fresh water (at plant.source_ec) back to target, the example's water changes
-#: leave EC low and drift triggers extra changes: the lead's rules of issue 10 fix it, then these come back
-SOURCE_WATER = pytest.mark.xfail(reason="standard rules before source-water dosing (issue 10)", strict=False)
-
-
-@SOURCE_WATER
 def test_a_clean_month_completes_every_scheduled_water_change_without_alerts():
     out = subprocess.run(
         [sys.executable, "-m", "hydro_rules", "dry-run", str(ROOT / "examples"), "--days", "30", "--json"],
@@ -201,7 +195,6 @@ def test_controller_crash_leaves_the_nc_pump_running_and_a_failed_change_restore
     assert zr.twin.running("pump_recirc")
 
 
-@SOURCE_WATER
 def test_timeline_and_summary_golden(snapshot):
     r = run(RS, ["zn-1"], days=9, faults=["overcurrent@8d:for=2h"], resets=[(8.5 * DAY, "bearing replaced")])
     zr = r.zones[0]
@@ -273,12 +266,10 @@ def check_drain_stops_at_empty(fine_tick):
     assert dry_s < 10.0, f"the drain pump ran {dry_s:.1f} s on an empty tank"
 
 
-@SOURCE_WATER
 def test_fine_stepping_stops_a_drain_within_seconds_of_empty():
     check_drain_stops_at_empty(5.0)
 
 
-@SOURCE_WATER
 def test_without_fine_stepping_the_drain_is_bounded_by_its_one_minute_runs():
     """Evaluated once a minute, the engine cannot stop the drain within seconds of empty; what
     bounds it is its run: one `commands.run_chunk` (1 minute), which the node ends by itself."""
@@ -288,7 +279,6 @@ def test_without_fine_stepping_the_drain_is_bounded_by_its_one_minute_runs():
     assert dry_s < 60.0
 
 
-@SOURCE_WATER
 def test_fine_steps_fall_between_ticks_only_while_an_no_pump_runs():
     _, _, zr, instants = drain_to_empty(5.0)
     t0 = zr.state.created_at

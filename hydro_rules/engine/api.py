@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from .. import messages as W
 from ..lang import model as M
+from ..lang.settings import resolve
 from .channels import refusal_reason
 from .compiler import CompiledRuleSet
+from .runtime import ZoneProgram
 from .state import ACTIVE, AlertState, ChannelState, ZoneState
 
 _CACHE: dict[str, CompiledRuleSet] = {}
@@ -230,6 +232,29 @@ def check_start(
         return GuardVerdict(True, guards=guards)
     guard, deny, unknown = verdict
     return GuardVerdict(False, guard, refusal_reason(deny, unknown), None if unknown else deny.raises, guards)
+
+
+def zone_now(ruleset: M.RuleSet, zone_uid: str, now: float) -> ZoneProgram:
+    """A program of the zone prepared at `now` with no readings: its settings in effect then (profile,
+    zone, recipe phase) and its recirculation window, for callers that need the zone's limits."""
+    prog = compiled(ruleset).program(zone_uid)
+    prog.prepare(prog.new_state(now), {}, now)
+    return prog
+
+
+def setting_now(ruleset: M.RuleSet, zone_uid: str, path: str, now: float) -> float:
+    """A setting's value in the zone at `now`: its recipe phase's, else the zone's, its profile's, the default."""
+    return float(zone_now(ruleset, zone_uid, now).S[resolve(path)])
+
+
+def nc_run_by(ruleset: M.RuleSet, zone_uid: str, off_since: float, now: float) -> float:
+    """When an NC pump of the zone that has been off since `off_since` must run again (epoch): that plus
+    the window's own `max_off` or max_recirc_off; inside an `off` window, its end plus the next limit."""
+    prog = zone_now(ruleset, zone_uid, now)
+    end = prog.off_window_end()
+    if end is None:
+        return off_since + prog.max_off()
+    return end + zone_now(ruleset, zone_uid, end + 1.0).max_off()
 
 
 def simulate(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .. import messages as W
-from ..engine.api import check_start
+from ..engine.api import check_start, nc_run_by, setting_now
 from ..lang.model import RuleSet
 from ..lang.settings import SCHEMA as SETTINGS
 from ..pgtext import TooDeep, clean_text, storable
@@ -357,9 +357,10 @@ class CommandService:
 
     # ---- settings of a zone -----------------------------------------------------------------------
     def _setting(self, zone, path: str) -> float:
-        profile = self.rs.profiles.get(zone.profile) if zone is not None else None
-        value = profile.settings.get(path) if profile is not None else None
-        return float(value if value is not None else SETTINGS[path][1])
+        """The setting in the zone now (its recipe phase's, its own, its profile's); the default without a zone."""
+        if zone is None:
+            return float(SETTINGS[path][1])
+        return setting_now(self.rs, zone.uid, path, time.time())
 
     def response_timeout(self, zone) -> float:
         """The zone's `commands.response_timeout`: a command without a terminal answer ends then."""
@@ -387,11 +388,12 @@ class CommandService:
         the pump has been off already, that must stay within `max_recirc_off`. With the
         override scope, asking for it, the refusal is bypassed and recorded.
         """
-        limit = self._setting(zone, "water_cycle.recirc.max_recirc_off")
         hold = self.response_timeout(zone)
         state = await zone_store.engine_state(conn, zone_row["id"])
         for name in nc_pumps:
             off = await self._off_for(conn, zone_row["id"], name, state, now)
+            # the window's own max_off, max_recirc_off, or the end of an `off` window: the engine's limit
+            limit = nc_run_by(self.rs, zone.uid, now - off, now) - (now - off)
             if off + hold <= limit:
                 continue
             reason = (

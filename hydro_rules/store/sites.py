@@ -50,6 +50,7 @@ def zone_settings(rs: RuleSet, zone: Zone) -> dict:
         "planted": zone.planted.isoformat() if zone.planted else None,
         "reservoir_l": zone.reservoir_l,
         "profile_settings": dict(profile.settings) if profile else {},
+        "zone_settings": dict(zone.settings),
     }
 
 

@@ -106,7 +106,7 @@ FAULTS = (
         "the level sensor dead",
     ),
     MatrixFault(
-        "leak", "leak", None, None, ("biz_water_level_falling", "biz_reservoir_burst"), 3 * 3600.0,
+        "leak", "leak", None, None, ("biz_water_level_falling", "biz_reservoir_burst", "biz_topup_excess"), 3 * 3600.0,
         "a leak of 12 L/h",
     ),
     MatrixFault(
@@ -314,6 +314,7 @@ class Checker:
         settings = rs.zone_settings(zone)
         self.max_off_default = self.max_off = settings["water_cycle.recirc.max_recirc_off"]
         self.recirc_windows = tuple(rs.zone_windows(zone))  # a window's own max_off, an `off` window (1.2)
+        self.source_ec = float(settings.get("plant.source_ec") or 0.0)  # the fill water's EC (docs/twin.md)
         self.recirc = recirculated(rs, zone)
         if self.recirc is not None and rs.channels[self.recirc].fail_safe != "NC":
             self.recirc = None  # an NO pump that stands is not a hazard this invariant is about
@@ -432,6 +433,8 @@ class Checker:
             if metric not in T or metric in self.band_broken:
                 continue
             lo, hi = band(metric, T[metric])
+            if metric == "ec":
+                lo = min(lo, self.source_ec)  # fresh water is no hazard: mixing never takes EC below the source's
             if not lo <= value <= hi:
                 self.band_broken.add(metric)
                 self._violate(

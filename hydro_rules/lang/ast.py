@@ -447,3 +447,16 @@ class File:
     decls: tuple
     comments: tuple[Comment, ...]
     broken: tuple[str, ...] = ()  # names of declarations left out for syntax errors
+
+
+#: the declarations `replace` and `extend` take (language 1.2) -> the keyword of their kind
+AMENDABLE = {
+    MetricDecl: "metric",
+    ChannelDecl: "channel",
+    AlertDecl: "alert",
+    GuardDecl: "guard",
+    MachineDecl: "machine",
+    RuleDecl: "rule",
+    ProfileDecl: "profile",
+    RecipeDecl: "recipe",
+}

@@ -655,17 +655,7 @@ class _Builder(Transformer):
         return self.literal(c[0])
 
 
-#: the declarations `replace` and `extend` take -> the keyword written before the name
-_AMEND_KINDS = {
-    A.MetricDecl: "metric",
-    A.ChannelDecl: "channel",
-    A.AlertDecl: "alert",
-    A.GuardDecl: "guard",
-    A.MachineDecl: "machine",
-    A.RuleDecl: "rule",
-    A.ProfileDecl: "profile",
-    A.RecipeDecl: "recipe",
-}
+_AMEND_KINDS = A.AMENDABLE
 
 # ---- rules built alike: one table each, not a method each ------------------------------------------
 #: rule -> the keyword of the `Item` it makes of its tokens (`kind pump`, `stale after 5m`)

@@ -37,17 +37,7 @@ ALERT_CODE = re.compile(r"^(biz|infra)_[a-z][a-z0-9_]*$")
 PHASE_VALUES = {"ideal_change_interval": U.DURATION}
 
 
-#: the declarations `replace` and `extend` take (language 1.2) -> their kind
-AMENDABLE = {
-    A.MetricDecl: "metric",
-    A.ChannelDecl: "channel",
-    A.AlertDecl: "alert",
-    A.GuardDecl: "guard",
-    A.MachineDecl: "machine",
-    A.RuleDecl: "rule",
-    A.ProfileDecl: "profile",
-    A.RecipeDecl: "recipe",
-}
+AMENDABLE = A.AMENDABLE
 
 
 class Checker:

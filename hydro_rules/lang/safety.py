@@ -725,20 +725,8 @@ class Schedule:
 
 
 @dataclass
-class _ZoneStretch:
-    seconds: float
-    states: list  # (state, bound or None)
-    unbounded_state: str | None = None
-    cycle: bool = False
+class _ZoneStretch(_Stretch):
     resumes: bool = False  # ends where the schedule takes over again (`recirculate`), not a plain `start`
-
-    @property
-    def bounded(self) -> bool:
-        return self.unbounded_state is None
-
-    @property
-    def rank(self) -> tuple:
-        return (not self.bounded, self.seconds, len(self.states))
 
 
 class _ZoneOff:

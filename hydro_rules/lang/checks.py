@@ -29,31 +29,46 @@ from .source import Span
 
 
 def run(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
-    _times(files, diags)
-    _durations(rs, files, diags)
+    walked = [_walk(f.decls) for f in files]  # every check below reads the syntax nodes: walk once
+    _times(walked, diags)
+    _durations(rs, walked, diags)
     _outputs(rs, diags)
     _dosing_without_circulation(rs, diags)
     _resolved_locks(rs, diags)
     _preempted_schedules(rs, diags)
-    _unsensed_metrics(rs, files, diags)
+    _unsensed_metrics(rs, walked, diags)
     check_zone_off_stretches(rs, diags)
 
 
 # ---- walking what was written ----------------------------------------------------------------------
-def _walk(node, parent=None, field: str | None = None, index: int | None = None):
-    """Every syntax node below `node` as (node, its parent node, the parent's field holding it, index
-    in that field's tuple or None)."""
-    if isinstance(node, tuple | list):
-        for i, x in enumerate(node):
-            yield from _walk(x, parent, field, i)
-        return
-    if not dataclasses.is_dataclass(node) or isinstance(node, Span):
-        return
-    yield node, parent, field, index
-    for f in dataclasses.fields(node):
-        if f.name == "span":
-            continue
-        yield from _walk(getattr(node, f.name), node, f.name, None)
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    """The fields of a syntax node's class that may hold nodes (not its span), worked out once per class."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "span")
+    return names
+
+
+def _walk(root) -> list[tuple]:
+    """Every syntax node below `root` as (node, its parent node, the parent's field holding it, index
+    in that field's tuple or None), parents before their children."""
+    out: list[tuple] = []
+    leaf = (str, int, float, bool, Span, type(None))
+
+    def visit(node, parent, field, index) -> None:
+        if isinstance(node, tuple | list):
+            for i, x in enumerate(node):
+                visit(x, parent, field, i)
+        elif not isinstance(node, leaf) and dataclasses.is_dataclass(node):
+            out.append((node, parent, field, index))
+            for name in _fields(type(node)):
+                visit(getattr(node, name), node, name, None)
+
+    visit(root, None, None, None)
+    return out
 
 
 def _inside(outer: Span, inner: Span) -> bool:
@@ -70,9 +85,9 @@ def _reported(diags: Diagnostics, span: Span, codes=("HR204",)) -> bool:
 
 
 # ---- HR207 times of day ----------------------------------------------------------------------------
-def _times(files: list[A.File], diags: Diagnostics) -> None:
-    for f in files:
-        for node, parent, field, index in _walk(f.decls):
+def _times(walked: list[list], diags: Diagnostics) -> None:
+    for nodes in walked:
+        for node, parent, field, index in nodes:
             if not isinstance(node, A.Literal) or node.dim != U.TIME_OF_DAY:
                 continue
             hours, _, minutes = node.text.partition(":")
@@ -97,9 +112,9 @@ def _times(files: list[A.File], diags: Diagnostics) -> None:
 _ITEM_DURATIONS = {"repeat every": 0, "stale after": 0, "frozen after": 0, "max_step": 1}
 
 
-def _durations(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
-    for f in files:
-        for node, parent, field, index in _walk(f.decls):
+def _durations(rs: M.RuleSet, walked: list[list], diags: Diagnostics) -> None:
+    for nodes in walked:
+        for node, parent, field, index in nodes:
             if not isinstance(node, A.Literal) or node.dim != U.DURATION or node.value > 0:
                 continue
             what = None
@@ -409,12 +424,12 @@ def _readers(rs: M.RuleSet, act) -> list:
     return out
 
 
-def _misbound_zones(rs: M.RuleSet, files: list[A.File]) -> set[str]:
+def _misbound_zones(rs: M.RuleSet, walked: list[list]) -> set[str]:
     """Zones that bind a name neither a metric nor a channel (reported already, HR101/HR102): what it
     was meant to be is not known, so no metric is said to be missing there."""
     out = set()
-    for f in files:
-        for node, *_ in _walk(f.decls):
+    for nodes in walked:
+        for node, *_ in nodes:
             if isinstance(node, A.ZoneDecl) and any(
                 isinstance(b, A.Binding) and b.name.name not in rs.metrics and b.name.name not in rs.channels
                 for b in node.items
@@ -423,8 +438,8 @@ def _misbound_zones(rs: M.RuleSet, files: list[A.File]) -> set[str]:
     return out
 
 
-def _unsensed_metrics(rs: M.RuleSet, files: list[A.File], diags: Diagnostics) -> None:
-    misbound = _misbound_zones(rs, files)
+def _unsensed_metrics(rs: M.RuleSet, walked: list[list], diags: Diagnostics) -> None:
+    misbound = _misbound_zones(rs, walked)
     for zone in rs.zones:
         if zone.uid in misbound:
             continue

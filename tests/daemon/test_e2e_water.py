@@ -23,7 +23,7 @@ async def test_a_whole_water_change_completes(plant):
     await p.wait_state("zt-1", "WATER_CHANGE_STABILIZE", timeout=30)
     assert sim.twins["zt-1"].level_pct >= 55.0  # filled to the target (60 %), give or take a reading
 
-    # the fill arrives at the recipe's target (fill_premixed): on target for stabilize_time (10 s) completes it
+    # the fill arrives at the recipe's target (fill_premixed): on target for stabilize_time (3 s) completes it
     before_completion = {m.doc["cmd_id"] for m in p.spy.commands("zt-1")}
     done = await p.wait_event("zt-1", "WATER_CHANGE_COMPLETED", timeout=30, after_id=started["id"])
     assert done["rule"], "the completion names the rule that made it"

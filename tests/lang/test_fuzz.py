@@ -120,7 +120,7 @@ def fmt_and_check_lone(path: Path, data: bytes) -> None:
         assert format_text(outcome.text, shown) == outcome.text
 
 
-@settings(SETTINGS, max_examples=120)
+@settings(SETTINGS, max_examples=80)
 @given(data=st.data(), relpath=st.sampled_from(SET_FILES))
 def test_mutated_rule_sets_get_positioned_diagnostics_and_never_raise(sets: Path, data, relpath: str):
     target = sets / relpath

@@ -741,15 +741,20 @@ class Checker:
                 where.span if where else (decl.uid if isinstance(decl, A.ZoneDecl) else decl.name).span,
             )
 
+    def _day_span(self, start: A.Literal, end: A.Literal, what: str) -> bool:
+        """Are `FROM to TO` times of day (TO may be 24:00)? Reports each that is not (HR204)."""
+        ok = True
+        if not 0 <= float(start.value) < 86400:
+            self.d.add("HR204", f"`{start.text}` is not a time of day", start.span)
+            ok = False
+        if not 0 <= float(end.value) <= 86400:
+            self.d.add("HR204", f"`{end.text}` is not a time of day (24:00 may end {what})", end.span)
+            ok = False
+        return ok
+
     def _window(self, w: A.Window) -> M.Window | None:
         start, end = float(w.start.value), float(w.end.value)
-        ok = True
-        if not 0 <= start < 86400:
-            self.d.add("HR204", f"`{w.start.text}` is not a time of day", w.start.span)
-            ok = False
-        if not 0 <= end <= 86400:
-            self.d.add("HR204", f"`{w.end.text}` is not a time of day (24:00 may end a window)", w.end.span)
-            ok = False
+        ok = self._day_span(w.start, w.end, "a window")
         if ok and start == end % 86400 and end != 86400:
             self.d.add(
                 "HR204", "a window that starts where it ends is empty; use 00:00 to 24:00 for the whole day", w.span
@@ -1106,13 +1111,7 @@ class Checker:
             self.d.add("HR107", f"`light` is given twice; first at {lights[0].span}", extra.span)
         li = lights[0]
         start, end = float(li.start.value), float(li.end.value)
-        ok = True
-        if not 0 <= start < 86400:
-            self.d.add("HR204", f"`{li.start.text}` is not a time of day", li.start.span)
-            ok = False
-        if not 0 <= end <= 86400:
-            self.d.add("HR204", f"`{li.end.text}` is not a time of day (24:00 may end the light)", li.end.span)
-            ok = False
+        ok = self._day_span(li.start, li.end, "the light")
         if ok and start == end % 86400:
             self.d.add("HR204", "the light goes off when it comes on: give the hours it is on", li.span)
             ok = False

@@ -21,6 +21,7 @@ COMMANDS = (
     "dry_run",
     "explain",
     "safety",
+    "diff",
     "graph",
     "db",
     "serve",

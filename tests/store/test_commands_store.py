@@ -135,7 +135,7 @@ async def test_unknown_command_and_duplicate_ids(db):
             await _cmd(conn)
 
 
-# ---- commands end (issue 8) ---------------------------------------------------------------------
+# ---- commands end (issue 8); a terminal status stays terminal: test_command_statuses.py ------------------
 async def _ended(conn, how: str, cmd_id: str = "c-1") -> dict:
     """A command brought to a terminal status: done, failed, or timeout."""
     await _cmd(conn, cmd_id)
@@ -149,27 +149,6 @@ async def _ended(conn, how: str, cmd_id: str = "c-1") -> dict:
     row = await C.get(conn, cmd_id)
     assert row["status"] == how
     return row
-
-
-@pytest.mark.parametrize("how", ["done", "failed", "timeout"])
-async def test_a_terminal_status_is_final_against_sweep_failure_responses_and_duplicates(db, how):
-    stamps = ("status", "done_at", "failed_at", "timeout_at", "error_code", "ack_at")
-    async with db.acquire() as conn:
-        before = await _ended(conn, how)
-        assert await C.mark_timeouts(conn, datetime.now(UTC) + timedelta(days=30), response_timeout_s=0.001) == []
-        assert not await C.mark_failed(conn, "c-1", "mqtt_unavailable", "gone")
-        await C.mark_sent(conn, "c-1")
-        for i, status in enumerate(("ACK", "DONE", "ERROR", "INVALID", "BUSY", "NO_EFFECT", "TIMEOUT")):
-            r = await _respond(conn, status, ts=100 + i, error_code="overcurrent" if status == "ERROR" else None)
-            assert not r.applied, status
-            assert (await _respond(conn, status, ts=100 + i)).duplicate, status
-        after = await C.get(conn, "c-1")
-        assert {k: after[k] for k in stamps} == {k: before[k] for k in stamps}
-        assert after["late_response_at"] is not None  # what came later is on the record
-        failures = await C.failure_times(conn, after["zone_id"], datetime.now(UTC) - timedelta(hours=1))
-        assert failures == (
-            {} if how == "done" else {"pump_recirc": [(after["failed_at"] or after["timeout_at"]).timestamp()]}
-        )
 
 
 async def test_each_command_times_out_at_its_own_response_timeout(db):

@@ -175,23 +175,32 @@ def _twin(rs: M.RuleSet, task: Task) -> dict:
 
 
 def _replay(rs: M.RuleSet, sc: RecordingScenario) -> dict:
-    try:
-        from .recording import read_csv
-        from .replay import replay
-    except ImportError:  # pragma: no cover - replay lands with issue 11's replay command
-        raise DiffError("this hydro-rules has no replay: recorded windows cannot be diffed") from None
+    from .recording import read_csv
+    from .replay import replay
+
     rec = read_csv(sc.path)
-    zone = sc.zone or rec.zone
-    res = replay(rs, rec, zone)
-    zr = res.zone_run
-    t0 = min((s[0] for s in rec.samples), default=0.0)
-    out = figures(zr, rs, t0)
+    res = replay(rs, rec, sc.zone or rec.zone)
+    span = rec.span()
+    t0 = rec.start if rec.start is not None else span[0] if span else 0.0
+    out = figures(res.zone_run, rs, t0)
     out["error"] = None
-    out["replay"] = {
-        "disagreements": len(res.disagreements),
-        "stopped_at": res.stopped_at,
-    }
+    out["replay"] = {"disagreements": len(res.disagreements), "stopped_at": res.stopped_at}
     return out
+
+
+def check_recording(sc: RecordingScenario, versions: list[Version]) -> RecordingScenario:
+    """The recording readable, its zone in every version: the scenario with its zone named, or DiffError."""
+    from .recording import RecordingError, read_csv
+
+    try:
+        rec = read_csv(sc.path)
+    except (OSError, RecordingError) as e:
+        raise DiffError(f"recording {sc.path}: {e}") from None
+    zone = sc.zone or rec.zone
+    for v in versions:
+        if v.ruleset.zone(zone) is None:
+            raise DiffError(f"recording {sc.path}: {v.label} has no zone {zone!r}")
+    return RecordingScenario(sc.path, zone, sc.name)
 
 
 def empty_figures() -> dict:
@@ -381,8 +390,8 @@ def safety_findings(sc: Scenario, old: dict, new: dict, rs_new: M.RuleSet) -> tu
         if a is not None and not a.locks:
             add(worse, "locks", code, None, f"{code} no longer locks {under}")
         elif not sn["locks"]:
-            add(worse, "locks", code, None,
-                f"nothing locks {under} any more: {code} {'no longer exists' if a is None else 'is not raised'}")  # fmt: skip
+            gone = "no longer exists" if a is None else "is not raised"
+            add(worse, "locks", code, None, f"nothing locks {under} any more: {code} {gone}")
         else:
             add(changed, "locks", code, sn["locks"], f"{', '.join(sn['locks'])} locks {under} instead of {code}")
     return worse, better, changed
@@ -458,7 +467,7 @@ def run_diff(
                     skipped.append(item)
                 continue
         runnable_sc.append(sc)
-    every = list(runnable_sc) + list(recordings)
+    every = list(runnable_sc) + [check_recording(r, [old, new]) for r in recordings]
     tasks = [Task(side, v.path, sc, tick_s, firmware, t0) for sc in every for side, v in (("old", old), ("new", new))]
     results = _map(tasks, jobs, progress)
     wall = time.perf_counter() - wall

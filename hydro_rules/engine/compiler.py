@@ -16,6 +16,7 @@ from ..lang import units as U
 from ..lang.activity import zone_activity
 from . import interp
 from .codegen import ExprCompiler
+from .horizon import failure_windows, horizon_source
 from .runtime import LEVEL_METRIC, ZoneProgram
 from .state import PENDING
 
@@ -80,6 +81,9 @@ class CompiledRuleSet:
         self.guard_fns, self.guard_source = self._guards(frozenset())
         self._guard_sets: dict[frozenset, tuple] = {frozenset(): (self.guard_fns, self.guard_source)}
         self._ticks: dict[tuple, tuple] = {}
+        self._horizons: dict[tuple, tuple] = {}
+        #: every window `failures(CHANNEL, WINDOW)` is read over
+        self.failure_windows = failure_windows(ruleset)
 
     # ---- what the expressions need ----------------------------------------------------
     def _note(self, e) -> None:
@@ -138,6 +142,28 @@ class CompiledRuleSet:
                 self._ticks.clear()
             self._ticks[key] = (ns["tick"], source)
         return self._ticks[key]
+
+    def horizon_for(self, zone: M.Zone, settings: dict):
+        """(horizon function, guard name -> its horizon function, hold key -> hold) of a zone shape with
+        `settings` (see horizon.py); compiled once per shape, like its tick."""
+        act = zone_activity(self.ruleset, zone)
+        key = (frozenset(zone.channels), act.key, _settings_key({p: settings.get(p) for p in self.settings_read}))
+        got = self._horizons.get(key)
+        if got is None:
+            source, env, names = horizon_source(self, zone, settings, hold_of)
+            exec(compile(source, f"<rules {self.ruleset.ruleset_version} horizon>", "exec"), env)  # noqa: S102
+            guards = {name: env[f"g_{i}"] for i, name in enumerate(names)}
+            holds = {}
+            for mname, m in self.ruleset.machines.items():
+                for sname, s in m.states.items():
+                    for i, t in enumerate(s.transitions):
+                        holds[f"{mname}/{sname}/{i}"] = hold_of(t.cond, settings)
+            for rname, r in self.ruleset.rules.items():
+                holds[f"rule/{rname}"] = hold_of(r.cond, settings)
+            if len(self._horizons) > 1024:
+                self._horizons.clear()
+            got = self._horizons[key] = (env["hz"], guards, holds, source)
+        return got[:3]
 
     def guards_for(self, zone: M.Zone):
         """(guard functions, their source) for a zone: a deny that reads a channel the zone does not

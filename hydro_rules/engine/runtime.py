@@ -18,6 +18,7 @@ from ..lang import model as M
 from ..lang.activity import zone_activity
 from .channels import INF, ChannelControl
 from .decisions import AlertChange, Decisions, Refusal, StateChange, ZoneEvent
+from .horizon import HorizonMixin
 from .safety import FROZEN, OK, STALE, SafetyMixin
 from .state import ACTIVE, DUTY, OFF, ON, PENDING, RELEASED, AlertState, ChannelState, ZoneState
 
@@ -26,7 +27,7 @@ _TS = itemgetter(0)
 LEVEL_METRIC = "water_level"
 
 
-class ZoneProgram(SafetyMixin, ChannelControl):
+class ZoneProgram(SafetyMixin, ChannelControl, HorizonMixin):
     """Rules compiled for one zone. Not thread-safe: one evaluation at a time."""
 
     def __init__(self, compiled, zone: M.Zone, tick_fn, guard_fns: dict):
@@ -89,6 +90,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         self._offset = 0.0
         self._due_cache: dict = {}
         self._init_safety()
+        self._init_horizon()
         # per-tick
         self.now = 0.0
         self.mv: dict = {}  # metric -> value rules may use, None when stale, frozen or implausible
@@ -117,6 +119,8 @@ class ZoneProgram(SafetyMixin, ChannelControl):
         """Bring the zone up to `now`: the telemetry (stale values become unknown), the recipe
         targets, and the commands whose duration is over (their node has fallen back by itself)."""
         self.now, self.st, self.snap = now, st, telemetry
+        if self._hz_open is not None:
+            self._hz_close(now)
         if not self.channels.keys() <= st.channels.keys():  # a state saved before the zone gained a channel
             for name, ch in self.channels.items():
                 if name not in st.channels:
@@ -481,9 +485,13 @@ class ZoneProgram(SafetyMixin, ChannelControl):
 
     def due(self, every: float, at: float) -> bool:
         """Is a schedule `every D at T`, counted from the day the solution was started, due?"""
+        return self.now >= self.due_at(every, at)
+
+    def due_at(self, every: float, at: float) -> float:
+        """When a schedule `every D at T`, counted from the day the solution was started, falls due (inf: never)."""
         anchor = self.st.solution_started_at
         if anchor is None:
-            return False
+            return INF
         key = (anchor, every, at)
         when = self._due_cache.get(key)
         if when is None:
@@ -494,7 +502,7 @@ class ZoneProgram(SafetyMixin, ChannelControl):
             if len(self._due_cache) > 64:
                 self._due_cache.clear()
             self._due_cache[key] = when
-        return self.now >= when
+        return when
 
     # ---- holds, alerts, transitions, rules (called by generated code) ----------------------------
     def hold(self, key, cond, hold_s: float) -> bool:

@@ -69,6 +69,8 @@ def needs_fine(twin: ZoneTwin, st, watched: frozenset[str], prog=None, pumps: fr
 
 #: how long after a pump start fine stepping goes on while readings are not trusted
 FINE_AFTER_START_S = 30.0
+#: how a dry run advances time: to the next instant where something can happen, or tick by tick
+STEPS = ("event", "fixed")
 
 
 @dataclass
@@ -99,6 +101,7 @@ class ZoneRun:
     twin_s: float = 0.0
     ticks: int = 0
     fine_steps: int = 0  # evaluations between ticks (fine stepping)
+    evaluations: int = 0  # instants the engine evaluated (event-driven time skips those where nothing can happen)
     state: object = None  # the engine's ZoneState at the end
     snapshot: dict = field(default_factory=dict)  # the engine's telemetry: (node, metric) -> (value, ts), latest
     program: object = None
@@ -188,6 +191,7 @@ def run(
     firmware: str = DEFAULT_FIRMWARE,
     fine_tick: float | None = 5.0,
     pump_flow: str = "rate",
+    step: str = "event",
 ) -> DryRun:
     """Run the zones for `days`. `faults` are `KIND@OFFSET[:ARGS]` texts (FaultError when malformed).
 
@@ -200,8 +204,15 @@ def run(
     between ticks while an NO pump or valve runs (None, or not shorter than `tick_s`: never);
     `pump_flow` what the twin's pump nodes report of their flow ("rate", or "flag": the 0/1
     flow_flag metric of pumps that declare one, as hydro 2.0 pump nodes do).
-    ValueError for an unknown firmware or pump_flow, or a fine_tick that is not positive.
+    `step` "event" (default) evaluates only the instants of that grid where a decision could differ:
+    the engine's horizon, the twin's next change, a response waiting, a timeout, a reset, the end (see
+    `_run_zone_event`); "fixed" evaluates every instant of the grid, the reference. A `before_tick` hook is
+    called at every instant evaluated; one that needs every instant of the grid (it integrates what the
+    twin does between them) gets them unless it has an attribute `skips_ok` set true.
+    ValueError for an unknown firmware, pump_flow or step, or a fine_tick that is not positive.
     """
+    if step not in STEPS:
+        raise ValueError(f"step {step!r}: one of {', '.join(STEPS)}")
     if firmware not in FIRMWARES:
         raise ValueError(f"firmware {firmware!r}: the twin models {', '.join(FIRMWARES)}")
     if pump_flow not in PUMP_FLOWS:
@@ -237,8 +248,9 @@ def run(
     )
     wall = time.perf_counter()
     total = n_ticks * len(zones)
+    run_zone = _run_zone_event if step == "event" else _run_zone
     for i, zone in enumerate(zones):
-        zr = _run_zone(
+        zr = run_zone(
             c,
             zone,
             t0,
@@ -345,6 +357,136 @@ def _run_zone(
     zr.final_states = dict(st.machines)
     zr.drained_l, zr.filled_l = twin.drained_l, twin.filled_l
     zr.engine_s, zr.twin_s, zr.ticks, zr.fine_steps = engine_s, twin_s, k, fine_steps
+    zr.evaluations = k + fine_steps
+    return zr
+
+
+def _run_zone_event(
+    c,
+    zone: M.Zone,
+    t0: float,
+    end: float,
+    tick_s: float,
+    seed: int,
+    faults,
+    progress,
+    done,
+    total,
+    before_tick=None,
+    resets=(),
+    firmware: str = DEFAULT_FIRMWARE,
+    fine: float | None = None,
+    pump_flow: str = "rate",
+):
+    """`_run_zone` in event-driven time: the same grid (ticks, and fine steps while `needs_fine`), but a
+    tick is evaluated only when something may happen at it. After an evaluation outside fine stepping
+    the run jumps to the first tick at or after the earliest of: the engine's horizon
+    (`ZoneProgram.horizon` under the twin's `bounds()`), the twin's `next_change()`, the next timeout
+    of the service's sweep, the next reset and the end; it takes the next tick when the twin has
+    output waiting, had an event at this instant (a sensor that froze then shows it at the next
+    reading), or cannot bound its readings (a twin without `bounds`). The ticks skipped are those where
+    the fixed run decides nothing, so both runs make the same decisions at the same instants."""
+    prog = c.program(zone.uid)
+    prog.hz_tick = tick_s
+    config = TwinConfig(firmware=firmware, pump_flow=pump_flow)
+    twin = ZoneTwin(zone, c.ruleset, seed=seed, start=t0, faults=faults, config=config)
+    st = prog.new_state(t0)
+    snap: dict = {}
+    zr = ZoneRun(zone, state=st, snapshot=snap, program=prog, twin=twin)
+    open_alerts: dict = {}
+    sent: dict = {}
+    sweep = TimeoutSweep(prog.S["commands.response_timeout"])
+    recirc = recirculated(c.ruleset, zone)
+    watched = no_loads(c.ruleset, zone) if fine is not None else frozenset()
+    pumps = frozenset(n for n in zone.channels if (ch := c.ruleset.channels.get(n)) is not None and ch.kind == "pump")
+    off_any, off_duty = _Longest(), _Longest()
+    bounds = getattr(twin, "bounds", None)
+    next_change = getattr(twin, "next_change", None)
+    has_output = getattr(twin, "has_output", None)
+    skips = (
+        bounds is not None
+        and next_change is not None
+        and has_output is not None
+        and (before_tick is None or getattr(before_tick, "skips_ok", False))
+    )
+    last_tick = int((end - t0) / tick_s + 1e-9)  # the fixed run's last tick
+    inf = float("inf")
+    perf = time.perf_counter
+    engine_s = twin_s = 0.0
+    now = tick_at = t0
+    k = j = fine_steps = evaluations = 0
+    last = t0
+    jumped = False
+    twin_event = inf  # when the twin said its next change would come
+    while now <= end + 1e-9:
+        a = perf()
+        responses = twin_step(twin, snap, now)
+        sweep.heard(responses, now)
+        responses += sweep.due(now)
+        b = perf()
+        for resp in responses:
+            d = prog.apply_response(st, resp, now)
+            if zr.outcomes.get(resp.cmd_id) not in TERMINAL:
+                zr.outcomes[resp.cmd_id] = resp.status
+            if resp.status in FAILED:
+                cmd = sent.get(resp.cmd_id)
+                zr.timeline.append(Entry(now, "response", response_words(cmd.channel if cmd else None, resp)))
+            _record(zr, d, open_alerts, sent)
+        while resets and t0 + resets[0][0] <= now + 1e-9:
+            _record(zr, prog.reset(st, "operator", resets[0][1], now), open_alerts, sent)
+            zr.timeline.append(Entry(now, "event", reset_words(resets[0][1])))
+            resets = resets[1:]
+        if before_tick is not None:
+            before_tick(zr, now)
+        if jumped:
+            prog._last_now = now - tick_s  # the fixed run evaluated the tick before this one
+        d = prog.evaluate(st, snap, now)
+        evaluations += 1
+        engine_s += perf() - b
+        to_twin(twin, d.commands)
+        sweep.sent(d.commands)
+        _record(zr, d, open_alerts, sent)
+        twin_s += b - a
+        if recirc is not None:
+            rc = st.channels[recirc]
+            stopped = not twin.running(recirc)
+            off_any.see(stopped, now)
+            off_duty.see(stopped and rc.desired == DUTY and rc.denied_by is None, now)
+        last = now
+        jumped = False
+        if watched and needs_fine(twin, st, watched, prog, pumps):
+            j += 1
+            nxt = tick_at + j * fine
+            if nxt < tick_at + tick_s - 1e-9 and nxt <= end + 1e-9:
+                now = nxt
+                fine_steps += 1
+                continue
+        k0 = k
+        k += 1
+        if skips and k < last_tick and not has_output():
+            changed, twin_event = twin_event <= now + 1e-9, next_change()
+            if not changed and twin_event > now:
+                c0 = perf()
+                target = min(prog.horizon(st, now, bounds()), twin_event, sweep._next)  # _next: a lower bound
+                engine_s += perf() - c0
+                if resets:
+                    target = min(target, t0 + resets[0][0])
+                if target == inf:
+                    k = last_tick
+                else:
+                    k = min(max(k, int(-(-(target - t0 - 1e-6) // tick_s))), last_tick)
+                jumped = k > k0 + 1
+        if progress is not None and k // 5000 != k0 // 5000:
+            progress(done + k, total)
+        now = tick_at = t0 + k * tick_s
+        j = 0
+    off_any.see(False, last)
+    off_duty.see(False, last)
+    zr.recirc_off_any_s, zr.recirc_off_max_s = off_any.longest, off_duty.longest
+    zr.final_states = dict(st.machines)
+    zr.drained_l, zr.filled_l = twin.drained_l, twin.filled_l
+    zr.engine_s, zr.twin_s, zr.ticks, zr.fine_steps = engine_s, twin_s, k, fine_steps
+    zr.evaluations = evaluations
     return zr
 
 

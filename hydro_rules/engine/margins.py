@@ -1,0 +1,328 @@
+"""Conditions compiled in margin mode: how long each keeps the value it has now.
+
+A number is an interval that widens with time: `(lo, hi, r)` says that from now
+until now + dt the value lies in [lo - r·dt, hi + r·dt] (None: unknown, and it
+stays unknown until a staleness or fault event, which the horizon times
+separately). A reading of a metric whose twin bounds are (noise, rate) is
+(v - 2·noise, v + 2·noise, rate): two readings differ by at most both noises and
+what the true value moved. Time-valued functions (an age, on_for) grow at rate 1,
+constants at 0. Arithmetic propagates the intervals and rates; a product or a
+quotient of two moving values is bounded over at most `DT_MAX`.
+
+A condition is `(value, until)`: its value now (True, False, None for unknown,
+or UNSTABLE when it may differ at the next instant) and the earliest instant it
+may differ. `and` keeps a false value while any false item stays false; `or` a
+true one likewise.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..lang import model as M
+from .codegen import ExprCompiler
+from .interp import percent_scale
+
+INF = math.inf
+#: the longest horizon the engine gives: products of moving values are bounded over this
+DT_MAX = 86400.0
+#: a condition that may differ at the very next instant
+UNSTABLE = 2
+#: a number about which nothing can be said (its bounds are unknown)
+WIDE = (-INF, INF, INF)
+
+_CONST_NUM = (M.Const, M.SettingRef)
+
+
+# ---- numbers -------------------------------------------------------------------------------------
+def num(v):
+    """A value that does not move until a decision or an edge the horizon times (a constant, a count)."""
+    return None if v is None else (float(v), float(v), 0.0)
+
+
+def grows(v):
+    """A time-valued function (an age, on_for of a running pump): it grows at rate 1."""
+    if v is None:
+        return None
+    if v == INF:
+        return (INF, INF, 0.0)
+    return (v, v, 1.0)
+
+
+def at_most(v):
+    """unchanged_for: grows at rate 1, or falls to 0 at the next reading that differs."""
+    return None if v is None else (0.0, v, 1.0)
+
+
+def add(a, b):
+    if a is None or b is None:
+        return None
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def sub(a, b):
+    if a is None or b is None:
+        return None
+    return (a[0] - b[1], a[1] - b[0], a[2] + b[2])
+
+
+def mul(a, b):
+    if a is None or b is None:
+        return None
+    c = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    if a[2] == 0.0 and b[2] == 0.0:
+        return (min(c), max(c), 0.0)
+    big_a = max(abs(a[0]), abs(a[1])) + a[2] * DT_MAX
+    big_b = max(abs(b[0]), abs(b[1])) + b[2] * DT_MAX
+    return (min(c), max(c), big_a * b[2] + big_b * a[2])
+
+
+def div(a, b):
+    if a is None or b is None:
+        return None
+    if b[0] == 0.0 and b[1] == 0.0 and b[2] == 0.0:
+        return None  # `a / 0` is unknown, and stays so
+    least = min(abs(b[0]), abs(b[1])) - b[2] * DT_MAX
+    if b[0] <= 0.0 <= b[1] or least <= 0.0:
+        return WIDE
+    c = (a[0] / b[0], a[0] / b[1], a[1] / b[0], a[1] / b[1])
+    big_a = max(abs(a[0]), abs(a[1])) + a[2] * DT_MAX
+    return (min(c), max(c), a[2] / least + big_a * b[2] / (least * least))
+
+
+def scale(a, k: float):
+    if a is None:
+        return None
+    if k >= 0:
+        return (a[0] * k, a[1] * k, a[2] * k)
+    return (a[1] * k, a[0] * k, -a[2] * k)
+
+
+def neg(a):
+    return None if a is None else (-a[1], -a[0], a[2])
+
+
+def absolute(a):
+    if a is None:
+        return None
+    if a[0] >= 0.0:
+        return a
+    if a[1] <= 0.0:
+        return (-a[1], -a[0], a[2])
+    return (0.0, max(-a[0], a[1]), a[2])
+
+
+def lowest(*xs):
+    if any(x is None for x in xs):
+        return None
+    return (min(x[0] for x in xs), min(x[1] for x in xs), max(x[2] for x in xs))
+
+
+def highest(*xs):
+    if any(x is None for x in xs):
+        return None
+    return (max(x[0] for x in xs), max(x[1] for x in xs), max(x[2] for x in xs))
+
+
+def drift(v, base):
+    """drift(metric) = |v - base| / base × 100 %, base the value recorded for the solution."""
+    if v is None or not base:
+        return None
+    return scale(absolute(sub(v, (base, base, 0.0))), 100.0 / base)
+
+
+# ---- conditions ------------------------------------------------------------------------------------
+def _lasts(c: float, r: float, strict: bool, now: float) -> float | None:
+    """Until when c - r·dt stays >= 0 (> 0 when strict); None when it does not hold now."""
+    if c != c or r != r:  # nan: unbounded values met
+        return None
+    if c < 0.0 or (strict and c == 0.0):
+        return None
+    if r == 0.0:
+        return INF
+    return now + c / r
+
+
+def cmp(op: str, a, b, now: float):
+    """(value, until) of `a op b` with a, b intervals."""
+    if a is None or b is None:
+        return (None, INF)
+    lo, hi, r = a[0] - b[1], a[1] - b[0], a[2] + b[2]
+    if op == "<":
+        t, f = _lasts(-hi, r, True, now), _lasts(lo, r, False, now)
+    elif op == "<=":
+        t, f = _lasts(-hi, r, False, now), _lasts(lo, r, True, now)
+    elif op == ">":
+        t, f = _lasts(lo, r, True, now), _lasts(-hi, r, False, now)
+    elif op == ">=":
+        t, f = _lasts(lo, r, False, now), _lasts(-hi, r, True, now)
+    else:  # == and !=
+        if lo == hi == 0.0 and r == 0.0:
+            t, f = INF, None
+        else:
+            t = None
+            above, below = _lasts(lo, r, True, now), _lasts(-hi, r, True, now)
+            f = above if above is not None else below
+        if op == "!=":
+            t, f = f, t
+    if t is not None:
+        return (True, t)
+    if f is not None:
+        return (False, f)
+    return (UNSTABLE, now)
+
+
+def both(*items):
+    """`and`: false while any false item stays false; otherwise as its items."""
+    falses = [u for v, u in items if v is False]
+    if falses:
+        return (False, max(falses))
+    until = min(u for _, u in items)
+    vals = {v for v, _ in items}
+    return (UNSTABLE if UNSTABLE in vals else None if None in vals else True, until)
+
+
+def either(*items):
+    """`or`: true while any true item stays true; otherwise as its items."""
+    trues = [u for v, u in items if v is True]
+    if trues:
+        return (True, max(trues))
+    until = min(u for _, u in items)
+    vals = {v for v, _ in items}
+    return (UNSTABLE if UNSTABLE in vals else None if None in vals else False, until)
+
+
+def negate(item):
+    v, u = item
+    return ((not v) if v is True or v is False else v, u)
+
+
+HELPERS = {
+    "num": num, "grows": grows, "at_most": at_most, "add": add, "sub": sub, "mul": mul, "div": div,
+    "scale": scale, "neg": neg, "absolute": absolute, "lowest": lowest, "highest": highest, "drift": drift,
+    "cmp": cmp, "both": both, "either": either, "negate": negate, "INF": INF, "WIDE": WIDE,
+}  # fmt: skip
+
+
+class MarginCompiler:
+    """Expressions to Python source in margin mode (see the module docstring). The generated code reads
+    `x` (the zone program), `now`, `Mv` (metric -> interval of its reading) and `Cr` (a function of
+    (dict name, channel) -> interval of a channel's reading); exact yes/no leaves (`is known`, alerts,
+    channel states) come from the tick's own ExprCompiler."""
+
+    def __init__(self, settings: dict, channel: str | None, channels: dict, absent: frozenset, const):
+        self.exact = ExprCompiler(settings, None, channel, channels, absent)
+        self.settings = settings
+        self.channel = channel
+        self.channels = channels
+        self.absent = absent
+        self.const = const  # value -> the name of a constant of the generated module
+
+    def _ch(self, name: str | None) -> str:
+        return self.exact._ch(name)
+
+    # ---- conditions -----------------------------------------------------------------------
+    def cond(self, e) -> str:
+        t = type(e)
+        if t is M.Cmp:
+            return f"cmp({e.op!r}, {self.num(e.left)}, {self.num(e.right)}, now)"
+        if t is M.Logic:
+            fn = "both" if e.op == "and" else "either"
+            return f"{fn}({', '.join(self.cond(i) for i in e.items)})"
+        if t is M.Not:
+            return f"negate({self.cond(e.operand)})"
+        if t in (M.Known, M.MetricIs, M.AlertIs, M.ChannelIs) or (t in _CONST_NUM and self._is_bool(e)):
+            src, nullable = self.exact.emit(e)
+            return f"({src}, INF)"
+        src, _ = self.exact.emit(e)
+        if src in ("True", "False"):
+            return f"({src}, INF)"  # folded: a channel's `moves_level`, say
+        return "(2, now)"  # not understood: it may differ at the next instant
+
+    def _is_bool(self, e) -> bool:
+        if isinstance(e, M.Const):
+            return isinstance(e.value, bool)
+        v = self.settings.get(e.path) if self.settings is not None else None
+        return isinstance(v, bool)
+
+    # ---- numbers --------------------------------------------------------------------------------
+    def num(self, e) -> str:
+        t = type(e)
+        if t is M.Const or t is M.SettingRef:
+            src, _ = self.exact.emit(e)
+            if src in ("True", "False") or src.startswith("S["):
+                return "WIDE"
+            v = float(src)
+            return self.const((v, v, 0.0))
+        if t is M.MetricRef:
+            if e.attr == "value":
+                return f"Mv.get({e.metric!r})"
+            if e.attr == "age":
+                return f"grows(x.age({e.metric!r}))"
+            return f"at_most(x.unchanged_for({e.metric!r}))"
+        if t is M.ChannelRef:
+            return self._channel(e)
+        if t is M.TargetRef:
+            key = f"{e.name}.{e.bound}" if e.bound else e.name
+            return f"num(x.T.get({key!r}))"
+        if t is M.ZoneRef:
+            return self._zone(e)
+        if t is M.Arith:
+            op = {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op]
+            src = f"{op}({self.num(e.left)}, {self.num(e.right)})"
+            k = percent_scale(e)
+            return src if k == 1.0 else f"scale({src}, {k!r})"
+        if t is M.Neg:
+            return f"neg({self.num(e.operand)})"
+        if t is M.Func:
+            return self._func(e)
+        return "WIDE"
+
+    def _channel(self, e: M.ChannelRef) -> str:
+        if e.channel in self.absent:
+            return "None"
+        ch = self._ch(e.channel)
+        if e.attr in ("current", "flow", "flow_flag"):
+            return f"Cr({e.attr!r}, {ch})"
+        if e.attr == "on_for":
+            return f"x.hz_on_for({ch})"
+        if e.attr == "off_for":
+            return f"x.hz_off_for({ch})"
+        if e.attr == "timeouts":
+            return f"num(x.timeouts({ch}))"
+        if e.attr == "moves_level":
+            return "WIDE"  # a yes/no in a number's place: not expected
+        return "WIDE"
+
+    def _zone(self, e: M.ZoneRef) -> str:
+        if e.name == "reservoir.volume":
+            return "num(x.reservoir_l)"
+        if e.name.startswith("solution.") and e.name != "solution.age":
+            return f"num(x.solution_value({e.name.split('.', 1)[1]!r}))"
+        if e.name == "solution.age":
+            return "grows(x.solution_age())"
+        if e.name == "last_dose.age":
+            return "grows(x.last_dose_age())"
+        if e.name == "recipe.day":
+            return "num(float(x.recipe_day()))"
+        if e.name == "time_of_day":
+            return "grows(x.time_of_day())"  # its wrap at local midnight is an edge of the horizon
+        return "WIDE"
+
+    def _func(self, e: M.Func) -> str:
+        name = e.name
+        if name == "change":
+            return f"x.hz_change({e.args[0]!r}, {float(e.args[1].value)!r}, now)"
+        if name == "drift":
+            return f"drift(Mv.get({e.args[0]!r}), x.solution_value({e.args[0]!r}))"
+        if name in ("failures", "filled") and e.args[0] in self.absent:
+            return "None"
+        if name in ("failures", "filled"):
+            src, _ = self.exact.emit(e)
+            return f"num({src})"  # moves only when a window lets an item go: an edge of the horizon
+        if name == "abs":
+            return f"absolute({self.num(e.args[0])})"
+        if name in ("min", "max"):
+            fn = "lowest" if name == "min" else "highest"
+            return f"{fn}({', '.join(self.num(a) for a in e.args)})"
+        return "WIDE"

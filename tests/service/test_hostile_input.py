@@ -30,7 +30,14 @@ from hydro_rules.transport.mqtt import UNSPECIFIED_ERROR
 from .conftest import auth, make_settings
 
 pytestmark = pytest.mark.anyio
-NOW = time.time()
+NOW = time.time()  # taken again as each test starts (a slow run may reach a test minutes after the import)
+
+
+@pytest.fixture(autouse=True)
+def _now_when_the_test_runs():
+    global NOW
+    NOW = time.time()
+
 
 HOSTILE = settings(
     max_examples=40,

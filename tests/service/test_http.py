@@ -11,7 +11,14 @@ from hydro_rules.store import events as event_store
 from .conftest import auth
 
 pytestmark = pytest.mark.anyio
-NOW = time.time()
+NOW = time.time()  # taken again as each test starts (a slow run may reach a test minutes after the import)
+
+
+@pytest.fixture(autouse=True)
+def _now_when_the_test_runs():
+    global NOW
+    NOW = time.time()
+
 
 WRITE_ROUTES = [
     ("/ingest/telemetry", {"samples": []}),
@@ -202,17 +209,7 @@ async def test_read_routes(http, tokens, db):
     assert (await http.get("/alerts?zone=zn-9", headers=h)).status_code == 404
     assert (await http.get("/nodes?zone=zn-9", headers=h)).status_code == 404
     assert (await http.get("/alerts?limit=0", headers=h)).status_code == 422
-    for path in (
-        "/alerts",
-        "/zones/zn-1/alerts",
-        "/commands",
-        "/zones/zn-1/commands",
-        "/zones/zn-1/events",
-        "/zones/zn-1/water-usage",
-        "/nodes?zone=zn-1",
-    ):
-        r = await http.get(path, headers=h)
-        assert r.status_code == 200, path
+    # what /alerts, /commands, /zones/{uid}/events, water-usage and /nodes return: test_read_routes.py
     assert (await http.get("/commands/nope", headers=h)).status_code == 404
 
 

@@ -12,7 +12,13 @@ from hydro_rules.service.config import Settings
 from hydro_rules.service.ingest import IngestCore, Sample
 
 pytestmark = pytest.mark.anyio
-NOW = time.time()
+NOW = time.time()  # taken again as each test starts (a slow run may reach a test minutes after the import)
+
+
+@pytest.fixture(autouse=True)
+def _now_when_the_test_runs():
+    global NOW
+    NOW = time.time()
 
 
 @pytest.fixture

@@ -11,8 +11,14 @@ from .util import put
 
 pytestmark = pytest.mark.anyio
 
-# a minute boundary 10 minutes ago, so every sample lies in closed buckets
+# the start of the last hour but one, so every sample lies in closed buckets; taken again as each test starts
 T0 = (int(time.time()) // 3600) * 3600 - 3600
+
+
+@pytest.fixture(autouse=True)
+def _t0_when_the_test_runs():
+    global T0
+    T0 = (int(time.time()) // 3600) * 3600 - 3600
 
 
 def _bucket(ts):

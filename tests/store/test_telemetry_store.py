@@ -10,7 +10,13 @@ from hydro_rules.store.partitions import Partitions, drop_before, partition_name
 from .util import at, ids, put
 
 pytestmark = pytest.mark.anyio
-NOW = time.time()
+NOW = time.time()  # taken again as each test starts (a slow run may reach a test minutes after the import)
+
+
+@pytest.fixture(autouse=True)
+def _now_when_the_test_runs():
+    global NOW
+    NOW = time.time()
 
 
 async def test_a_late_older_sample_never_overwrites_a_newer_one(db):

@@ -118,7 +118,7 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
         out.append(f"def g_{i}(x, ch, now, Mv, Cr):  # guard {name}")
         out.append(head)
         for d in g.denies:
-            take("    ", MarginCompiler(settings, None, rs.channels, absent, const).cond(d.expr))
+            take("    ", MarginCompiler(settings, None, rs.channels, absent, const, top=False).cond(d.expr))
         out.append("    return h")
         out.append("")
     return "\n".join(out) + "\n", env, names
@@ -198,10 +198,7 @@ class HorizonMixin:
             return None
         h = self.st.history.get(metric)
         if not h or bisect_right(h, now - window, key=_TS) == 0:
-            first = (h[0][0] if h else now) + window  # the first instant a sample of the window is kept
-            if first < self._hz_t:
-                self._hz_t = first
-            return None
+            return ((h[0][0] if h else now) + window,)  # unknown until a sample of the window is kept
         b = self._hz_bounds.get(metric)
         if b is None:
             return WIDE
@@ -212,7 +209,7 @@ class HorizonMixin:
         for _, _, a, z in self._hz_env.get(metric, ()):
             lo, hi = min(lo, a), max(hi, z)
         e = 2.0 * noise
-        return (min(v - e - hi, -2.0 * e), max(v + e - lo, 2.0 * e), 2.0 * rate)
+        return (min(v - e - hi, -2.0 * e), max(v + e - lo, 2.0 * e), 2.0 * rate, 2.0 * rate)
 
     def hz_on_for(self, channel: str):
         c = self.st.channels.get(channel)
@@ -220,17 +217,17 @@ class HorizonMixin:
             return None
         if c.is_on:
             v = self.now - c.since
-            return (v, v, 1.0)
-        return (0.0, 0.0, 0.0)
+            return (v, v, 0.0, 1.0)
+        return (0.0, 0.0, 0.0, 0.0)
 
     def hz_off_for(self, channel: str):
         c = self.st.channels.get(channel)
         if c is None:
             return None
         if c.is_on:
-            return (0.0, 0.0, 0.0)
+            return (0.0, 0.0, 0.0, 0.0)
         v = self.now - c.since
-        return (v, v, 1.0)
+        return (v, v, 0.0, 1.0)
 
     # ---- the horizon ----------------------------------------------------------------------------------
     def horizon(self, st, now: float, bounds: dict) -> float:
@@ -254,7 +251,7 @@ class HorizonMixin:
                     Mv[metric] = WIDE
                 else:
                     e = 2.0 * b[0]
-                    Mv[metric] = (v - e, v + e, b[1])
+                    Mv[metric] = (v - e, v + e, b[1], b[1])
         Cr = self._hz_reading
         t = min(t, self._hz_fn(self, now, Mv, Cr))
         if t > now:
@@ -283,7 +280,7 @@ class HorizonMixin:
         if b is None:
             return WIDE
         e = 2.0 * b[0]
-        return (v - e, v + e, b[1])
+        return (v - e, v + e, b[1], b[1])
 
     def _hz_offset_change(self, now: float) -> float:
         """The next change of the zone's UTC offset (daylight saving) within two days, found hour by hour

@@ -1,13 +1,14 @@
 """Conditions compiled in margin mode: how long each keeps the value it has now.
 
-A number is an interval that widens with time: `(lo, hi, r)` says that from now
-until now + dt the value lies in [lo - r·dt, hi + r·dt] (None: unknown, and it
-stays unknown until a staleness or fault event, which the horizon times
-separately). A reading of a metric whose twin bounds are (noise, rate) is
-(v - 2·noise, v + 2·noise, rate): two readings differ by at most both noises and
-what the true value moved. Time-valued functions (an age, on_for) grow at rate 1,
-constants at 0. Arithmetic propagates the intervals and rates; a product or a
-quotient of two moving values is bounded over at most `DT_MAX`.
+A number is an interval that widens with time: `(lo, hi, down, up)` says that from
+now until now + dt the value lies in [lo - down·dt, hi + up·dt]. None is unknown, and
+it stays unknown until a staleness or fault event, which the horizon times
+separately; `(T,)` is unknown until T (change() before its window has a sample).
+A reading of a metric whose twin bounds are (noise, rate) is
+(v - 2·noise, v + 2·noise, rate, rate): two readings differ by at most both noises
+and what the true value moved. Time-valued functions (an age, on_for) grow at rate
+1 and never fall, constants do not move. Arithmetic propagates the intervals and
+rates; a product or a quotient of two moving values is bounded over at most `DT_MAX`.
 
 A condition is `(value, until)`: its value now (True, False, None for unknown,
 or UNSTABLE when it may differ at the next instant) and the earliest instant it
@@ -29,7 +30,7 @@ DT_MAX = 86400.0
 #: a condition that may differ at the very next instant
 UNSTABLE = 2
 #: a number about which nothing can be said (its bounds are unknown)
-WIDE = (-INF, INF, INF)
+WIDE = (-INF, INF, INF, INF)
 
 _CONST_NUM = (M.Const, M.SettingRef)
 
@@ -37,7 +38,7 @@ _CONST_NUM = (M.Const, M.SettingRef)
 # ---- numbers -------------------------------------------------------------------------------------
 def num(v):
     """A value that does not move until a decision or an edge the horizon times (a constant, a count)."""
-    return None if v is None else (float(v), float(v), 0.0)
+    return None if v is None else (float(v), float(v), 0.0, 0.0)
 
 
 def grows(v):
@@ -45,90 +46,121 @@ def grows(v):
     if v is None:
         return None
     if v == INF:
-        return (INF, INF, 0.0)
-    return (v, v, 1.0)
+        return (INF, INF, 0.0, 0.0)
+    return (v, v, 0.0, 1.0)
 
 
 def at_most(v):
     """unchanged_for: grows at rate 1, or falls to 0 at the next reading that differs."""
-    return None if v is None else (0.0, v, 1.0)
+    return None if v is None else (0.0, v, 0.0, 1.0)
+
+
+def reading(v, noise: float, rate: float):
+    e = 2.0 * noise
+    return (v - e, v + e, rate, rate)
+
+
+def _later(*xs):
+    """Unknown now, known from the earliest of these instants on: `(T,)`."""
+    return (min(x[0] for x in xs if len(x) == 1),)
 
 
 def add(a, b):
     if a is None or b is None:
         return None
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+    if len(a) == 1 or len(b) == 1:
+        return _later(a, b)
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
 
 
 def sub(a, b):
     if a is None or b is None:
         return None
-    return (a[0] - b[1], a[1] - b[0], a[2] + b[2])
+    if len(a) == 1 or len(b) == 1:
+        return _later(a, b)
+    return (a[0] - b[1], a[1] - b[0], a[2] + b[3], a[3] + b[2])
+
+
+def _rate(a) -> float:
+    return max(a[2], a[3])
 
 
 def mul(a, b):
     if a is None or b is None:
         return None
+    if len(a) == 1 or len(b) == 1:
+        return _later(a, b)
     c = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
-    if a[2] == 0.0 and b[2] == 0.0:
-        return (min(c), max(c), 0.0)
-    big_a = max(abs(a[0]), abs(a[1])) + a[2] * DT_MAX
-    big_b = max(abs(b[0]), abs(b[1])) + b[2] * DT_MAX
-    return (min(c), max(c), big_a * b[2] + big_b * a[2])
+    ra, rb = _rate(a), _rate(b)
+    if ra == 0.0 and rb == 0.0:
+        return (min(c), max(c), 0.0, 0.0)
+    big_a = max(abs(a[0]), abs(a[1])) + ra * DT_MAX
+    big_b = max(abs(b[0]), abs(b[1])) + rb * DT_MAX
+    r = big_a * rb + big_b * ra
+    return (min(c), max(c), r, r)
 
 
 def div(a, b):
     if a is None or b is None:
         return None
-    if b[0] == 0.0 and b[1] == 0.0 and b[2] == 0.0:
+    if len(a) == 1 or len(b) == 1:
+        return _later(a, b)
+    ra, rb = _rate(a), _rate(b)
+    if b[0] == 0.0 and b[1] == 0.0 and rb == 0.0:
         return None  # `a / 0` is unknown, and stays so
-    least = min(abs(b[0]), abs(b[1])) - b[2] * DT_MAX
+    least = min(abs(b[0]), abs(b[1])) - rb * DT_MAX
     if b[0] <= 0.0 <= b[1] or least <= 0.0:
         return WIDE
     c = (a[0] / b[0], a[0] / b[1], a[1] / b[0], a[1] / b[1])
-    big_a = max(abs(a[0]), abs(a[1])) + a[2] * DT_MAX
-    return (min(c), max(c), a[2] / least + big_a * b[2] / (least * least))
+    big_a = max(abs(a[0]), abs(a[1])) + ra * DT_MAX
+    r = ra / least + big_a * rb / (least * least)
+    return (min(c), max(c), r, r)
 
 
 def scale(a, k: float):
-    if a is None:
-        return None
+    if a is None or len(a) == 1:
+        return a
     if k >= 0:
-        return (a[0] * k, a[1] * k, a[2] * k)
-    return (a[1] * k, a[0] * k, -a[2] * k)
+        return (a[0] * k, a[1] * k, a[2] * k, a[3] * k)
+    return (a[1] * k, a[0] * k, -a[3] * k, -a[2] * k)
 
 
 def neg(a):
-    return None if a is None else (-a[1], -a[0], a[2])
+    return a if a is None or len(a) == 1 else (-a[1], -a[0], a[3], a[2])
 
 
 def absolute(a):
-    if a is None:
-        return None
+    if a is None or len(a) == 1:
+        return a
     if a[0] >= 0.0:
         return a
     if a[1] <= 0.0:
-        return (-a[1], -a[0], a[2])
-    return (0.0, max(-a[0], a[1]), a[2])
+        return neg(a)
+    r = _rate(a)
+    return (0.0, max(-a[0], a[1]), r, r)
 
 
 def lowest(*xs):
     if any(x is None for x in xs):
         return None
-    return (min(x[0] for x in xs), min(x[1] for x in xs), max(x[2] for x in xs))
+    if any(len(x) == 1 for x in xs):
+        return _later(*xs)
+    return (min(x[0] for x in xs), min(x[1] for x in xs), max(x[2] for x in xs), max(x[3] for x in xs))
 
 
 def highest(*xs):
     if any(x is None for x in xs):
         return None
-    return (max(x[0] for x in xs), max(x[1] for x in xs), max(x[2] for x in xs))
+    if any(len(x) == 1 for x in xs):
+        return _later(*xs)
+    return (max(x[0] for x in xs), max(x[1] for x in xs), max(x[2] for x in xs), max(x[3] for x in xs))
 
 
 def drift(v, base):
     """drift(metric) = |v - base| / base × 100 %, base the value recorded for the solution."""
     if v is None or not base:
         return None
-    return scale(absolute(sub(v, (base, base, 0.0))), 100.0 / base)
+    return scale(absolute(sub(v, (base, base, 0.0, 0.0))), 100.0 / base)
 
 
 # ---- conditions ------------------------------------------------------------------------------------
@@ -143,25 +175,28 @@ def _lasts(c: float, r: float, strict: bool, now: float) -> float | None:
     return now + c / r
 
 
-def cmp(op: str, a, b, now: float):
-    """(value, until) of `a op b` with a, b intervals."""
+def cmp(op: str, a, b, now: float, unknown=None):
+    """(value, until) of `a op b` with a, b intervals; `unknown` is what an unknown value reads as."""
     if a is None or b is None:
-        return (None, INF)
-    lo, hi, r = a[0] - b[1], a[1] - b[0], a[2] + b[2]
+        return (unknown, INF)
+    if len(a) == 1 or len(b) == 1:
+        return (unknown, _later(a, b)[0])
+    # a - b lies in [lo - down·dt, hi + up·dt]
+    lo, hi, down, up = a[0] - b[1], a[1] - b[0], a[2] + b[3], a[3] + b[2]
     if op == "<":
-        t, f = _lasts(-hi, r, True, now), _lasts(lo, r, False, now)
+        t, f = _lasts(-hi, up, True, now), _lasts(lo, down, False, now)
     elif op == "<=":
-        t, f = _lasts(-hi, r, False, now), _lasts(lo, r, True, now)
+        t, f = _lasts(-hi, up, False, now), _lasts(lo, down, True, now)
     elif op == ">":
-        t, f = _lasts(lo, r, True, now), _lasts(-hi, r, False, now)
+        t, f = _lasts(lo, down, True, now), _lasts(-hi, up, False, now)
     elif op == ">=":
-        t, f = _lasts(lo, r, False, now), _lasts(-hi, r, True, now)
+        t, f = _lasts(lo, down, False, now), _lasts(-hi, up, True, now)
     else:  # == and !=
-        if lo == hi == 0.0 and r == 0.0:
+        if lo == hi == 0.0 and down == up == 0.0:
             t, f = INF, None
         else:
             t = None
-            above, below = _lasts(lo, r, True, now), _lasts(-hi, r, True, now)
+            above, below = _lasts(lo, down, True, now), _lasts(-hi, up, True, now)
             f = above if above is not None else below
         if op == "!=":
             t, f = f, t
@@ -198,7 +233,7 @@ def negate(item):
 
 
 HELPERS = {
-    "num": num, "grows": grows, "at_most": at_most, "add": add, "sub": sub, "mul": mul, "div": div,
+    "num": num, "grows": grows, "reading": reading, "at_most": at_most, "add": add, "sub": sub, "mul": mul, "div": div,
     "scale": scale, "neg": neg, "absolute": absolute, "lowest": lowest, "highest": highest, "drift": drift,
     "cmp": cmp, "both": both, "either": either, "negate": negate, "INF": INF, "WIDE": WIDE,
 }  # fmt: skip
@@ -210,7 +245,10 @@ class MarginCompiler:
     (dict name, channel) -> interval of a channel's reading); exact yes/no leaves (`is known`, alerts,
     channel states) come from the tick's own ExprCompiler."""
 
-    def __init__(self, settings: dict, channel: str | None, channels: dict, absent: frozenset, const):
+    def __init__(self, settings: dict, channel: str | None, channels: dict, absent: frozenset, const, top=True):
+        #: what an unknown comparison reads as: where only "holds or not" matters (alerts, transitions,
+        #: rules: `if cond`) unknown is no (yes under an odd number of `not`s); in guards it stays unknown
+        self.unknown = False if top else None
         self.exact = ExprCompiler(settings, None, channel, channels, absent)
         self.settings = settings
         self.channel = channel
@@ -225,12 +263,26 @@ class MarginCompiler:
     def cond(self, e) -> str:
         t = type(e)
         if t is M.Cmp:
-            return f"cmp({e.op!r}, {self.num(e.left)}, {self.num(e.right)}, now)"
+            tail = "" if self.unknown is None else f", {self.unknown}"
+            return f"cmp({e.op!r}, {self.num(e.left)}, {self.num(e.right)}, now{tail})"
         if t is M.Logic:
+            folded, _ = self.exact.emit(e)
+            if folded in ("True", "False"):
+                return f"({folded}, INF)"  # an item folds to the value that decides (a channel's moves_level)
+            neutral = "True" if e.op == "and" else "False"
+            items = [i for i in e.items if self.exact.emit(i)[0] != neutral] or list(e.items)
+            if len(items) == 1:
+                return self.cond(items[0])
             fn = "both" if e.op == "and" else "either"
-            return f"{fn}({', '.join(self.cond(i) for i in e.items)})"
+            return f"{fn}({', '.join(self.cond(i) for i in items)})"
         if t is M.Not:
-            return f"negate({self.cond(e.operand)})"
+            was = self.unknown
+            if was is not None:
+                self.unknown = not was
+            try:
+                return f"negate({self.cond(e.operand)})"
+            finally:
+                self.unknown = was
         if t in (M.Known, M.MetricIs, M.AlertIs, M.ChannelIs) or (t in _CONST_NUM and self._is_bool(e)):
             src, nullable = self.exact.emit(e)
             return f"({src}, INF)"
@@ -253,7 +305,7 @@ class MarginCompiler:
             if src in ("True", "False") or src.startswith("S["):
                 return "WIDE"
             v = float(src)
-            return self.const((v, v, 0.0))
+            return self.const((v, v, 0.0, 0.0))
         if t is M.MetricRef:
             if e.attr == "value":
                 return f"Mv.get({e.metric!r})"

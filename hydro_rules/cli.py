@@ -22,6 +22,8 @@ COMMANDS = (
     "explain",
     "safety",
     "diff",
+    "replay",
+    "export",
     "graph",
     "db",
     "serve",

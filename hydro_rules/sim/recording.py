@@ -36,6 +36,7 @@ COLUMNS = (
     "channel",
     "metric",
     "value",
+    "received_time",
     "cmd_id",
     "cmd",
     "params",
@@ -63,13 +64,20 @@ _REQUIRED = {
 
 
 class Sample(NamedTuple):
-    """One stored telemetry sample: what the engine reads as (node, metric) from `ts` on."""
+    """One stored telemetry sample, stamped `ts` by its node and stored at `received_ts` (when known): the
+    engine can read it from the later of the two on."""
 
     ts: float
     node_uid: str
     metric: str
     value: float
     channel: str | None = None
+    received_ts: float | None = None
+
+    @property
+    def seen_at(self) -> float:
+        """When the site could first read it: stamped, and arrived."""
+        return self.ts if self.received_ts is None or self.received_ts < self.ts else self.received_ts
 
 
 class Command(NamedTuple):
@@ -142,18 +150,26 @@ def parse_iso(text: str) -> float:
 
 
 # ---- CSV ----------------------------------------------------------------------------------------
-def write_csv(rec: Recording, path: str | Path) -> None:
-    """Write the recording as CSV, every row in time order (samples, commands, decisions at one instant)."""
+def write_csv(rec: Recording, path) -> None:
+    """Write the recording as CSV to `path` (or an open text file), every row in time order (samples,
+    commands, decisions, evaluations at one instant)."""
     rows = [(s.ts, 0, _sample_row(rec.zone, s)) for s in rec.samples]
     rows += [(c.ts, 1, _command_row(rec.zone, c)) for c in rec.commands]
     rows += [(d.at, 2, _decision_row(rec.zone, d)) for d in rec.decisions or ()]
     rows += [(t, 3, {"kind": "evaluation", "time": iso_time(t), "zone": rec.zone}) for t in rec.evaluations or ()]
     rows.sort(key=lambda r: (r[0], r[1]))  # stable: each kind keeps its own order
+    if hasattr(path, "write"):
+        _write(path, rows)
+        return
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for _, _, row in rows:
-            w.writerow(row)
+        _write(f, rows)
+
+
+def _write(f, rows) -> None:
+    w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for _, _, row in rows:
+        w.writerow(row)
 
 
 def _json(value) -> str:
@@ -173,6 +189,7 @@ def _sample_row(zone: str, s: Sample) -> dict:
         "channel": s.channel or "",
         "metric": s.metric,
         "value": repr(float(s.value)),
+        "received_time": _opt_time(s.received_ts),
     }
 
 
@@ -256,8 +273,16 @@ def _read(reader, name: str) -> Recording:
             rec.zone = zone
         at = _time(row["time"], "time", name, line)
         if kind == "sample":
+            received = row.get("received_time")
             rec.samples.append(
-                Sample(at, row["node"], row["metric"], _number(row["value"], name, line), row.get("channel") or None)
+                Sample(
+                    at,
+                    row["node"],
+                    row["metric"],
+                    _number(row["value"], name, line),
+                    row.get("channel") or None,
+                    _time(received, "received_time", name, line) if received else None,
+                )
             )
         elif kind == "command":
             status = row["status"]
@@ -340,7 +365,8 @@ def from_store(zone: str, found: dict, start: float, end: float) -> Recording:
         return None if dt is None else dt.timestamp()
 
     samples = [
-        Sample(ts(r["ts"]), r["node_uid"], r["metric"], float(r["value"]), r["channel"]) for r in found["samples"]
+        Sample(ts(r["ts"]), r["node_uid"], r["metric"], float(r["value"]), r["channel"], ts(r.get("received_at")))
+        for r in found["samples"]
     ]
     commands = [
         Command(

@@ -138,7 +138,7 @@ def replay(
     prog = compiled(ruleset).program(uid)
     st = prog.new_state(began)
     zr = ZoneRun(zone, state=st, program=prog)
-    rp = _Run(prog, st, zr, zone, tol)
+    rp = _Run(prog, st, zr, zone, tol, t1 - tol)
 
     by_id = {c.cmd_id: c for c in recording.commands}
     if log:
@@ -162,7 +162,7 @@ def replay(
 
     instants = _schedule(ruleset, recording, log, began, t1, tick_s)
     actions = [d for d in log if d.kind in ("reset", "reassert", "recovery")]
-    samples = sorted(recording.samples, key=lambda s: s.ts)  # stable: one instant's samples keep their order
+    samples = sorted(recording.samples, key=lambda s: s.seen_at)  # stable: one instant's samples keep their order
     pinned = pinned_channels(zone)
     snap: dict = {}
     zr.snapshot = snap
@@ -172,7 +172,7 @@ def replay(
     engine_s = 0.0
     last = began
     for t in instants:
-        while si < len(samples) and samples[si].ts <= t:
+        while si < len(samples) and samples[si].seen_at <= t:
             _take_sample(snap, samples[si], pinned)
             si += 1
         a = time.perf_counter()
@@ -199,11 +199,12 @@ def replay(
 
     stop_t = rp.stopped["t"] if rp.stopped is not None else None
     disagreements = list(rp.disagreements)
-    disagreements += _missing_commands(rp.recorded, stop_t, tol, zone)
+    cutoff = stop_t - tol if stop_t is not None else t1 - tol  # later, a match may lie past where the replay ended
+    disagreements += _missing_commands(rp.recorded, cutoff, zone)
     if log:
         for kind in ("transition", "alert_raised", "alert_resolved"):
             recorded = [_logged(d) for d in log if d.kind == kind]
-            disagreements += _compare(kind, rp.replayed[kind], recorded, stop_t, tol, zone)
+            disagreements += _compare(kind, rp.replayed[kind], recorded, cutoff, t1 - tol, tol, zone)
     disagreements.sort(key=lambda x: (x["at"], x["kind"]))
     stopped = None
     if rp.stopped is not None:
@@ -254,7 +255,7 @@ def _schedule(ruleset, recording: Recording, log: list[Decision], began: float, 
     from ..daemon.live import safety_metrics  # the daemon's own list of what its fast path evaluates on
 
     fast = safety_metrics(ruleset)
-    out.update(s.ts for s in recording.samples if s.metric in fast and began <= s.ts < end)
+    out.update(s.seen_at for s in recording.samples if s.metric in fast and began <= s.seen_at < end)
     return sorted(out)
 
 
@@ -274,8 +275,9 @@ def _take_sample(snap: dict, s, pinned: dict) -> None:
 class _Run:
     """The replayed zone's bookkeeping: its commands linked to recorded ones, answers folded, what it decided."""
 
-    def __init__(self, prog, st, zr: ZoneRun, zone: M.Zone, tol: float) -> None:
+    def __init__(self, prog, st, zr: ZoneRun, zone: M.Zone, tol: float, edge: float) -> None:
         self.prog, self.st, self.zr, self.zone, self.tol = prog, st, zr, zone, tol
+        self.edge = edge  # from here on a recorded match may lie past the window's end: no verdict
         self.recorded: _Pool | None = None
         self.links: dict[str, Command] = {}  # replayed cmd_id -> the recorded command whose answers it gets
         self.folded: dict[str, str] = {}  # replayed cmd_id -> the store status folded in last
@@ -337,6 +339,8 @@ class _Run:
             if found is not None:
                 if found[4] is not None:
                     self.links[c.cmd_id] = found[4]
+                continue
+            if c.at > self.edge:
                 continue
             entry = _disagreement("command", "replay", c.at, self.zone, _command_fields(c.channel, c.cmd, c.params))
             entry["rule"] = c.rule
@@ -456,9 +460,10 @@ def _logged(d: Decision) -> tuple:
     return (d.at, (details.get("code"), d.channel), d)
 
 
-def _compare(kind: str, replayed: list, recorded: list, stop_t, tol: float, zone: M.Zone) -> list[dict]:
-    """Disagreements of one kind: replayed items no recorded one matches, and recorded items the replay
-    did not reproduce (before it stopped, when it did)."""
+def _compare(kind: str, replayed: list, recorded: list, cutoff: float, edge: float, tol: float, zone) -> list[dict]:
+    """Disagreements of one kind: replayed items no recorded one matches, and recorded items the replay did
+    not reproduce. Neither is judged within `tol` of where the replay ended (`cutoff`) or of the window's
+    end (`edge`): its match may lie past it."""
     if kind == "transition":  # the log may lack the machine (a transition the rule set no longer has)
         pool = _Pool(recorded, key=lambda x: x[1][1:])
         keyof = lambda k: k[1:]  # noqa: E731
@@ -469,19 +474,19 @@ def _compare(kind: str, replayed: list, recorded: list, stop_t, tol: float, zone
         ok = lambda k: lambda x: True  # noqa: E731
     out = []
     for at, key, _item in replayed:
-        if pool.take(at, keyof(key), tol, ok(key)) is None:
+        if pool.take(at, keyof(key), tol, ok(key)) is None and at <= edge:
             out.append(_disagreement(kind, "replay", at, zone, _fields(kind, key)))
     for at, key, _row in pool.unmatched():
-        if stop_t is None or at < stop_t - tol:
+        if at < cutoff:
             out.append(_disagreement(kind, "recorded", at, zone, _fields(kind, key)))
     return out
 
 
-def _missing_commands(pool: _Pool, stop_t, tol: float, zone: M.Zone) -> list[dict]:
+def _missing_commands(pool: _Pool, cutoff: float, zone: M.Zone) -> list[dict]:
     return [
         _disagreement("command", "recorded", at, zone, _command_fields(channel, cmd, params))
         for at, channel, cmd, params, _row in pool.unmatched()
-        if stop_t is None or at < stop_t - tol
+        if at < cutoff
     ]
 
 

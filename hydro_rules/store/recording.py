@@ -1,7 +1,7 @@
 """What a replay reads of one zone for a window [since, until): samples, commands, decision log.
 
-Samples are the zone's stored telemetry (stubs left out, as they never reach the
-rules), plus the newest sample of each series from the `lookback` before the
+Samples are the zone's stored telemetry with when each was stored (stubs left
+out, as they never reach the rules), plus the newest sample of each series from the `lookback` before the
 window (what `telemetry_last` held when the window opened). Commands are those
 decided in the window, each with its final status and that status's time, its
 ACK's time and the node's own word. Decisions are the daemon's decision log.
@@ -31,12 +31,12 @@ async def zone_window(
     samples = await conn.fetch(
         """SELECT * FROM (
                SELECT DISTINCT ON (s.node_id, s.metric_type, s.channel)
-                      s.ts, n.uid AS node_uid, s.metric_type AS metric, s.value, s.channel
+                      s.ts, n.uid AS node_uid, s.metric_type AS metric, s.value, s.channel, s.received_at
                FROM telemetry_samples s JOIN nodes n ON n.id = s.node_id
                WHERE s.zone_id = $1 AND s.ts >= $4 AND s.ts < $2 AND NOT s.stub
                ORDER BY s.node_id, s.metric_type, s.channel, s.ts DESC) before
            UNION ALL
-           SELECT s.ts, n.uid, s.metric_type, s.value, s.channel
+           SELECT s.ts, n.uid, s.metric_type, s.value, s.channel, s.received_at
            FROM telemetry_samples s JOIN nodes n ON n.id = s.node_id
            WHERE s.zone_id = $1 AND s.ts >= $2 AND s.ts < $3 AND NOT s.stub
            ORDER BY 1, 2, 3, 5 NULLS FIRST""",

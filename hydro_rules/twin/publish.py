@@ -1,12 +1,15 @@
 """Compile the readings a zone's nodes publish each tick into one straight-line Python function.
 
 The set of publishers changes only when a fault starts or ends, so the function is
-regenerated then; per tick it costs one noise draw and one Reading per (node, metric).
+regenerated then; per tick it costs one splitmix64 hash of the instant and, per
+(node, metric), one multiply-shift of it by the publisher's key (sensors.noise_index)
+indexing the Gaussian table, and one Reading.
 """
 
 from __future__ import annotations
 
 from ..messages import Reading
+from .sensors import MASK64
 
 # what a reading shows: the solution, a constant, or a sum over loads
 S_PH, S_EC, S_TEMP, S_LEVEL, S_SWITCH, S_CONST, S_CURRENT, S_FLOW, S_FLAG, S_AIR = range(10)
@@ -26,6 +29,7 @@ class Pub:
 
     __slots__ = (
         "node", "uid", "metric", "source", "loads", "const", "sigma", "lo", "hi", "dead", "frozen", "value", "channel",
+        "noise",
     )  # fmt: skip
 
     def __init__(
@@ -35,6 +39,7 @@ class Pub:
         self.loads, self.const, self.sigma, self.lo, self.hi = loads, const, sigma, lo, hi
         self.dead = self.frozen = 0
         self.value = 0.0  # the frozen reading
+        self.noise = 1  # its key in sensors.noise_index
 
 
 def _true_expr(p, loads: dict) -> str:
@@ -58,10 +63,11 @@ def _true_expr(p, loads: dict) -> str:
     return f"(1.0 if {total} > 0.0 else 0.0)" if src == S_FLAG else total
 
 
-def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: float, switch: float, measure):
-    """A function publish(now, out) appending one Reading per publisher to the list `out`."""
-    ns = {"w": water, "gb": rng.getrandbits, "T": table, "measure": measure, "R": Reading, "new": object.__new__}
-    ns.update(PCT=pct, PROBE=probe, SWITCH=switch, inf=float("inf"))
+def compile_publisher(pubs, obs, salt: int, table, pct: float, probe: float, switch: float, measure):
+    """A function publish(now, out) appending one Reading per publisher to the list `out`; `obs` holds the
+    state at now, `salt` is the run's time salt (sensors.time_salt)."""
+    ns = {"w": obs, "T": table, "measure": measure, "R": Reading, "new": object.__new__}
+    ns.update(PCT=pct, PROBE=probe, SWITCH=switch, inf=float("inf"), SALT=salt, M=MASK64)
     if _SETTERS is not None:
         ns.update(zip(("sn", "sm", "sv", "st", "sc"), _SETTERS, strict=True))
     loads: dict[int, str] = {}
@@ -73,6 +79,13 @@ def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: flo
     lines = ["def publish(now, out):", "    add = out.append", "    level = w.volume * PCT"]
     if loads:
         lines.append("    measure()")
+    if any(p.sigma and not p.frozen for p in pubs):  # sensors.instant_hash, inlined
+        lines += [
+            "    z = (int(now * 1000.0) + SALT) & M",
+            "    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M",
+            "    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M",
+            "    h = z ^ (z >> 31)",
+        ]
     for i, p in enumerate(pubs):
         ns[f"F{i}"] = p.value
         if p.frozen:
@@ -82,7 +95,7 @@ def compile_publisher(pubs, water, rng, table, bits: int, pct: float, probe: flo
             if p.sigma:
                 guard = "    if v != 0.0:\n        " if p.source in EXACT_ZERO else "    "
                 ind = guard.rsplit("\n", 1)[-1]
-                lines.append(f"{guard}v += {p.sigma!r} * T[gb({bits})]")
+                lines.append(f"{guard}v += {p.sigma!r} * T[(h * {p.noise}) >> 48 & 0xFFFF]")
                 lo, hi = float(p.lo), float(p.hi)
                 lines.append(f"{ind}if v < {lo!r}: v = {lo!r}")
                 lines.append(f"{ind}elif v > {hi!r}: v = {hi!r}")

@@ -11,12 +11,14 @@ TwinConfig.ambient constant, or nothing when there is none.
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from statistics import NormalDist
 
 SOLUTION = frozenset({"ph", "ec", "temp_water", "water_level", "water_level_switch"})
 AIR = "temp_air"
 NOISE_BITS = 16
+MASK64 = (1 << 64) - 1
 
 
 def reporters(zone, ruleset, cfg) -> dict[str, list[tuple[str, tuple]]]:
@@ -77,13 +79,48 @@ def channel_key(zone, ruleset, node: str, metric: str) -> str | None:
     return m.channels[0] if m is not None and m.channels else None
 
 
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def time_salt(seed: int) -> int:
+    """The run's 64-bit salt of the instant key (see noise_index)."""
+    return _hash64(f"hydro-rules twin noise|{seed}")
+
+
+def noise_key(seed: int, node: str, metric: str, channel: str | None) -> int:
+    """A publisher's 64-bit odd multiplier: its noise at an instant is table[noise_index(salt, key, t)]."""
+    return _hash64(f"{seed}|{node}|{metric}|{channel}") | 1
+
+
+def instant_hash(salt: int, t: float) -> int:
+    """splitmix64 of the instant (in ms) plus the run's salt: the same for every publisher at `t`."""
+    z = (int(t * 1000.0) + salt) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def noise_index(salt: int, key: int, t: float) -> int:
+    """Which entry of the Gaussian table the reading of the publisher `key` at instant `t` draws:
+    bits 48..63 of instant_hash * key. A pure function of (seed, publisher, t): skipping instants, or
+    publishers going silent, changes no other reading. publish.py inlines this."""
+    return ((instant_hash(salt, t) * key) >> 48) & 0xFFFF
+
+
 @cache
 def gaussian_table() -> tuple[float, ...]:
     """Standard normal quantiles at the midpoints of 2**16 equal-probability bins (inverse-transform sampling).
 
-    A reading draws `table[rng.getrandbits(16)]`: exactly Gaussian up to the 16-bit
-    quantisation (tails cut at 4.3 sigma), about 7x cheaper than random.gauss.
+    A reading draws `table[noise_index(...)]`: exactly Gaussian up to the 16-bit quantisation
+    (tails cut at 4.3 sigma: noise_max()), cheaper than random.gauss.
     """
     n = 1 << NOISE_BITS
     inv = NormalDist().inv_cdf
     return tuple(inv((i + 0.5) / n) for i in range(n))
+
+
+@cache
+def noise_max() -> float:
+    """The largest |entry| of the table: a reading's noise never exceeds sigma times this."""
+    return max(abs(x) for x in gaussian_table())

@@ -4,28 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import random
+import math
 from collections.abc import Sequence
 
 from ..lang.model import RuleSet, Zone
 from ..messages import CommandResponse, Reading, WireCommand
 from .config import TwinConfig
 from .faults import Fault, FaultError, check_fault, fault_node
+from .forecast import forecast
 from .nodes import EV_CMD, EV_FAULT_OFF, EV_FAULT_ON, EV_TIMER, Load, Node, NodeLogic
 from .plant import Plant
 from .publish import S_CONST, S_CURRENT, S_FLAG, S_FLOW, SOURCE, Pub, compile_publisher
-from .sensors import NOISE_BITS, channel_key, gaussian_table, reporters
-from .water import Water
+from .sensors import channel_key, gaussian_table, noise_key, reporters, time_salt
+from .water import C_NONE, C_UNFULL, Obs, Water
 
 _INF = float("inf")
+#: the twin's own grid, anchored at the run start: segments end at its points (and at the twin's events)
+QUIET_STEP_S = 900.0
+ACTIVE_STEP_S = 60.0  # while water is filled, drained or lost: the mixing of what comes and goes is lumped per step
 
 
 class ZoneTwin(NodeLogic):
     __slots__ = (
-        "zone", "ruleset", "faults", "_cfg", "_rng", "_table", "_water", "_nodes", "_loads", "_by_name",
-        "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
+        "zone", "ruleset", "faults", "_cfg", "_seed", "_salt", "_table", "_water", "_obs", "_nodes", "_loads",
+        "_by_name", "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
         "_readings", "_responses", "_pct", "_probe_pct", "_switch_pct", "_run_ma", "_idle_ma", "_dry_ma",
-        "_hydro2", "_plant",
+        "_hydro2", "_plant", "_start", "_tc", "_seg_end", "_seg_kind", "_forecast", "_segments",
     )  # fmt: skip
 
     def __init__(
@@ -49,14 +53,16 @@ class ZoneTwin(NodeLogic):
         if zone.reservoir_l <= 0:
             raise ValueError(f"zone {zone.uid}: reservoir must hold more than 0 L")
         self.zone, self.ruleset, self.faults = zone, ruleset, tuple(faults)
-        self._rng = random.Random(seed)
+        self._seed, self._salt = seed, time_salt(seed)
         self._table = gaussian_table()
         for f in self.faults:
             check_fault(f, zone, ruleset, cfg)
         self._events: list = []
         self._seq = 0
-        self._t = float(start)
+        self._t = self._start = self._tc = float(start)
         self._pub_t = -_INF
+        self._forecast = None
+        self._segments = 0
         self._crashed = 0
         self._readings: list[Reading] = []
         self._responses: list[CommandResponse] = []
@@ -67,12 +73,15 @@ class ZoneTwin(NodeLogic):
             level = self._plant.settings.get("levels.target")
             level = 90.0 if level is None else level
         self._water = Water(cfg, zone.reservoir_l, self._plant, self._t, level)
+        self._obs = Obs()
         self._pct = 100.0 / zone.reservoir_l
         self._probe_pct, self._switch_pct = cfg.probe_level_pct, cfg.level_switch_pct
         self._run_ma, self._idle_ma, self._dry_ma = cfg.running_ma, cfg.idle_ma, cfg.dry_ma
         self._refresh()
-        if self._water.flowing:
+        if self._water.recirc_lps > 0.0:
             self._water.fill_loop()  # the NC pump has been running: the loop is full on top of the target level
+        self._plan()
+        self._water.copy_to(self._obs)
         self._build_pubs()
         for f in self.faults:
             at = self._t + f.offset_s
@@ -130,16 +139,16 @@ class ZoneTwin(NodeLogic):
                 elif src[0] == "ambient":
                     const = src[1]
                 key = channel_key(self.zone, rs, uid, metric)
-                self._pubs.append(Pub(self._nodes[uid], metric, kind, loads, const, cfg.sigma(metric), lo, hi, key))
+                pub = Pub(self._nodes[uid], metric, kind, loads, const, cfg.sigma(metric), lo, hi, key)
+                pub.noise = noise_key(self._seed, uid, metric, key)
+                self._pubs.append(pub)
         self._metered = tuple(metered.values())
         self._activate()
 
     def _compile(self, pubs) -> object:
-        w = self._water
         return compile_publisher(
-            pubs, w, self._rng, self._table, NOISE_BITS, self._pct, self._probe_pct, self._switch_pct,
-            self._measure_loads,
-        )  # fmt: skip
+            pubs, self._obs, self._salt, self._table, self._pct, self._probe_pct, self._switch_pct, self._measure_loads
+        )
 
     def _activate(self) -> None:
         """Recompile what is published: sensors not dead on nodes not silent."""
@@ -164,31 +173,55 @@ class ZoneTwin(NodeLogic):
         if cmd.ts > self._t:
             self._push(cmd.ts, EV_CMD, cmd)
         else:
+            self._settle()
             self._execute(cmd, self._t)
+            self._changed()
 
     def advance(self, now: float) -> None:
-        """Run physics and node logic up to `now`, then let every online node publish its readings."""
-        t = self._t
-        if now < t:
-            raise ValueError(f"time goes backwards: {now} < {t}")
+        """Run physics and node logic up to `now`, then let every online node publish its readings.
+
+        The state at `now` does not depend on the instants advance() was called at before: the twin
+        moves its own state from one of its own instants to the next (grid points anchored at the start,
+        commands, timers, faults, recipe days, level crossings) and shows the state at `now` in between."""
+        if now < self._t:
+            raise ValueError(f"time goes backwards: {now} < {self._t}")
         events = self._events
         while events and events[0][0] <= now:
             et, _, kind, a, b, c = heapq.heappop(events)
-            if et > t:
-                self._step(t, et)
-                t = self._t = et
+            self._run_to(et, True)
             if kind == EV_TIMER:
-                self._timer(a, b, c, t)
+                self._timer(a, b, c, et)
             elif kind == EV_CMD:
-                self._execute(a, t)
+                self._execute(a, et)
             else:
-                self._fault(a, kind == EV_FAULT_ON, t)
-        if now > t:
-            self._step(t, now)
-            self._t = now
+                self._fault(a, kind == EV_FAULT_ON, et)
+            self._plan()
+        self._run_to(now, False)
+        self._t = now
+        self._view()
+        self._forecast = None
         if now > self._pub_t:
             self._pub_t = now
             self._publish(now, self._readings)
+
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """metric -> (noise_amp, rate): the largest |noise| of a reading, an upper bound of |d true value/dt|
+        (per second) from now until next_change(). See `forecast`."""
+        return self._forecasted()[0]
+
+    def next_change(self) -> float:
+        """The earliest instant >= now at which something bounds() does not cover can happen (an event, a
+        new recipe day, a level crossing); inf when nothing can. See `forecast`."""
+        return self._forecasted()[1]
+
+    def has_output(self) -> bool:
+        """Are readings or command responses waiting to be drained?"""
+        return bool(self._readings or self._responses)
+
+    def _forecasted(self) -> tuple[dict[str, tuple[float, float]], float]:
+        if self._forecast is None:
+            self._forecast = forecast(self)
+        return self._forecast
 
     def drain_telemetry(self) -> list[Reading]:
         out, self._readings = self._readings, []
@@ -202,7 +235,9 @@ class ZoneTwin(NodeLogic):
     def reboot(self, node_uid: str) -> None:
         """The node's firmware restarts now (watchdog, power blip): pending runs and timers die;
         hydro2 opens every relay, bounded-off leaves each output at its fail-safe default."""
+        self._settle()
         self._reboot((self._nodes[node_uid],))
+        self._changed()
 
     def node_state(self, node_uid: str) -> str:
         """How the network sees the node: "up", "offline" (no network, power kept: node_offline) or
@@ -219,6 +254,7 @@ class ZoneTwin(NodeLogic):
         self._push(at, EV_FAULT_ON, fault)
         if fault.for_s is not None:
             self._push(at + fault.for_s, EV_FAULT_OFF, fault)
+        self._forecast = None
 
     # ---- observables (true state, not readings) ------------------------------------------------
     def running(self, channel: str) -> bool:
@@ -245,6 +281,12 @@ class ZoneTwin(NodeLogic):
         return self._t
 
     @property
+    def segments(self) -> int:
+        """How many stretches of time the twin has integrated so far (its grid, its events, level crossings):
+        its cost, whatever instants advance() was called at."""
+        return self._segments
+
+    @property
     def firmware(self) -> str:
         """The node firmware modelled: "hydro2" or "bounded-off"."""
         return self._cfg.firmware
@@ -252,53 +294,56 @@ class ZoneTwin(NodeLogic):
     @property
     def run_seconds(self) -> dict[str, float]:
         """Seconds each relay channel's load has been powered."""
-        return {ld.name: ld.run_s for ld in self._loads}
+        extra = self._t - self._tc
+        return {ld.name: ld.run_s + (extra if ld.powered else 0.0) for ld in self._loads}
 
     @property
     def dry_seconds(self) -> dict[str, float]:
         """Seconds each relay channel's pump has been powered with nothing to pump: a drain on an empty
         reservoir, a recirculation pump that lost its prime."""
-        return {ld.name: ld.dry_s for ld in self._loads}
+        extra = self._t - self._tc
+        dry = self._obs.drain_dry
+        return {ld.name: ld.dry_s + self._dry_share(ld, extra, dry) for ld in self._loads}
 
     @property
     def volume_l(self) -> float:
         """Water in the reservoir (the loop's hold-up excluded)."""
-        return self._water.volume
+        return self._obs.volume
 
     @property
     def loop_l(self) -> float:
-        return self._water.loop
+        return self._obs.loop
 
     @property
     def level_pct(self) -> float:
-        return self._water.volume * self._pct
+        return self._obs.volume * self._pct
 
     @property
     def ph(self) -> float:
-        return self._water.ph
+        return self._obs.ph
 
     @property
     def ec(self) -> float:
-        return self._water.ec
+        return self._obs.ec
 
     @property
     def temp_water(self) -> float:
-        return self._water.temp
+        return self._obs.temp
 
     @property
     def air_temp(self) -> float:
         """The air around the reservoir (plant.air_temp and its daily swing)."""
-        return self._water.air
+        return self._obs.air
 
     @property
     def heating(self) -> bool:
         """Did the heater warm the solution in the last step?"""
-        return self._water.heating
+        return self._obs.heating
 
     @property
     def cooling(self) -> bool:
         """Did the chiller cool the solution in the last step?"""
-        return self._water.cooling
+        return self._obs.cooling
 
     @property
     def plant(self) -> dict:
@@ -307,65 +352,122 @@ class ZoneTwin(NodeLogic):
 
     @property
     def evaporated_l(self) -> float:
-        return self._water.evaporated
+        return self._obs.evaporated
 
     @property
     def taken_up_l(self) -> float:
         """Taken up by the crop."""
-        return self._water.taken_up
+        return self._obs.taken_up
 
     @property
     def drained_l(self) -> float:
-        return self._water.drained
+        return self._obs.drained
 
     @property
     def filled_l(self) -> float:
-        return self._water.filled
+        return self._obs.filled
 
     @property
     def leaked_l(self) -> float:
         """Lost through leak and dry_reservoir faults."""
-        return self._water.leaked
+        return self._obs.leaked
 
     @property
     def consumed_l(self) -> float:
         """Taken up by plants and evaporated."""
-        return self._water.consumed
+        return self._obs.consumed
 
     @property
     def overflow_l(self) -> float:
-        return self._water.overflow
+        return self._obs.overflow
 
     @property
     def dosed_l(self) -> float:
-        return self._water.dosed
+        return self._obs.dosed
 
     @property
     def lost_l(self) -> float:
         """Every loss but the drain: leaks, plants and air, overflow."""
-        w = self._water
+        w = self._obs
         return w.leaked + w.consumed + w.overflow
 
     @property
     def water_balance_l(self) -> float:
         """reservoir + loop + drained + lost - filled - dosed: constant over a run (the water at the start)."""
-        return self._water.total
+        return self._obs.total
 
     # ---- internals ------------------------------------------------------------------------------------
-    def _step(self, t0: float, t1: float) -> None:
-        if t0 >= self._plant.next_t:
-            self._new_day(t0)
-        dt = t1 - t0
+    def _plan(self, unfull: bool = False) -> None:
+        """Start a segment at the canonical instant: it ends at the next grid point, recipe day or level crossing."""
+        t = self._tc
+        if t >= self._plant.next_t:
+            self._new_day(t)
         w = self._water
-        w.step(t0, dt)
+        w.plan(t, unfull)
+        step = ACTIVE_STEP_S if (w.fill_lps > 0.0 or w.drain_lps > 0.0 or w.loss_lps > 0.0) else QUIET_STEP_S
+        end = self._start + (math.floor((t - self._start) / step + 1e-9) + 1) * step
+        if end > self._plant.next_t:
+            end = self._plant.next_t
+        s, kind = w.crossing(end - t)
+        if kind != C_NONE:
+            end = t + s
+            while not w.reached(end - t, kind):  # the instant as a float lies a hair before the crossing
+                end = math.nextafter(end, _INF)
+        self._seg_end, self._seg_kind = end, kind
+
+    def _commit(self, t1: float) -> None:
+        """Move the canonical state to `t1` within the current segment."""
+        dt = t1 - self._tc
+        if dt <= 0.0:
+            return
+        w = self._water
+        w.at(dt, w)
         for ld in self._powered:
             ld.run_s += dt
-        if w.drain_dry or not w.primed:
-            for ld in self._powered:
-                if ld.role == "drain" and not ld.blocked:
-                    ld.dry_s += w.drain_dry
-                elif ld.role == "recirc" and not w.primed:
-                    ld.dry_s += dt
+            ld.dry_s += self._dry_share(ld, dt, w.drain_dry)
+        self._tc = t1
+        self._segments += 1
+
+    def _dry_share(self, ld: Load, dt: float, drain_dry: float) -> float:
+        """Seconds of the first `dt` of the current segment the load pumped nothing: a recirculation pump
+        without prime, a drain on an empty reservoir (`drain_dry`, as Water.at found it)."""
+        if not ld.powered:
+            return 0.0
+        if ld.role == "recirc" and not self._water.primed:
+            return dt
+        if ld.role == "drain" and not ld.blocked:
+            return drain_dry
+        return 0.0
+
+    def _run_to(self, t: float, commit: bool) -> None:
+        """Commit every segment that ends by `t`; with `commit`, also the part of the next one up to `t`."""
+        guard = 0
+        while self._seg_end <= t:
+            self._commit(self._seg_end)
+            self._plan(self._seg_kind == C_UNFULL)
+            guard += 1
+            if guard > 100_000:  # pragma: no cover - a crossing that does not move time on
+                raise RuntimeError(f"twin of {self.zone.uid}: level crossings do not advance at {self._tc}")
+        if commit and t > self._tc:
+            self._commit(t)
+            self._plan()
+
+    def _view(self) -> None:
+        """The state at now (self._t) into _obs: the canonical state moved on within its segment."""
+        s = self._t - self._tc
+        if s > 0.0:
+            self._water.at(s, self._obs)
+        else:
+            self._water.copy_to(self._obs)
+
+    def _settle(self) -> None:
+        """Make now canonical: a command or reboot changes the state here."""
+        self._run_to(self._t, True)
+
+    def _changed(self) -> None:
+        self._plan()
+        self._view()
+        self._forecast = None
 
     def _fault(self, f: Fault, on: bool, t: float) -> None:
         d = 1 if on else -1
@@ -389,6 +491,7 @@ class ZoneTwin(NodeLogic):
                         p.dead += d
                     else:
                         if on and not p.frozen:
+                            self._view()
                             sample: list[Reading] = []
                             self._compile([p])(t, sample)
                             p.value = sample[0].value
@@ -410,13 +513,13 @@ class ZoneTwin(NodeLogic):
 
     def _measure_loads(self) -> None:
         """Current and flow of each metered load as its node's INA209 and flow meter see them now."""
-        w = self._water
+        primed, volume = self._water.primed, self._obs.volume
         for ld in self._metered:
             if not (ld.contact or ld.stuck):
                 ld.cur, ld.flow = self._idle_ma, 0.0
                 continue
             role = ld.role
-            dry = (role == "recirc" and not w.primed) or (role == "drain" and w.volume <= 0.0)
+            dry = (role == "recirc" and not primed) or (role == "drain" and volume <= 0.0)
             if ld.over:
                 ld.cur = ld.fault_ma
             else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hydro_rules.twin.sensors import noise_max
+
 from .helpers import DAY, HOUR, MIN, make, run, send, statuses, values
 
 
@@ -14,7 +16,7 @@ def test_dry_reservoir_empties_the_reservoir_fast():
     readings = run(twin, 15 * MIN)
     assert twin.volume_l == 0.0 and twin.loop_l < 0.1  # the loop drained back and out once the pump ran dry
     assert twin.leaked_l == pytest.approx(111.6, abs=0.2)
-    assert values(readings, "nd-level-1", "water_level")[-1] == 0.0
+    assert 0.0 <= values(readings, "nd-level-1", "water_level")[-1] <= 0.2 * noise_max()  # noise clipped at 0
     assert values(readings, "nd-pump-1", "flow_rate")[-1] == 0.0  # the NC pump still runs, dry
     assert twin.running("pump_recirc")
 

@@ -152,10 +152,10 @@ def test_uptake_follows_the_recipe_phase_setting():
     z = zone_with(evaporation=0.0, **CALM)
     twin = ZoneTwin(z, phased_ruleset(6.0), seed=1, start=start)
     twin.advance(start)
+    assert twin.plant["plant.uptake"] == 1.5
     run(twin, DAY, tick=600)
     seedling = twin.taken_up_l
     assert seedling == pytest.approx(0.015 * 120.0, rel=1e-6)  # the default, 1.5 %/day
-    assert twin.plant["plant.uptake"] == 1.5
     run(twin, DAY, tick=600)
     assert twin.plant["plant.uptake"] == 6.0  # the growth phase has begun
     assert twin.taken_up_l - seedling == pytest.approx(0.06 * 120.0, rel=1e-6)

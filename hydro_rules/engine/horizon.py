@@ -39,6 +39,8 @@ _TS = itemgetter(0)
 #: a node unheard for longer than this is silent (safety.SILENCE_S)
 _SILENCE_S = 180.0
 _DAY = 86400.0
+#: what a limit that is passed only once strictly exceeded (`now - ts > stale`) adds to its instant
+_AFTER = 1e-3
 
 
 # ---- generated code -----------------------------------------------------------------------------
@@ -159,8 +161,9 @@ class HorizonMixin:
         self._hz_guards: dict = {}
         self._hz_holds: dict = {}
         self._hz_bounds: dict = {}
+        self._hz_span: dict = {}
         self._hz_t = INF
-        self._hz_open = None  # (since, {metric: (value, noise, rate)}) of the stretch skipped since the last evaluation
+        self._hz_open = None  # (since, {metric: (value, deviation, rate)}): the stretch being skipped
         self._hz_env: dict = {}  # metric -> [(from, to, low, high)]: what readings skipped stretches could show
         self._hz_dst = (INF, INF)  # (checked until, next change of the UTC offset) of a zone with a time zone
         self._hz_fail_windows = self.compiled.failure_windows
@@ -181,8 +184,8 @@ class HorizonMixin:
         since, seen = self._hz_open
         self._hz_open = None
         span = now - since
-        for metric, (v, noise, rate) in seen.items():
-            w = 2.0 * noise + rate * span
+        for metric, (v, e, rate) in seen.items():
+            w = e + rate * span
             rows = self._hz_env.setdefault(metric, [])
             rows.append((since, now, v - w, v + w))
             h = self.st.history.get(metric)
@@ -202,14 +205,18 @@ class HorizonMixin:
         b = self._hz_bounds.get(metric)
         if b is None:
             return WIDE
-        noise, rate = b
-        lo = hi = v
-        for _, x in h:
-            lo, hi = min(lo, x), max(hi, x)
-        for _, _, a, z in self._hz_env.get(metric, ()):
-            lo, hi = min(lo, a), max(hi, z)
-        e = 2.0 * noise
-        return (min(v - e - hi, -2.0 * e), max(v + e - lo, 2.0 * e), 2.0 * rate, 2.0 * rate)
+        e, rate = b
+        span = self._hz_span.get(metric)
+        if span is None:
+            values = [x for _, x in h]
+            lo, hi = min(values), max(values)
+            for _, _, a, z in self._hz_env.get(metric, ()):
+                lo, hi = min(lo, a), max(hi, z)
+            span = self._hz_span[metric] = (min(lo, v), max(hi, v))
+        lo, hi = span
+        # against a kept (or skipped) reading: v(t) lies within e + rate·dt of v; against one yet to come, taken
+        # after now in the same stretch of the bounds: within e + rate·dt of v(t)
+        return (min(v - e - hi, -e), max(v + e - lo, e), rate, rate)
 
     def hz_on_for(self, channel: str):
         c = self.st.channels.get(channel)
@@ -232,13 +239,18 @@ class HorizonMixin:
     # ---- the horizon ----------------------------------------------------------------------------------
     def horizon(self, st, now: float, bounds: dict) -> float:
         """After `evaluate(st, telemetry, now)`: the earliest instant > now at which a decision of the zone could
-        differ from "nothing happens", given readings move no faster than `bounds` (metric -> (noise amplitude,
-        rate per second)). `now` means: evaluate at the next instant (the engine cannot tell)."""
+        differ from "nothing happens", given readings move no faster than `bounds`: metric -> (noise amplitude,
+        rate per second[, swing]), a reading differing from another by at most both noises, the swing (a bounded
+        excursion, such as the water a pipe loop gives back) and the rate times the time between them. `now`
+        means: evaluate at the next instant (the engine cannot tell)."""
         if st is not self.st or now != self.now:
             return now  # not right after an evaluation of this state
         if self._hz_S is not self.S:
             self._hz_compile()
+        # metric -> (how far two readings may differ besides the drift: both noises and a swing, rate)
+        bounds = {m: (2.0 * b[0] + (b[2] if len(b) > 2 else 0.0), b[1]) for m, b in bounds.items()}
         self._hz_bounds = bounds
+        self._hz_span: dict = {}  # metric -> (lowest, highest) reading change() may compare with
         self._hz_t = INF
         t = self._hz_timers(now, bounds)
         if t <= now:
@@ -250,7 +262,7 @@ class HorizonMixin:
                 if b is None:
                     Mv[metric] = WIDE
                 else:
-                    e = 2.0 * b[0]
+                    e = b[0]
                     Mv[metric] = (v - e, v + e, b[1], b[1])
         Cr = self._hz_reading
         t = min(t, self._hz_fn(self, now, Mv, Cr))
@@ -279,7 +291,7 @@ class HorizonMixin:
         b = self._hz_bounds.get(self._hz_metric_of.get((attr, channel)))
         if b is None:
             return WIDE
-        e = 2.0 * b[0]
+        e = b[0]
         return (v - e, v + e, b[1], b[1])
 
     def _hz_offset_change(self, now: float) -> float:
@@ -388,16 +400,16 @@ class HorizonMixin:
                 add(dc[0])
             for f in c.failures:
                 for w in self._hz_fail_windows:
-                    add(f + w)
+                    add(f + w + _AFTER)
             if name in self.compiled.filled_channels and c.is_on:
                 return now  # filled() counts the level between every two instants while it runs
         for ch, rows in st.fills.items():
             w = self.compiled.filled_channels.get(ch, 3600.0)
             for row in rows:
-                add(row[0] + w)
+                add(row[0] + w + _AFTER)
         if st.level_seen is not None:
             for w in self.compiled.filled_channels.values():
-                add(st.level_seen + w)
+                add(st.level_seen + w + _AFTER)
         # the day: windows, duty phases, light, local midnight, the recipe day
         tod = self.time_of_day()
         mixing = S["dosing.mixing_time"]
@@ -421,12 +433,12 @@ class HorizonMixin:
         for metric, (_, stale) in self.metric_src.items():
             ts = mts.get(metric)
             if ts is not None and ts < now:
-                add(ts + stale)
+                add(ts + stale + _AFTER)
         snap = self.snap
         for _, key, stale, _, _ in self.channel_src:
             r = snap.get(key)
             if r is not None and r[1] < now:
-                add(r[1] + stale)
+                add(r[1] + stale + _AFTER)
         for metric, frozen in self.frozen_s.items():
             u = st.unchanged.get(metric)
             ts = mts.get(metric)
@@ -442,25 +454,25 @@ class HorizonMixin:
             b = bounds.get(metric)
             if b is None:
                 return now
-            noise, rate = b
+            e, rate = b
             if step is not None:
                 p = st.plausible.get(metric)
                 if p is not None and p[3] is not None:
                     return now  # settling after a jump
                 amount, per = step
                 tick = self.hz_tick
-                if 2.0 * noise + rate * tick >= amount * max(1.0, tick / per) or rate > amount / per:
+                if e + rate * tick >= amount * max(1.0, tick / per) or rate > amount / per:
                     return now  # a jump could be seen at an instant skipped
             if at_limits:
                 v = self.rv[metric]
-                margin = min(v - low, high - v) - 2.0 * noise
+                margin = min(v - low, high - v) - e
                 if margin <= 0.0:
                     return now
                 if rate > 0.0:
                     add(now + margin / rate)
         for h in st.nodes_heard.values():
             if h[1] is None and h[0] < now:
-                add(h[0] + _SILENCE_S)
+                add(h[0] + _SILENCE_S + _AFTER)
         best = INF
         for x in times:
             if now < x < best:

@@ -164,67 +164,86 @@ def drift(v, base):
 
 
 # ---- conditions ------------------------------------------------------------------------------------
-def _lasts(c: float, r: float, strict: bool, now: float) -> float | None:
-    """Until when c - r·dt stays >= 0 (> 0 when strict); None when it does not hold now."""
-    if c != c or r != r:  # nan: unbounded values met
-        return None
-    if c < 0.0 or (strict and c == 0.0):
-        return None
-    if r == 0.0:
-        return INF
-    return now + c / r
-
-
-def cmp(op: str, a, b, now: float, unknown=None):
-    """(value, until) of `a op b` with a, b intervals; `unknown` is what an unknown value reads as."""
+def less(a, b, now: float, unknown, strict: bool):
+    """(value, until) of `a < b` (strict) or `a <= b`; `a > b` is `b < a`. `unknown` is what an unknown
+    value reads as. NaN (unbounded values met) compares false either way: it may differ at once."""
     if a is None or b is None:
         return (unknown, INF)
     if len(a) == 1 or len(b) == 1:
         return (unknown, _later(a, b)[0])
     # a - b lies in [lo - down·dt, hi + up·dt]
-    lo, hi, down, up = a[0] - b[1], a[1] - b[0], a[2] + b[3], a[3] + b[2]
-    if op == "<":
-        t, f = _lasts(-hi, up, True, now), _lasts(lo, down, False, now)
-    elif op == "<=":
-        t, f = _lasts(-hi, up, False, now), _lasts(lo, down, True, now)
-    elif op == ">":
-        t, f = _lasts(lo, down, True, now), _lasts(-hi, up, False, now)
-    elif op == ">=":
-        t, f = _lasts(lo, down, False, now), _lasts(-hi, up, True, now)
-    else:  # == and !=
-        if lo == hi == 0.0 and down == up == 0.0:
-            t, f = INF, None
-        else:
-            t = None
-            above, below = _lasts(lo, down, True, now), _lasts(-hi, up, True, now)
-            f = above if above is not None else below
-        if op == "!=":
-            t, f = f, t
-    if t is not None:
-        return (True, t)
-    if f is not None:
-        return (False, f)
+    c = b[0] - a[1]  # -hi
+    if c > 0.0 or (c == 0.0 and not strict):
+        up = a[3] + b[2]
+        return (True, now + c / up if up > 0.0 else INF)
+    c = a[0] - b[1]  # lo
+    if c > 0.0 or (c == 0.0 and strict):
+        down = a[2] + b[3]
+        return (False, now + c / down if down > 0.0 else INF)
     return (UNSTABLE, now)
+
+
+def equal(a, b, now: float, unknown, same: bool):
+    """(value, until) of `a == b` (same) or `a != b`."""
+    if a is None or b is None:
+        return (unknown, INF)
+    if len(a) == 1 or len(b) == 1:
+        return (unknown, _later(a, b)[0])
+    lo, hi, down, up = a[0] - b[1], a[1] - b[0], a[2] + b[3], a[3] + b[2]
+    if lo == hi == 0.0 and down == up == 0.0:
+        return (same, INF)
+    if lo > 0.0:
+        return (not same, now + lo / down if down > 0.0 else INF)
+    if hi < 0.0:
+        return (not same, now - hi / up if up > 0.0 else INF)
+    return (UNSTABLE, now)
+
+
+def cmp(op: str, a, b, now: float, unknown=None):
+    """(value, until) of `a op b` with a, b intervals."""
+    if op == "<":
+        return less(a, b, now, unknown, True)
+    if op == "<=":
+        return less(a, b, now, unknown, False)
+    if op == ">":
+        return less(b, a, now, unknown, True)
+    if op == ">=":
+        return less(b, a, now, unknown, False)
+    return equal(a, b, now, unknown, op == "==")
 
 
 def both(*items):
     """`and`: false while any false item stays false; otherwise as its items."""
-    falses = [u for v, u in items if v is False]
-    if falses:
-        return (False, max(falses))
-    until = min(u for _, u in items)
-    vals = {v for v, _ in items}
-    return (UNSTABLE if UNSTABLE in vals else None if None in vals else True, until)
+    until, value, false_until = INF, True, None
+    for v, u in items:
+        if v is False:
+            if false_until is None or u > false_until:
+                false_until = u
+        else:
+            if u < until:
+                until = u
+            if v is not True and value is not UNSTABLE:
+                value = v
+    if false_until is not None:
+        return (False, false_until)
+    return (value, until)
 
 
 def either(*items):
     """`or`: true while any true item stays true; otherwise as its items."""
-    trues = [u for v, u in items if v is True]
-    if trues:
-        return (True, max(trues))
-    until = min(u for _, u in items)
-    vals = {v for v, _ in items}
-    return (UNSTABLE if UNSTABLE in vals else None if None in vals else False, until)
+    until, value, true_until = INF, False, None
+    for v, u in items:
+        if v is True:
+            if true_until is None or u > true_until:
+                true_until = u
+        else:
+            if u < until:
+                until = u
+            if v is not False and value is not UNSTABLE:
+                value = v
+    if true_until is not None:
+        return (True, true_until)
+    return (value, until)
 
 
 def negate(item):
@@ -235,7 +254,8 @@ def negate(item):
 HELPERS = {
     "num": num, "grows": grows, "reading": reading, "at_most": at_most, "add": add, "sub": sub, "mul": mul, "div": div,
     "scale": scale, "neg": neg, "absolute": absolute, "lowest": lowest, "highest": highest, "drift": drift,
-    "cmp": cmp, "both": both, "either": either, "negate": negate, "INF": INF, "WIDE": WIDE,
+    "cmp": cmp, "less": less, "equal": equal, "both": both, "either": either, "negate": negate,
+    "INF": INF, "WIDE": WIDE,
 }  # fmt: skip
 
 
@@ -263,8 +283,12 @@ class MarginCompiler:
     def cond(self, e) -> str:
         t = type(e)
         if t is M.Cmp:
-            tail = "" if self.unknown is None else f", {self.unknown}"
-            return f"cmp({e.op!r}, {self.num(e.left)}, {self.num(e.right)}, now{tail})"
+            a, b, u = self.num(e.left), self.num(e.right), self.unknown
+            if e.op in ("<", "<="):
+                return f"less({a}, {b}, now, {u}, {e.op == '<'})"
+            if e.op in (">", ">="):
+                return f"less({b}, {a}, now, {u}, {e.op == '>'})"
+            return f"equal({a}, {b}, now, {u}, {e.op == '=='})"
         if t is M.Logic:
             folded, _ = self.exact.emit(e)
             if folded in ("True", "False"):

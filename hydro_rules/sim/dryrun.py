@@ -418,9 +418,11 @@ def _run_zone_event(
     last = t0
     jumped = False
     twin_event = inf  # when the twin said its next change would come
+    carried: list = []  # responses the twin gave at the tick before its next change, evaluated there
     while now <= end + 1e-9:
         a = perf()
-        responses = twin_step(twin, snap, now)
+        responses = carried + twin_step(twin, snap, now)
+        carried = []
         sweep.heard(responses, now)
         responses += sweep.due(now)
         b = perf()
@@ -475,6 +477,13 @@ def _run_zone_event(
                     k = last_tick
                 else:
                     k = min(max(k, int(-(-(target - t0 - 1e-6) // tick_s))), last_tick)
+                before = int(-(-(twin_event - t0 - 1e-6) // tick_s)) - 1  # the tick before the twin's change
+                if k0 < before < k:
+                    # what the twin's nodes last published before it (a sensor that dies then) is what the
+                    # fixed run reads: advance the twin there; nothing else happens at that tick
+                    carried = twin_step(twin, snap, t0 + before * tick_s)
+                    if carried:
+                        k = before
                 jumped = k > k0 + 1
         if progress is not None and k // 5000 != k0 // 5000:
             progress(done + k, total)

@@ -1,17 +1,20 @@
 """What a twin promises about its readings from now on: how fast they can move, and until when.
 
-`forecast(twin)` gives (bounds, next_change). bounds: metric -> (noise_amp, rate), where
-noise_amp is the largest |noise| a reading of the metric can carry (sigma times the
-largest |entry| of the Gaussian table) and rate an upper bound of |d true value / dt|
-(per second) from now until next_change. next_change is the earliest instant at which
-something the rates do not cover can happen: a queued command, timer or fault, a new
-recipe day, the level reaching a threshold of the twin (empty, brim, recirculation
-intake or reprime, EC probe, level switch), or the end of the stretch over which the
-rates were worked out (the reservoir halving, a filling solution moving 0.5 from where
-it is). Crossing instants come from the flows and the loop's exponential, using the
-crop's largest (smallest) water use: they are never late and, under a pump, early by
-a fraction of a second. Metrics the twin switches (current, flow, flow flag, level
-switch, constants) have rate 0: their switching instants are in next_change.
+`forecast(twin)` gives (bounds, next_change). bounds: metric -> (noise_amp, rate, swing):
+until next_change, two readings of the metric at t0 <= t differ by at most
+2 * noise_amp + swing + rate * (t - t0). noise_amp is the largest |noise| a reading can
+carry (sigma times the largest |entry| of the Gaussian table), rate an upper bound of
+the true value's steady drift (per second), swing a bounded excursion on top: the loop
+filling or draining back (litres of the level), a dose still mixing in, fill water
+pulling the solution toward its own pH, EC and temperature. next_change is the earliest
+instant at which something the bounds do not cover can happen: a queued command, timer
+or fault, a new recipe day, the level reaching a threshold of the twin (empty, brim,
+recirculation intake or reprime, EC probe, level switch), or the reservoir halving
+while its rates divide by its volume (a dose mixing in). Crossing instants come from
+the flows and the loop's exponential, using the crop's largest (smallest) water use:
+they are never late and, under a pump, early by a fraction of a second. Metrics the
+twin switches (current, flow, flow flag, level switch, constants) have rate 0: their
+switching instants are in next_change.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from .sensors import noise_max
 from .water import EMPTY, FULL, OMEGA
 
 _INF = float("inf")
-#: how far a filling solution's pH and EC may move before the rates are worked out again
-COMPOSITION_MARGIN = 0.5
 #: the rates of a still solution use half its water as their floor when losing that takes at least this long
 HALVING_S = 3600.0
 
@@ -79,18 +80,17 @@ def forecast(twin) -> tuple[dict[str, tuple[float, float]], float]:
     u_hi = w.up_hi + max(0.0, max(evs))
 
     until = min(_next_event(twin), p.next_t)
+    level_rate = level_swing = 0.0
     if w.regime == EMPTY:
-        level_rate = 0.0
         low = 0.0
     elif w.regime == FULL:
-        level_rate = 0.0
         low = cap
         back = max(-A, 0.0) / tau
         short = d + lk + u_hi - f
         if short > 0.0:  # the loop's return no longer covers the outflows
             until = min(until, now + (tau * math.log(back / short) if back > short else 0.0))
     else:
-        level_rate = abs(c) + abs(A) / tau + u_hi
+        level_rate, level_swing = abs(c) + u_hi, abs(A)  # the loop's exchange: |A| litres at most
         down_a, down_b = max(A, 0.0), max(0.0, u_hi - c)
         up_a, up_b = max(-A, 0.0), max(0.0, c - u_lo)
         levels = [(0.0, True), (cap, False)]
@@ -110,8 +110,7 @@ def forecast(twin) -> tuple[dict[str, tuple[float, float]], float]:
         # halving takes long (no pump drains): the rates then hold until half the water could be gone
         low = max((x for x, down in levels if down and x < v), default=0.0)
         if 0.5 * v > low and (
-            f > 0.0
-            or o.acid_ml > 0.0
+            o.acid_ml > 0.0
             or o.base_ml > 0.0
             or o.nutrient_ml > 0.0
             or low <= 0.0
@@ -123,34 +122,35 @@ def forecast(twin) -> tuple[dict[str, tuple[float, float]], float]:
         for x, down in levels:
             s = earliest(v - x, down_a, down_b, tau) if down else earliest(x - v, up_a, up_b, tau)
             until = min(until, now + s)
-    # the solution: mixing of fill water and doses, concentration by the crop and the air, the roots' drift
-    rates = {S_LEVEL: level_rate * twin._pct, S_AIR: abs(p.air_swing) * OMEGA}
+    # the solution: mixing of fill water and doses (bounded excursions: a fill moves it toward the fill water,
+    # a dose by what is left of it), concentration by the crop and the air and the roots' drift (rates)
+    pct = twin._pct
+    rates = {S_LEVEL: (level_rate * pct, level_swing * pct), S_AIR: (abs(p.air_swing) * OMEGA, 0.0)}
     t_span = max(abs(air_hi - t_lo), abs(t_hi - air_lo))
-    temp_rate = t_span / ttau + heat + cool
+    rates[S_TEMP] = (t_span / ttau + heat + cool, t_hi - t_lo if f > 0.0 else 0.0)
     if w.regime == EMPTY:
-        ph_rate = ec_rate = 0.0  # nothing to mix into; the EC probe is out of the water
+        rates[S_PH] = rates[S_EC] = (0.0, 0.0)  # nothing to mix into; the EC probe is out of the water
     else:
-        mix_tau = cfg.mix_tau_s if w.flowing else cfg.mix_tau_still_s
         ph_in, ec_in = w._fill_in
-        wash = f / low  # a fill's share of the solution per second, at most
-        outflow = (d + lk + u_hi) / low + level_rate / low  # how fast an unmixed dose's effect can shift
-        dose_ph = (p.acid_ph_per_ml_l * o.acid_ml + p.base_ph_per_ml_l * o.base_ml) / low
-        dose_ec = p.nutrient_ec_per_ml_l * o.nutrient_ml / low
-        ph_rate = abs(p.ph_ps) + dose_ph * (1.0 / mix_tau + outflow) * 2.0
+        dose_ph = 2.0 * (p.acid_ph_per_ml_l * w.acid_ml + p.base_ph_per_ml_l * w.base_ml) / low
+        dose_ec = 2.0 * p.nutrient_ec_per_ml_l * w.nutrient_ml / low
+        drift = abs(p.ph_ps)
         ec_hi = 2.0 * (o.ec + abs(ec_in)) + dose_ec
-        ec_rate = ec_hi * u_hi / low + dose_ec * (1.0 / mix_tau + outflow) * 2.0
-        if f > 0.0:  # fill water mixes in (the loop's exchange shifts the share of the segment's lumped fill)
-            wash += abs(A) / tau / low
-            ph_rate += wash * (max(abs(ph_in - o.ph), abs(ph_in - w.ph)) + COMPOSITION_MARGIN)
-            ec_rate += wash * (max(abs(ec_in - o.ec), abs(ec_in - w.ec)) + COMPOSITION_MARGIN)
-            temp_rate += wash * (t_hi - t_lo)
-            until = min(until, now + COMPOSITION_MARGIN / ph_rate, now + COMPOSITION_MARGIN / ec_rate)
-    rates[S_PH], rates[S_EC], rates[S_TEMP] = ph_rate, ec_rate, temp_rate
+        ec_rate = ec_hi * u_hi / low
+        fill_ph = fill_ec = 0.0
+        if f > 0.0:  # fill water pulls the solution toward itself, and pulls back what drift and doses moved
+            fill_ph = max(abs(ph_in - o.ph), abs(ph_in - w.ph)) + dose_ph
+            fill_ec = max(abs(ec_in - o.ec), abs(ec_in - w.ec)) + dose_ec
+            drift, ec_rate = 2.0 * drift, 2.0 * ec_rate
+        rates[S_PH] = (drift, dose_ph + fill_ph)
+        rates[S_EC] = (ec_rate, dose_ec + fill_ec)
     top = noise_max()
-    bounds: dict[str, tuple[float, float]] = {}
+    bounds: dict[str, tuple[float, float, float]] = {}
     for pub in twin._pubs:
         amp = pub.sigma * top
-        rate = 0.0 if pub.frozen else rates.get(pub.source, 0.0)
+        rate, swing = (0.0, 0.0) if pub.frozen else rates.get(pub.source, (0.0, 0.0))
         old = bounds.get(pub.metric)
-        bounds[pub.metric] = (amp, rate) if old is None else (max(old[0], amp), max(old[1], rate))
+        if old is not None:
+            amp, rate, swing = max(old[0], amp), max(old[1], rate), max(old[2], swing)
+        bounds[pub.metric] = (amp, rate, swing)
     return bounds, max(until, now)

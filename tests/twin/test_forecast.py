@@ -37,7 +37,7 @@ def with_switch():
 @pytest.mark.parametrize("trial", range(12))
 def test_readings_move_no_faster_than_the_bounds_until_next_change(trial):
     """Over random commands and faults: at later instants before next_change(), every reading differs from the
-    one at t0 by at most 2 * noise_amp + rate * (t - t0)."""
+    one at t0 by at most 2 * noise_amp + swing + rate * (t - t0)."""
     rng = random.Random(trial)
     faults = [rng.choice(FAULTS).format(rng.randint(0, 600)) for _ in range(rng.randint(0, 2))]
     heated = dataclasses.replace(with_switch(), settings={"plant.heater": True, "plant.heater_setpoint": 22.0})
@@ -63,8 +63,9 @@ def test_readings_move_no_faster_than_the_bounds_until_next_change(trial):
             t = at
             for key, value in readings(twin).items():
                 if key in before:
-                    amp, rate = bounds[key[1]]
-                    assert abs(value - before[key]) <= 2 * amp + rate * (at - t0) + 1e-9, (key, at - t0, until - t0)
+                    amp, rate, swing = bounds[key[1]]
+                    allowed = 2 * amp + swing + rate * (at - t0) + 1e-9
+                    assert abs(value - before[key]) <= allowed, (key, at - t0, until - t0)
                     checked += 1
     assert checked > 100
 
@@ -155,9 +156,12 @@ def test_a_cancelled_timer_is_no_change():
 def test_switched_metrics_move_only_at_next_change_and_noise_is_bounded_by_the_table():
     twin = make()
     bounds = twin.bounds()
-    assert bounds["pump_current"] == (10.0 * noise_max(), 0.0)
-    assert bounds["flow_rate"] == (0.2 * noise_max(), 0.0)
-    assert bounds["ph"][0] == 0.01 * noise_max() and 0.0 < bounds["ph"][1] < 1e-5
+    assert bounds["pump_current"] == (10.0 * noise_max(), 0.0, 0.0)
+    assert bounds["flow_rate"] == (0.2 * noise_max(), 0.0, 0.0)
+    assert bounds["ph"][0] == 0.01 * noise_max() and 0.0 < bounds["ph"][1] < 1e-5 and bounds["ph"][2] == 0.0
+    send(twin, "pump_recirc", "set_relay", state=False)
+    level = twin.bounds()["water_level"]
+    assert level[1] < 1e-4 and level[2] == pytest.approx(3.0)  # the loop drains back: 3 % of the reservoir
     assert noise_max() == pytest.approx(4.32, abs=0.01)
 
 

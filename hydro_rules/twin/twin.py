@@ -440,7 +440,8 @@ class ZoneTwin(NodeLogic):
         return 0.0
 
     def _run_to(self, t: float, commit: bool) -> None:
-        """Commit every segment that ends by `t`; with `commit`, also the part of the next one up to `t`."""
+        """Commit every segment that ends by `t`; with `commit`, also the part of the next one up to `t` (the
+        caller then plans the next segment)."""
         guard = 0
         while self._seg_end <= t:
             self._commit(self._seg_end)
@@ -449,8 +450,7 @@ class ZoneTwin(NodeLogic):
             if guard > 100_000:  # pragma: no cover - a crossing that does not move time on
                 raise RuntimeError(f"twin of {self.zone.uid}: level crossings do not advance at {self._tc}")
         if commit and t > self._tc:
-            self._commit(t)
-            self._plan()
+            self._commit(t)  # the caller changes the state here, then plans the next segment
 
     def _view(self) -> None:
         """The state at now (self._t) into _obs: the canonical state moved on within its segment."""

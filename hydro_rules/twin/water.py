@@ -59,8 +59,14 @@ class Obs:
         )
 
     def copy_to(self, out: Obs) -> None:
-        for name in OBS:
-            setattr(out, name, getattr(self, name))
+        out.volume, out.loop, out.ph, out.ec, out.temp, out.air = (
+            self.volume, self.loop, self.ph, self.ec, self.temp, self.air,
+        )  # fmt: skip
+        out.acid_ml, out.base_ml, out.nutrient_ml = self.acid_ml, self.base_ml, self.nutrient_ml
+        out.heating, out.cooling, out.drain_dry = self.heating, self.cooling, self.drain_dry
+        out.drained, out.filled, out.leaked, out.consumed = self.drained, self.filled, self.leaked, self.consumed
+        out.overflow, out.evaporated, out.taken_up = self.overflow, self.evaporated, self.taken_up
+        out.dosed = self.dosed
 
 
 class Water(Obs):
@@ -71,7 +77,7 @@ class Water(Obs):
         "recirc_lps", "drain_lps", "fill_lps", "loss_lps", "_holdup", "_intake", "_reprime",
         # the segment
         "t0", "regime", "flowing", "A", "net", "ev_rate", "up_now", "up_lo", "up_hi", "_th0", "_s0", "_s20",
-        "_B", "_C1", "_C2", "_clamp", "_P0", "_fill_in",
+        "_B", "_C1", "_C2", "_clamp", "_P0", "_fill_in", "_day", "_wt", "_wt1",
     )  # fmt: skip
 
     def __init__(self, cfg: TwinConfig, capacity: float, plant: Plant, start: float, level_pct: float) -> None:
@@ -97,6 +103,7 @@ class Water(Obs):
         self._intake = cfg.recirc_intake_pct * capacity / 100.0
         self._reprime = cfg.recirc_reprime_pct * capacity / 100.0
         self.t0 = start
+        self._day = None
 
     def phase(self, t: float) -> float:
         """The angle of the daily wave at `t`: 0 at plant.air_temp_peak local time."""
@@ -141,26 +148,18 @@ class Water(Obs):
             self.primed = True
         self.flowing = flowing = self.recirc_lps > 0.0 and self.primed
         A = (self._holdup if flowing else 0.0) - self.loop  # what the loop will take (>0) or give back (<0)
-        # the crop's uptake rate is up_lps * (B + C1 w + C2 w^2), w = cos(phase): the day's wave and the air's
-        a, k, sw = cfg.water_use_swing, p.uptake_k, p.air_swing
-        B = 1.0 + p.uptake_k * (p.air_mean - REFERENCE_C)
-        C1, C2 = a * B + k * sw, a * k * sw
-        qs = [B - C1 + C2, B + C1 + C2]
-        if C2 != 0.0 and abs(C1 / (2.0 * C2)) < 1.0:
-            qs.append(B - C1 * C1 / (4.0 * C2))
-        lo, hi = min(qs), max(qs)
-        self._B, self._C1, self._C2, self._clamp = B, C1, C2, lo < 0.0
-        th = self.phase(t)
-        self._th0, self._s0, self._s20 = th, math.sin(th), math.sin(2.0 * th)
+        if self._day is not p.settings:  # a new recipe day: the plant's values may have changed
+            self._coefficients()
+        B, C1, C2 = self._B, self._C1, self._C2
+        th = TWO_PI * ((t + p.offset_s - p.air_peak_s) % DAY_S) / DAY_S
+        s0 = math.sin(th)
+        self._th0, self._s0, self._s20 = th, s0, math.sin(2.0 * th)
         w = math.cos(th)
-        ul = p.uptake_lps
-        self.up_now = max(0.0, ul * (B + C1 * w + C2 * w * w))
-        self.up_lo, self.up_hi = (max(0.0, ul * lo), max(0.0, ul * hi)) if ul > 0.0 else (0.0, 0.0)
+        self.up_now = max(0.0, p.uptake_lps * (B + C1 * w + C2 * w * w))
         self.ev_rate = max(0.0, p.evap_lps * (1.0 + p.evap_k * (self.temp - REFERENCE_C)))
         # the air's particular solution of dT/dt = (air - T) / tau at t
-        wt = OMEGA * p.temp_tau_s
-        self._P0 = p.air_mean + sw * (w + wt * self._s0) / (1.0 + wt * wt)
-        self._fill_in = p.fill_water(t)
+        self._P0 = p.air_mean + p.air_swing * (w + self._wt * s0) * self._wt1
+        self._fill_in = p.fill_water(t) if p.premixed else self._fill_in
         f, d, lk = self.fill_lps, self.drain_lps, self.loss_lps
         self.net = f - d - lk  # the linear part of the level's rate
         demand = d + lk + self.up_now + self.ev_rate
@@ -173,6 +172,25 @@ class Water(Obs):
         else:
             self.regime = NORMAL
         self.A = A
+
+    def _coefficients(self) -> None:
+        """What stays the same for a recipe day: the crop's uptake rate is up_lps * (B + C1 w + C2 w^2), w the
+        day's wave (cos of its phase), through the day's cycle and the air's temperature."""
+        p = self.plant
+        self._day = p.settings
+        a, k, sw = self.cfg.water_use_swing, p.uptake_k, p.air_swing
+        B = 1.0 + k * (p.air_mean - REFERENCE_C)
+        C1, C2 = a * B + k * sw, a * k * sw
+        qs = [B - C1 + C2, B + C1 + C2]
+        if C2 != 0.0 and abs(C1 / (2.0 * C2)) < 1.0:
+            qs.append(B - C1 * C1 / (4.0 * C2))
+        lo, hi = min(qs), max(qs)
+        self._B, self._C1, self._C2, self._clamp = B, C1, C2, lo < 0.0
+        ul = p.uptake_lps
+        self.up_lo, self.up_hi = (max(0.0, ul * lo), max(0.0, ul * hi)) if ul > 0.0 else (0.0, 0.0)
+        self._wt = OMEGA * p.temp_tau_s
+        self._wt1 = 1.0 / (1.0 + self._wt * self._wt)
+        self._fill_in = p.fill_water(self.t0)
 
     def uptake(self, s: float) -> float:
         """Litres the crop takes up in the first `s` seconds of the segment (the exact integral of its wave)."""

@@ -162,8 +162,8 @@ class Service:
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self.ready.wait(), timeout)
-        if self.mqtt is not None:
-            await asyncio.wait_for(self.mqtt.connected.wait(), timeout)
+        if self.mqtt is not None:  # connected and subscribed (SUBACK): nodes' messages reach the door
+            await asyncio.wait_for(self.mqtt.subscribed.wait(), timeout)
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -5,7 +5,8 @@
   A handler that is still storing keeps the PUBACK back; if the process
   dies, the broker redelivers.
 - Subscriptions are made again in every `on_connect`: gmqtt does not restore
-  them after a reconnect.
+  them after a reconnect. `connect()` returns only once the broker has
+  acknowledged them (SUBACK): a message published after it reaches us.
 - Outgoing QoS 1 publishes keep their own window below the broker's receive
   maximum (gmqtt raises once its packet ids run out).
 """
@@ -107,6 +108,11 @@ class MqttClient:
         self.subscriptions = tuple(subscriptions)
         self.window = window
         self.connected = asyncio.Event()
+        #: set once the broker acknowledged this connection's subscriptions (SUBACK), cleared on a loss
+        self.subscribed = asyncio.Event()
+        #: topic filters the broker refused in its last SUBACK (reason code >= 0x80)
+        self.refused_subscriptions: tuple[str, ...] = ()
+        self._subscribe_mid: int | None = None
         self.connects = 0  # how many times the broker accepted us (first connect and reconnects)
         self._storage = _Window()
         props: dict = {}
@@ -130,20 +136,34 @@ class MqttClient:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     # ---- callbacks -------------------------------------------------------------------
     def _on_connect(self, client, flags, rc, properties) -> None:
         self.connects += 1
+        self.subscribed.clear()
         if self.subscriptions:
             client.subscriptions = []  # gmqtt keeps every subscribe in a list; start it afresh each time
-            client.subscribe([gmqtt.Subscription(t, qos=1) for t in self.subscriptions])
+            self._subscribe_mid = client.subscribe([gmqtt.Subscription(t, qos=1) for t in self.subscriptions])
+        else:
+            self.subscribed.set()
         self.connected.set()
         log.info("mqtt connected to %s:%s (session present: %s)", self.address.host, self.address.port, flags)
+
+    def _on_subscribe(self, client, mid, granted, properties) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = tuple(t for t, code in zip(self.subscriptions, granted, strict=False) if code >= 0x80)
+        if refused:
+            log.error("mqtt broker refused the subscriptions %s", ", ".join(refused))
+        self.refused_subscriptions = refused
+        self.subscribed.set()
 
     def _on_disconnect(self, client, packet, exc=None) -> None:
         if self.connected.is_set():
             log.warning("mqtt connection to %s:%s lost", self.address.host, self.address.port)
         self.connected.clear()
+        self.subscribed.clear()
 
     async def _on_message(self, client, topic, payload, qos, properties) -> int:
         if self.handler is None:
@@ -157,7 +177,8 @@ class MqttClient:
 
     # ---- life ------------------------------------------------------------------------
     async def connect(self, timeout: float | None = None) -> None:
-        """Connect, retrying until the broker accepts (or `timeout` seconds pass)."""
+        """Connect, retrying until the broker accepts (or `timeout` seconds pass), and return once it
+        has acknowledged the subscriptions (SUBACK): what is published after that reaches the handler."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.2
@@ -166,6 +187,13 @@ class MqttClient:
                 await self._client.connect(
                     self.address.host, self.address.port, ssl=self.address.tls, keepalive=30, version=MQTTv50
                 )
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                try:
+                    await asyncio.wait_for(self.subscribed.wait(), left)
+                except TimeoutError as e:
+                    raise ConnectionError(
+                        f"MQTT broker {self.address.host}:{self.address.port}: no SUBACK within {timeout} s"
+                    ) from e
                 return
             except (OSError, gmqtt.MQTTConnectError) as e:
                 if deadline is not None and loop.time() + delay > deadline:
@@ -176,6 +204,7 @@ class MqttClient:
 
     async def disconnect(self) -> None:
         self.connected.clear()  # first: a disconnect we asked for is not a lost connection
+        self.subscribed.clear()
         with contextlib.suppress(OSError, asyncio.TimeoutError, AttributeError):
             await asyncio.wait_for(self._client.disconnect(), 5)
 

@@ -128,9 +128,7 @@ class Spy:
         return 0
 
     async def start(self) -> Spy:
-        await self.client.connect(10)
-        await asyncio.wait_for(self.client.connected.wait(), 10)
-        await asyncio.sleep(0.1)  # the SUBACK
+        await self.client.connect(10)  # returns once subscribed (SUBACK)
         return self
 
     async def stop(self) -> None:

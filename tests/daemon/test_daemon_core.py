@@ -147,8 +147,7 @@ class Responder:
         return 0
 
     async def __aenter__(self):
-        await self.client.connect(5)
-        await asyncio.sleep(0.2)  # the SUBACK
+        await self.client.connect(5)  # returns once subscribed (SUBACK)
         return self
 
     async def __aexit__(self, *exc):

@@ -54,8 +54,7 @@ class Listener:
         return SUCCESS
 
     async def __aenter__(self) -> Listener:
-        await self.client.connect(5)
-        await asyncio.sleep(0.1)  # the SUBACK
+        await self.client.connect(5)  # returns once subscribed (SUBACK)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -104,8 +103,7 @@ class TimeServer:
         return SUCCESS
 
     async def __aenter__(self) -> TimeServer:
-        await self.client.connect(5)
-        await asyncio.sleep(0.1)
+        await self.client.connect(5)  # returns once subscribed (SUBACK)
         return self
 
     async def __aexit__(self, *exc) -> None:

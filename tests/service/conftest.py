@@ -60,8 +60,7 @@ def acks(mqtt_service):
 @pytest.fixture
 async def mqtt_service(db, database_url, mqtt_url, site):
     """The service with its MQTT door connected and subscribed."""
-    svc = await start_service(make_settings(database_url, mqtt_url), site)
-    await asyncio.sleep(0.2)  # the SUBACK
+    svc = await start_service(make_settings(database_url, mqtt_url), site)  # ready: subscribed (SUBACK)
     yield svc
     await svc.stop()
 

@@ -59,8 +59,7 @@ class ScriptedNode:
         return await asyncio.wait_for(self.received.get(), timeout)
 
     async def __aenter__(self):
-        await self.client.connect(5)
-        await asyncio.sleep(0.2)  # the SUBACK
+        await self.client.connect(5)  # returns once subscribed (SUBACK)
         return self
 
     async def __aexit__(self, *exc):
@@ -107,7 +106,6 @@ async def clocked(db, database_url, mqtt_url, site):
     """The service with its MQTT door and a clock the test moves; the sweep runs every 20 ms."""
     clock = Clock(float(int(time.time())))
     svc = await start_service(make_settings(database_url, mqtt_url, command_sweep_every_s=0.02), site, clock=clock)
-    await asyncio.sleep(0.2)
     yield svc, clock
     await svc.stop()
 
@@ -237,9 +235,10 @@ async def test_answers_from_another_or_an_unknown_node_are_kept_foreign_and_chan
 
 
 async def test_a_late_error_after_done_raises_an_infra_alert_and_locks_nothing(http, tokens, mqtt_url):
-    def done_then_error(cmd):
+    def done_then_error(cmd):  # the first command it gets: DONE, then an overcurrent found after it
+        answered.append(cmd["cmd_id"])
         error = {"error_code": "overcurrent", "details": {"channel": "pump_drain", "current_ma": 2300}}
-        return [("ACK", {}), ("DONE", {}), ("ERROR", error)] if len(answered) == 0 else done(cmd)
+        return [("ACK", {}), ("DONE", {}), ("ERROR", error)] if len(answered) == 1 else done(cmd)
 
     answered: list = []
     secret = await _secret(http, tokens, "nd-drain-1")
@@ -247,7 +246,6 @@ async def test_a_late_error_after_done_raises_an_infra_alert_and_locks_nothing(h
     async with ScriptedNode(mqtt_url, "nd-drain-1", secret, done_then_error) as node:
         r = await http.post("/commands", headers=auth(tokens["operator"]), json=DRAIN)
         cmd_id = r.json()["cmd_id"]
-        answered.append(cmd_id)
 
         async def late_alert():
             return [a for a in await _alerts(http, tokens) if a["code"] == "infra_late_error"]

@@ -39,7 +39,6 @@ async def svc(db, database_url, mqtt_url, site):
     assert (settings.deadman_margin_s, settings.daemon_dead_after_s) == (MARGIN, DEAD_AFTER)
     service = await start_service(settings, site, clock=clock)
     service.test_clock = clock
-    await asyncio.sleep(0.2)  # the SUBACK
     yield service
     await service.stop()
 

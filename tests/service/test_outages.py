@@ -36,9 +36,8 @@ async def test_broker_restart_mid_stream_loses_nothing(db, database_url, site, b
     n = 400
     t0 = time.time() - 3600
     with ThrowawayMosquitto(extra=broker_sizing) as broker:
-        svc = await start_service(make_settings(database_url, broker.url), site)
+        svc = await start_service(make_settings(database_url, broker.url), site)  # subscribed (SUBACK)
         try:
-            await asyncio.sleep(0.2)
             node = Node(broker.url, "nd-ph-1")
             node.client = type(node.client)(
                 broker.url, client_id="nd-ph-1-restart", clean_session=False, window=16, reconnect_delay_s=0.3
@@ -71,16 +70,16 @@ async def test_database_restart_mid_stream_loses_nothing(site, mqtt_url):
         await conn.close()
 
         svc = await start_service(make_settings(pg.dsn, mqtt_url), site)
-        acked = []
+        acked, arrived = [], []
         handle = svc.door.handle
 
         async def recording(topic, payload, retained):
+            arrived.append(topic)
             code = await handle(topic, payload, retained)
             acked.append(code)
             return code
 
-        svc.mqtt.handler = recording
-        await asyncio.sleep(0.2)
+        svc.mqtt.handler = recording  # the service is subscribed once start_service returns (SUBACK)
         now = time.time()
         sample = {"node_uid": "nd-ph-1", "metric_type": "PH", "value": 6.0, "ts": now - 100}
         try:
@@ -96,9 +95,9 @@ async def test_database_restart_mid_stream_loses_nothing(site, mqtt_url):
                 assert r.json()["error"] == "database_unavailable"
                 for i in range(20):  # while the database is away
                     await node.telemetry("EC", 1.5, now - 50 + i)
-                await asyncio.sleep(1.0)
+                # every message reached the door and its batch failed at least once: still none acknowledged
+                await eventually(lambda: asyncio.sleep(0, len(arrived) == 20 and svc.batcher.waiting_for_db))
                 assert acked == [], "nothing may be acknowledged before it is stored"
-                assert svc.batcher.waiting_for_db
                 health = await http.get("/health")
                 assert health.status_code == 503 and health.json()["database"] is False
 

@@ -15,6 +15,89 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+async def _until(check) -> None:
+    """Wait for a state the client's callbacks set (a reconnect has no awaitable of its own)."""
+    while not check():
+        await asyncio.sleep(0.02)
+
+
+class SlowSuback:
+    """A TCP proxy in front of the broker that holds each SUBACK back `delay_s` (a loaded broker):
+    on loopback the SUBACK otherwise comes so fast that a connect() not waiting for it still wins."""
+
+    def __init__(self, url: str, delay_s: float) -> None:
+        self.target = parse_url(url)
+        self.delay_s = delay_s
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        return f"mqtt://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _connection(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.target.host, self.target.port)
+        await asyncio.gather(self._bytes(reader, up_writer), self._packets(up_reader, writer), return_exceptions=True)
+        writer.close()
+        up_writer.close()
+
+    @staticmethod
+    async def _bytes(reader, writer) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def _packets(self, reader, writer) -> None:
+        while True:
+            head = await reader.readexactly(1)
+            size, shift = 0, 0
+            while True:  # the remaining length: 7 bits a byte, low first
+                b = await reader.readexactly(1)
+                head += b
+                size |= (b[0] & 0x7F) << shift
+                shift += 7
+                if not b[0] & 0x80:
+                    break
+            body = await reader.readexactly(size)
+            if head[0] >> 4 == 9:  # SUBACK
+                await asyncio.sleep(self.delay_s)
+            writer.write(head + body)
+            await writer.drain()
+
+
+async def test_connect_returns_once_the_subscriptions_are_acknowledged(mqtt_url):
+    """What is published right after connect() returns reaches the handler: no sleep for the SUBACK."""
+    got = asyncio.Queue()
+
+    async def handler(t, payload, retained):
+        await got.put(payload)
+        return 0
+
+    pub = MqttClient(mqtt_url, client_id=_id("pub"))
+    await pub.connect(5)
+    async with SlowSuback(mqtt_url, 0.3) as slow_url:
+        topic = f"test/{uuid.uuid4().hex}/s"
+        sub = MqttClient(slow_url, client_id=_id("sub"), handler=handler, subscriptions=[topic, f"{topic}/more"])
+        await sub.connect(5)
+        assert sub.subscribed.is_set() and sub.refused_subscriptions == ()
+        await pub.publish(topic, b"first")
+        assert await asyncio.wait_for(got.get(), 5) == b"first"
+        await sub.disconnect()
+        assert not sub.subscribed.is_set()
+        late = MqttClient(slow_url, client_id=_id("late"), subscriptions=[topic])
+        with pytest.raises(ConnectionError, match="no SUBACK"):
+            await late.connect(0.1)
+        await late.disconnect()
+    plain = MqttClient(mqtt_url, client_id=_id("plain"))
+    await plain.connect(5)
+    assert plain.subscribed.is_set(), "nothing to subscribe: connected is enough"
+    await plain.disconnect()
+    await pub.disconnect()
+
+
 def test_broker_urls():
     a = parse_url("mqtt://ingest:s%40cret@broker.local:1884")
     assert (a.host, a.port, a.username, a.password, a.tls) == ("broker.local", 1884, "ingest", "s@cret", False)
@@ -35,7 +118,6 @@ async def test_unacknowledged_message_is_redelivered_to_the_next_session(mqtt_ur
 
     sub = MqttClient(mqtt_url, client_id=client_id, handler=hang, subscriptions=[topic], clean_session=False)
     await sub.connect(5)
-    await asyncio.sleep(0.1)
     pub = MqttClient(mqtt_url, client_id=_id("pub"))
     await pub.connect(5)
     await pub.publish(topic, b"payload-1")
@@ -70,7 +152,6 @@ async def test_publisher_keeps_within_the_brokers_window(mqtt_url):
 
     sub = MqttClient(mqtt_url, client_id=_id("win"), handler=handler, subscriptions=[topic])
     await sub.connect(5)
-    await asyncio.sleep(0.1)
     pub = MqttClient(mqtt_url, client_id=_id("pub"), window=19)
     await pub.connect(5)
     for i in range(500):
@@ -98,14 +179,9 @@ async def test_subscriptions_come_back_after_a_broker_restart():
         sub = MqttClient(broker.url, client_id=_id("re"), handler=handler, subscriptions=["t/+"], reconnect_delay_s=0.2)
         await sub.connect(5)
         broker.stop()
+        await asyncio.wait_for(_until(lambda: not sub.subscribed.is_set()), 5)  # the loss is seen
         broker.start()
-        await asyncio.sleep(0.1)
-        for _ in range(100):
-            if sub.connects >= 2 and sub.is_connected:
-                break
-            await asyncio.sleep(0.1)
-        assert sub.connects >= 2
-        await asyncio.sleep(0.2)  # the SUBACK
+        await asyncio.wait_for(_until(lambda: sub.connects >= 2 and sub.subscribed.is_set()), 10)
         pub = MqttClient(broker.url, client_id=_id("pub"))
         await pub.connect(5)
         await pub.publish("t/after", b"after-restart")

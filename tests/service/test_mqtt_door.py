@@ -38,15 +38,15 @@ async def _samples(db, n):
     return rows if len(rows) >= n else None
 
 
-async def test_duplicates_are_stored_once_and_late_samples_do_not_win(mqtt_service, mqtt_url, db):
+async def test_duplicates_are_stored_once_and_late_samples_do_not_win(mqtt_service, mqtt_url, db, acks):
+    """(A late sample in a later batch or transaction: test_newest_wins.py.)"""
     now = time.time()
     async with Node(mqtt_url, "nd-ph-1") as ph:
         await ph.telemetry("PH", 6.0, now - 10)
         await ph.telemetry("PH", 6.0, now - 10)  # redelivered
         await ph.telemetry("PH", 6.4, now - 1)
         await ph.telemetry("PH", 5.5, now - 30)  # arrives last, oldest
-    await eventually(lambda: _samples(db, 3))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: asyncio.sleep(0, len(acks) >= 4))  # each acknowledged once its batch is committed
     assert await count(db, "SELECT count(*) FROM telemetry_samples") == 3
     assert await count(db, "SELECT value FROM telemetry_last") == 6.4
 
@@ -94,7 +94,7 @@ async def test_malformed_payloads_on_every_topic_are_acknowledged_and_nothing_is
         assert await conn.fetchval("SELECT count(*) FROM telemetry_samples") == 1
 
 
-async def test_unknown_and_unvalidated_nodes_are_not_written(mqtt_service, mqtt_url, db):
+async def test_unknown_and_unvalidated_nodes_are_not_written(mqtt_service, mqtt_url, db, acks):
     async with db.acquire() as conn:
         await conn.execute("UPDATE nodes SET validated = false WHERE uid = 'nd-ec-1'")
     mqtt_service.core.forget_node()
@@ -102,9 +102,8 @@ async def test_unknown_and_unvalidated_nodes_are_not_written(mqtt_service, mqtt_
         await ghost.telemetry("PH", 6.0)
         await ec.telemetry("EC", 1.5)
         await ph.telemetry("PH", 6.2)
-    rows = await eventually(lambda: _samples(db, 1))
-    await asyncio.sleep(0.3)
-    assert [r["metric_type"] for r in await _samples(db, 1)] == ["ph"] and len(rows) == 1
+    await eventually(lambda: asyncio.sleep(0, len(acks) >= 3))  # all three handled
+    assert [r["metric_type"] for r in await _samples(db, 1)] == ["ph"]
 
 
 async def test_heartbeats_keep_liveness_and_a_lower_uptime_is_a_reboot(mqtt_service, mqtt_url, db):
@@ -155,8 +154,7 @@ async def test_time_requests_are_answered(mqtt_service, mqtt_url):
         return 0
 
     node = MqttClient(mqtt_url, client_id="nd-clock", handler=on_answer, subscriptions=["hydro/time/response"])
-    await node.connect(5)
-    await asyncio.sleep(0.2)
+    await node.connect(5)  # returns once the subscription is acknowledged
     await node.publish("hydro/time/request", b"{}")
     answer = await asyncio.wait_for(answers.get(), 5)
     assert answer["message_type"] == "time_response" and abs(answer["unix_ts"] - time.time()) < 5

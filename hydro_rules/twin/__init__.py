@@ -1,8 +1,12 @@
 """Digital twin of one zone: reservoir, loop, pumps, dosers and the nodes that drive and watch them.
 
-Pure and deterministic: no I/O, no wall clock; noise comes from `random.Random(seed)`,
-so the same zone, seed, start, faults, config and command stream give the same
-readings and responses. The dry-run loop calls::
+Pure and deterministic: no I/O, no wall clock; a reading's noise is a function of the
+seed, the sensor and the instant, and the twin integrates on its own instants (a grid
+anchored at the start, its events, level crossings), so the same zone, seed, start,
+faults, config and command stream give the same readings and responses whatever
+instants the caller advances to. `bounds()`, `next_change()` and `has_output()` tell an
+event-driven caller how far readings can move and until when (`forecast`). The dry-run
+loop calls::
 
     twin = ZoneTwin(zone, ruleset, seed=1, start=t0, faults=[parse_fault("leak@36h")], firmware="hydro2")
     twin.advance(t); twin.drain_telemetry(); twin.drain_responses(); twin.send(wire_command)
@@ -39,8 +43,8 @@ plant.recirc_flow, plant.drain_flow, plant.fill_flow (L/min); a pump whose intak
 dry moves nothing and draws less current. Nodes: see `nodes`. Readings: every online
 node publishes one Reading per metric per `advance` (ts = that time) with Gaussian
 noise (pH 0.01, EC 0.01 mS/cm, level 0.2 %, current 10 mA, flow 0.2 L/min; a stopped
-flow and a dry EC probe read exactly 0), drawn by inverse transform from a 16-bit
-quantile table; see `sensors` for which node reports what.
+flow and a dry EC probe read exactly 0), a 16-bit quantile table indexed by a hash of
+the instant and the sensor; see `sensors` for which node reports what.
 
 Faults, `KIND@OFFSET[:ARGS]`: OFFSET is a duration from the run start (`6d`, `36h`,
 `90m`, `1h30m`, `45s`, `0`); ARGS are comma-separated, a bare word is the target,

@@ -63,9 +63,10 @@ def _true_expr(p, loads: dict) -> str:
     return f"(1.0 if {total} > 0.0 else 0.0)" if src == S_FLAG else total
 
 
-def compile_publisher(pubs, obs, salt: int, table, pct: float, probe: float, switch: float, measure):
+def compile_publisher(pubs, obs, salt: int, table, pct: float, probe: float, switch: float, measure, snapshot=False):
     """A function publish(now, out) appending one Reading per publisher to the list `out`; `obs` holds the
-    state at now, `salt` is the run's time salt (sensors.time_salt)."""
+    state at now, `salt` is the run's time salt (sensors.time_salt). With `snapshot`, publish(now, snap) sets
+    snap[(node, metric)] = (value, now) instead (no Reading objects: what a dry run keeps of them)."""
     ns = {"w": obs, "T": table, "measure": measure, "R": Reading, "new": object.__new__}
     ns.update(PCT=pct, PROBE=probe, SWITCH=switch, inf=float("inf"), SALT=salt, M=MASK64)
     if _SETTERS is not None:
@@ -76,7 +77,9 @@ def compile_publisher(pubs, obs, salt: int, table, pct: float, probe: float, swi
             if id(ld) not in loads:
                 loads[id(ld)] = f"L{len(loads)}"
                 ns[loads[id(ld)]] = ld
-    lines = ["def publish(now, out):", "    add = out.append", "    level = w.volume * PCT"]
+    lines = ["def publish(now, out):", "    level = w.volume * PCT"]
+    if not snapshot:
+        lines.append("    add = out.append")
     if loads:
         lines.append("    measure()")
     if any(p.sigma and not p.frozen for p in pubs):  # sensors.instant_hash, inlined
@@ -99,7 +102,10 @@ def compile_publisher(pubs, obs, salt: int, table, pct: float, probe: float, swi
                 lo, hi = float(p.lo), float(p.hi)
                 lines.append(f"{ind}if v < {lo!r}: v = {lo!r}")
                 lines.append(f"{ind}elif v > {hi!r}: v = {hi!r}")
-        if _SETTERS is None:  # pragma: no cover
+        if snapshot:
+            ns[f"K{i}"] = (p.uid, p.metric)
+            lines.append(f"    out[K{i}] = (v, now)")
+        elif _SETTERS is None:  # pragma: no cover
             lines.append(f"    add(R({p.uid!r}, {p.metric!r}, v, now, {p.channel!r}))")
         else:
             lines.append(

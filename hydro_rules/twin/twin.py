@@ -27,7 +27,8 @@ ACTIVE_STEP_S = 60.0  # while water is filled, drained or lost: the mixing of wh
 class ZoneTwin(NodeLogic):
     __slots__ = (
         "zone", "ruleset", "faults", "_cfg", "_seed", "_salt", "_table", "_water", "_obs", "_nodes", "_loads",
-        "_by_name", "_pubs", "_publish", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t", "_crashed",
+        "_by_name", "_pubs", "_publish", "_publish_snap", "_metered", "_powered", "_events", "_seq", "_t", "_pub_t",
+        "_crashed",
         "_readings", "_responses", "_pct", "_probe_pct", "_switch_pct", "_run_ma", "_idle_ma", "_dry_ma",
         "_hydro2", "_plant", "_start", "_tc", "_seg_end", "_seg_kind", "_forecast", "_segments",
     )  # fmt: skip
@@ -145,14 +146,17 @@ class ZoneTwin(NodeLogic):
         self._metered = tuple(metered.values())
         self._activate()
 
-    def _compile(self, pubs) -> object:
+    def _compile(self, pubs, snapshot: bool = False) -> object:
         return compile_publisher(
-            pubs, self._obs, self._salt, self._table, self._pct, self._probe_pct, self._switch_pct, self._measure_loads
-        )
+            pubs, self._obs, self._salt, self._table, self._pct, self._probe_pct, self._switch_pct,
+            self._measure_loads, snapshot,
+        )  # fmt: skip
 
     def _activate(self) -> None:
         """Recompile what is published: sensors not dead on nodes not silent."""
-        self._publish = self._compile([p for p in self._pubs if not p.dead and not self._silent(p.node)])
+        live = [p for p in self._pubs if not p.dead and not self._silent(p.node)]
+        self._publish = self._compile(live)
+        self._publish_snap = self._compile(live, snapshot=True)
 
     def _refresh(self) -> None:
         """Flows and the powered set after any change of contacts or faults."""
@@ -177,8 +181,10 @@ class ZoneTwin(NodeLogic):
             self._execute(cmd, self._t)
             self._changed()
 
-    def advance(self, now: float) -> None:
-        """Run physics and node logic up to `now`, then let every online node publish its readings.
+    def advance(self, now: float, snapshot: dict | None = None) -> None:
+        """Run physics and node logic up to `now`, then let every online node publish its readings: as Reading
+        objects for drain_telemetry(), or, given a dict `snapshot`, straight into it as
+        snapshot[(node, metric)] = (value, now) (cheaper; nothing is left to drain).
 
         The state at `now` does not depend on the instants advance() was called at before: the twin
         moves its own state from one of its own instants to the next (grid points anchored at the start,
@@ -202,7 +208,10 @@ class ZoneTwin(NodeLogic):
         self._forecast = None
         if now > self._pub_t:
             self._pub_t = now
-            self._publish(now, self._readings)
+            if snapshot is None:
+                self._publish(now, self._readings)
+            else:
+                self._publish_snap(now, snapshot)
 
     def bounds(self) -> dict[str, tuple[float, float]]:
         """metric -> (noise_amp, rate): the largest |noise| of a reading, an upper bound of |d true value/dt|

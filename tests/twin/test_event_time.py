@@ -127,3 +127,16 @@ def test_quiet_days_cost_a_step_per_quarter_hour_whatever_the_caller_does():
     assert minutes.segments == jump.segments
     for name in ("volume_l", "ec", "ph", "temp_water"):
         assert getattr(minutes, name) == getattr(jump, name)
+
+
+def test_publishing_into_a_snapshot_gives_what_the_readings_say():
+    listed, snapped = make("sensor_frozen@1h:ph", "sensor_dead@2h:ec"), make("sensor_frozen@1h:ph", "sensor_dead@2h:ec")
+    snap: dict = {}
+    for k in range(1, 200):
+        t = T0 + k * 97.0
+        listed.advance(t)
+        snapped.advance(t, snap)
+        for r in listed.drain_telemetry():
+            assert snap[(r.node_uid, r.metric)] == (r.value, t)
+        assert snapped.drain_telemetry() == []
+    assert snap[("nd-ec-1", "ec")][1] < T0 + 2 * HOUR  # a dead sensor reports nothing

@@ -12,10 +12,10 @@ import pytest
 from hydro_rules.engine import api as engine_api
 from hydro_rules.store import commands as command_store
 from hydro_rules.store import zones as zone_store
-from hydro_rules.transport import signing
 from hydro_rules.transport.mqtt import MqttClient
 
 from .conftest import Node, auth, client_for, eventually, make_settings, start_service
+from .node_signature import node_verify
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +47,7 @@ class ScriptedNode:
 
     async def _on_command(self, topic, payload, retained):
         cmd = json.loads(payload)
-        assert signing.verify(self.secret, cmd)
+        assert node_verify(self.secret, cmd)
         channel = topic.split("/")[4]
         await self.received.put((channel, cmd))
         for status, extra in self.script(cmd):

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from hydro_rules.transport import signing
 from hydro_rules.transport.mqtt import MqttClient
 
 from .conftest import auth, client_for, eventually
+from .node_signature import node_verify
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +40,7 @@ class FakeNode:
 
     async def _on_command(self, topic, payload, retained):
         cmd = json.loads(payload)
-        ok = signing.verify(self.secret, cmd) and abs(time.time() - cmd["ts"]) < 10
+        ok = node_verify(self.secret, cmd) and abs(time.time() - cmd["ts"]) < 10
         await self.received.put((topic, cmd, ok))
         channel = topic.split("/")[4]
         for status in self.answer if ok else ("INVALID",):
@@ -241,4 +241,25 @@ async def test_engine_commands_take_the_same_record_sign_publish_path(mqtt_servi
         assert cmd["source"] == "engine" and cmd["rule"] == "recirculation duty"
         topic, wire, ok = await asyncio.wait_for(node.received.get(), 5)
         assert ok and wire["cmd_id"] == decided.cmd_id and wire["params"] == decided.params
+        await _status(http, tokens, decided.cmd_id, "done")
+
+
+async def test_an_engine_dose_of_whole_millilitres_is_signed_as_the_node_checks_it(
+    mqtt_service, http, tokens, mqtt_url, site
+):
+    """`ml: 2.0` goes on the wire as 2.0 and is signed as 2 (canonical JSON prints integral numbers as
+    integers): the node, checking by the protocol, must accept it."""
+    from hydro_rules.engine.decisions import Command
+
+    binding = site.zone("zn-1").channels["dose_ph_down"]
+    secret = await _secret(http, tokens, binding.node_uid)
+    async with FakeNode(mqtt_url, binding.node_uid, secret) as node:
+        now = time.time()
+        decided = Command(
+            f"zn-1-{int(now)}-7", "zn-1", "dose_ph_down", binding.node_uid, binding.channel_key, "dose",
+            {"ml": 2.0}, now, "rule correct_high_ph", "dose",
+        )  # fmt: skip
+        await mqtt_service.commands.dispatch(decided)
+        _, wire, ok = await asyncio.wait_for(node.received.get(), 5)
+        assert wire["params"] == {"ml": 2.0} and ok, "the node must accept the signature"
         await _status(http, tokens, decided.cmd_id, "done")

@@ -11,7 +11,8 @@ broker has no namespaces: on a shared one, concurrent test runs and retained
 messages of earlier runs would leak into each other. If the mosquitto binary
 is missing, the local broker at 127.0.0.1:1883 is used.
 
-Everything is lazy: tests that do not ask for these fixtures start nothing.
+Everything is lazy: tests that do not ask for these fixtures start nothing. In CI (`CI=true`) a
+storage or messaging test that skips fails instead (ci_policy.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from ci_policy import pytest_runtest_makereport  # noqa: F401 - the hook: in CI, a skipped service test fails
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -2,14 +2,14 @@
 
 The zone's program (`compiled(ruleset).program(zone)`, the daemon's and the dry
 run's engine) starts fresh and evaluates at the instants the site daemon did:
-each instant of its decision log, its tick (1 s) anchored where it took the
-zone, and each safety-relevant sample as it arrives (its fast path); a dry run's
-recording names every instant it evaluated, and the replay uses exactly those.
-At each instant the engine reads the recorded samples stamped up to then
-(newest per node, metric and channel), and the recorded answers to its commands
-reach it as the daemon folds them in: the store's status once its time has
-come (ACK, then DONE / failed / timeout, each at its own time), so failures(...)
-and channel states follow the recording. Operator resets, node comebacks and
+each instant of its decision log, and its tick (1 s) from where it took the zone,
+at the offset the logged ticks share; a dry run's recording names every instant
+it evaluated, and the replay uses exactly those. At each instant the engine
+reads the recorded samples stored up to then, or read by a logged decision
+(newest per node, metric and channel), and the recorded
+answers to its commands reach it as the daemon folds them in: the store's
+status once its time has come (ACK, then DONE / failed / timeout, each at its
+own time), so failures(...) and channel states follow the recording. Operator resets, node comebacks and
 restarts in the decision log are applied when they happened.
 
 Replayed commands are matched to recorded ones (channel, command, parameters,
@@ -160,9 +160,13 @@ def replay(
             warnings.append(f"the daemon changed rule sets at {iso(d.at)} ({d.summary}); the replay runs "
                             f"{ruleset.ruleset_version} throughout")  # fmt: skip
 
-    instants = _schedule(ruleset, recording, log, began, t1, tick_s)
+    instants = _schedule(recording, log, began, t1, tick_s)
     actions = [d for d in log if d.kind in ("reset", "reassert", "recovery")]
-    samples = sorted(recording.samples, key=lambda s: s.seen_at)  # stable: one instant's samples keep their order
+    ordered = sorted(recording.samples, key=lambda s: s.seen_at)  # stable: one instant's samples keep their order
+    seen = _seen_times(ordered, log)
+    feed = sorted(zip(seen, range(len(ordered))))
+    samples = [ordered[i] for _, i in feed]
+    seen = [t for t, _ in feed]
     pinned = pinned_channels(zone)
     snap: dict = {}
     zr.snapshot = snap
@@ -172,7 +176,7 @@ def replay(
     engine_s = 0.0
     last = began
     for t in instants:
-        while si < len(samples) and samples[si].seen_at <= t:
+        while si < len(samples) and seen[si] <= t:
             _take_sample(snap, samples[si], pinned)
             si += 1
         a = time.perf_counter()
@@ -243,20 +247,84 @@ def _began(log: list[Decision], t0: float, warnings: list[str]) -> float:
     return t0
 
 
-def _schedule(ruleset, recording: Recording, log: list[Decision], began: float, end: float, tick_s) -> list[float]:
-    """The evaluation instants in [began, end): the recording's own when it has them; else the daemon's
-    (its decision log's, its ticks from `began`, and each safety-relevant sample's)."""
+def _schedule(recording: Recording, log: list[Decision], began: float, end: float, tick_s) -> list[float]:
+    """The evaluation instants in [began, end): the recording's own when it has them; else the daemon's:
+    each instant of its decision log (ticks and fast-path evaluations that decided something) and its
+    ticks from `began` (standing in for the evaluations that decided nothing and left no row).
+
+    Not the samples' own instants: the store's `received_at` orders a burst of samples by the ingest's
+    batches, not as the daemon's live feed heard them, so an evaluation there may see half a burst the
+    daemon saw whole."""
     if recording.evaluations:
         return sorted({t for t in recording.evaluations if began <= t < end})
-    out = {d.at for d in log if d.kind in EVALUATED and began <= d.at < end}
+    logged = sorted({d.at for d in log if d.kind in EVALUATED and began <= d.at < end})
+    out = set(logged)
     if tick_s:
-        n = int(math.ceil((end - began) / tick_s))
-        out.update(t for k in range(n + 1) if (t := began + k * tick_s) < end)
-    from ..daemon.live import safety_metrics  # the daemon's own list of what its fast path evaluates on
-
-    fast = safety_metrics(ruleset)
-    out.update(s.seen_at for s in recording.samples if s.metric in fast and began <= s.seen_at < end)
+        anchor = began + _tick_phase(logged, began, tick_s)
+        near = _SAME_TICK * tick_s
+        for k in range(int(math.ceil((end - anchor) / tick_s)) + 1):
+            t = anchor + k * tick_s
+            i = bisect.bisect_left(logged, t - near)
+            if t < end and not (i < len(logged) and logged[i] <= t + near):  # a tick the log has not
+                out.add(t)
     return sorted(out)
+
+
+#: a logged instant this close to a tick of the grid (a fraction of a tick) is that tick
+_SAME_TICK = 0.05
+#: the spread of the daemon's tick instants (a database round trip before it reads the clock), and how far
+#: ahead of the earliest of them the grid is put
+_TICK_SPREAD, _TICK_LEAD = 0.02, 0.005
+
+
+def _tick_phase(logged: list[float], began: float, tick_s: float) -> float:
+    """Where within a tick the daemon's ticks fall, counted from `began`: the start of the densest cluster
+    of the logged instants' offsets (ticks decide most things and share one offset, give or take a database
+    round trip; fast-path evaluations fall where samples arrive), a little ahead of it. 0 without a logged
+    instant.
+
+    Ahead, because what an evaluation that decided nothing (and left no row) did is start holds and
+    timers: started a little early in the replay, they still fall due by the logged tick that ended them;
+    started a little late, they would fall due a whole tick after it."""
+    offsets = sorted((t - began) % tick_s for t in logged)
+    if not offsets:
+        return 0.0
+    ring = offsets + [x + tick_s for x in offsets]  # a cluster may straddle the tick's end
+    width = _TICK_SPREAD * tick_s
+    best, size, j = 0, 0, 0
+    for i in range(len(offsets)):
+        while j < len(ring) and ring[j] <= ring[i] + width:
+            j += 1
+        if j - i > size:
+            best, size = i, j - i
+    return (ring[best] - _TICK_LEAD * tick_s) % tick_s
+
+
+def _seen_times(samples: list, log: list[Decision]) -> list[float]:
+    """When the replayed engine may read each sample: when it was stored, or earlier when a logged decision
+    shows the daemon read that very value before it was stored (its live feed hears a reading before the
+    ingest has written it: the values a rule or guard read are in the row's `details["values"]`)."""
+    seen = [s.seen_at for s in samples]
+    by_metric: dict = {}
+    for i, s in enumerate(samples):
+        by_metric.setdefault(s.metric, []).append(i)
+    for d in log:
+        values = (d.details or {}).get("values") if d.kind in EVALUATED else None
+        if not isinstance(values, dict):
+            continue
+        for name, v in values.items():
+            idx = by_metric.get(name)
+            if not idx or isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            for i in idx:  # in the order seen: the first one stored after the decision, with its value
+                if d.at < seen[i] <= d.at + _EVIDENCE_S and round(samples[i].value, 4) == round(v, 4):
+                    seen[i] = d.at
+                    break
+    return seen
+
+
+#: how long after a logged decision a sample it read may have been stored
+_EVIDENCE_S = 1.0
 
 
 def _take_sample(snap: dict, s, pinned: dict) -> None:

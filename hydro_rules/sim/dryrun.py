@@ -410,6 +410,10 @@ def _run_zone_event(
         and (before_tick is None or getattr(before_tick, "skips_ok", False))
     )
     last_tick = int((end - t0) / tick_s + 1e-9)  # the fixed run's last tick
+    # change(METRIC, W) compares with the sample kept at or before W ago: before the twin changes (a fault,
+    # a level crossing), every tick of the longest such window is evaluated, so that the samples a change()
+    # reads after it are those of the fixed run
+    dense = max(c.history_metrics.values(), default=0.0) + 2.0 * tick_s if c.history_metrics else 0.0
     inf = float("inf")
     perf = time.perf_counter
     engine_s = twin_s = 0.0
@@ -473,6 +477,8 @@ def _run_zone_event(
                 engine_s += perf() - c0
                 if resets:
                     target = min(target, t0 + resets[0][0])
+                if dense:  # change() reads the sample kept a window ago: keep them all before the twin changes
+                    target = min(target, twin_event - dense)
                 if target == inf:
                     k = last_tick
                 else:

@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=30.0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--edit", choices=("period", "none"), default="period")
+    ap.add_argument("--report", metavar="FILE", help="also write the diff's JSON report there")
     args = ap.parse_args()
     ref = reference_loop(1_000_000)
     with tempfile.TemporaryDirectory(prefix="diff-bench-") as tmp:
@@ -68,9 +69,12 @@ def main() -> None:
         r = run_diff(old, new, scs, jobs=args.jobs, fail_on=["safety"])
         wall = time.perf_counter() - t
     m = r["matrix"]
+    if args.report:
+        Path(args.report).write_text(json.dumps(r, indent=1, ensure_ascii=False))
+    n_faults = len({row["scenario"]["fault"] for row in r["scenarios"]} - {None})
     evals = sum(row[side]["evaluations"] for row in r["scenarios"] for side in ("old", "new"))
     print(
-        f"diff matrix: {len(zones)} zones × {args.seeds} seeds × (no fault + {len({s.fault for s in scs}) - 1} "
+        f"diff matrix: {len(zones)} zones × {args.seeds} seeds × (no fault + {n_faults} "
         f"faults) × {args.days:g} days, both versions: {m['runs']} runs ({len(r['skipped'])} skipped: no heater "
         f"or chiller) in {wall:.1f} s on {args.jobs} processes"
     )
@@ -84,6 +88,8 @@ def main() -> None:
         f"  {changed} of {m['scenarios']} scenarios behave differently; safety figures worse: "
         f"{len(r['safety']['worse'])}; --fail-on safety {'holds' if not r['ok'] else 'does not hold'}"
     )
+    for w in r["safety"]["worse"]:
+        print(f"    worse: [{w['fault']}, {w['changed_in']}/{w['of']}] {w['text']}")
     print(f"  reference loop (1M iterations of plain Python) {ref:.2f} s here: the matrix took {wall / ref:.1f}x it")
     print(
         json.dumps(

@@ -38,6 +38,9 @@ OFF_TOLERANCE_S = 1.0  #: a longer OFF stretch of the NC pump (rounding of max_r
 DRY_TOLERANCE_S = 1.0  #: more seconds a pump ran dry
 ALERT_TOLERANCE_S = 60.0  #: an alert that comes this much sooner or later (within its limit) is reported
 SAFE_TOLERANCE_S = 60.0  #: safe again later after a fault (one tick)
+#: pH and EC (mS/cm) beyond the old version's extremes: a `bands` break within this of them has moved, not
+#: worsened (a solution that came within a hair of its band before and crosses it now is noise, not a change)
+BAND_TOLERANCE = {"ph": 0.1, "ec": 0.1}
 
 FAIL_ON = ("safety", "alerts", "water-changes", "any")
 
@@ -168,6 +171,8 @@ def _twin(rs: M.RuleSet, task: Task) -> dict:
         "off_unexcused_s": found["recirc_off_longest_s"],
         "dry_s": {p: round(s, 1) for p, s in sorted(tw.dry_seconds.items()) if s > 0} if tw is not None else {},
         "lost_l": round(found["leaked_l"] + found["overflow_l"], 1),
+        "ph": found["ph"],
+        "ec": found["ec"],
         "locks": sorted({a["code"] for a in zr.alerts if a["code"] in locking}) if zr is not None else [],
         "broken": [{k: v[k] for k in ("invariant", "offset_s", "reason")} for v in found["broken"]],
     }
@@ -287,8 +292,10 @@ def flat(f: dict) -> dict:
         for p, d in s["dry_s"].items():
             out[f"safety.dry_s.{p}"] = d
         out["safety.lost_l"] = s["lost_l"]
+        out["safety.ph"] = tuple(s["ph"] or ())
+        out["safety.ec"] = tuple(s["ec"] or ())
         out["safety.locks"] = tuple(s["locks"])
-        out["safety.broken"] = tuple(sorted({v["invariant"] for v in s["broken"]}))
+        out["safety.broken"] = tuple(sorted({_inv_key(v) for v in s["broken"]}))
     if "replay" in f:
         out["replay.disagreements"] = f["replay"]["disagreements"]
         out["replay.stopped"] = bool(f["replay"]["stopped_at"])
@@ -335,14 +342,27 @@ def safety_findings(sc: Scenario, old: dict, new: dict, rs_new: M.RuleSet) -> tu
     def add(into, figure, a, b, text):
         into.append({"figure": figure, "old": _json(a), "new": _json(b), "text": text})
 
-    # invariants
-    inv_o = {v["invariant"]: v for v in so["broken"]}
-    inv_n = {v["invariant"]: v for v in sn["broken"]}
-    for inv in sorted(set(inv_n) - set(inv_o)):
-        add(worse, f"invariant.{inv}", None, inv_n[inv]["reason"],
-            f"{inv} now breaks ({INVARIANTS[inv]}) {under}: {inv_n[inv]['reason']}")  # fmt: skip
-    for inv in sorted(set(inv_o) - set(inv_n)):
-        add(better, f"invariant.{inv}", inv_o[inv]["reason"], None, f"{inv} no longer breaks {under}")
+    # invariants (a band break per metric)
+    inv_o = {_inv_key(v): v for v in so["broken"]}
+    inv_n = {_inv_key(v): v for v in sn["broken"]}
+    for key in sorted(set(inv_n) - set(inv_o)):
+        v = inv_n[key]
+        text = f"{v['invariant']} now breaks ({INVARIANTS[v['invariant']]}) {under}: {v['reason']}"
+        m = key.removeprefix("bands.")
+        if v["invariant"] == "bands" and _within(m, so.get(m), sn.get(m)):
+            add(changed, f"invariant.{key}", None, v["reason"],
+                f"{text}: within {BAND_TOLERANCE[m]:g} of where the old version's went ({_span(so[m])}, now "
+                f"{_span(sn[m])})")  # fmt: skip
+        else:
+            add(worse, f"invariant.{key}", None, v["reason"], text)
+    for key in sorted(set(inv_o) - set(inv_n)):
+        add(
+            better,
+            f"invariant.{key}",
+            inv_o[key]["reason"],
+            None,
+            f"{inv_o[key]['invariant']} no longer breaks {under}",
+        )
     # the fault's alert
     if so["alert"] == "raised" and sn["alert"] == "missing":
         add(worse, "alert", so["time_to_alert_s"], None,
@@ -395,6 +415,21 @@ def safety_findings(sc: Scenario, old: dict, new: dict, rs_new: M.RuleSet) -> tu
         else:
             add(changed, "locks", code, sn["locks"], f"{', '.join(sn['locks'])} locks {under} instead of {code}")
     return worse, better, changed
+
+
+def _inv_key(v: dict) -> str:
+    """An invariant broken, by name; a band break with its metric (`bands.ph`), as each is checked on its own."""
+    return f"bands.{v['reason'].split()[0]}" if v["invariant"] == "bands" else v["invariant"]
+
+
+def _within(metric: str, old, new) -> bool:
+    """Did `new`'s [lowest, highest] of a metric stay within BAND_TOLERANCE of `old`'s?"""
+    tol = BAND_TOLERANCE.get(metric)
+    return bool(old and new and tol is not None and new[0] >= old[0] - tol and new[1] <= old[1] + tol)
+
+
+def _span(v) -> str:
+    return f"{v[0]:.2f}–{v[1]:.2f}" if v else "—"
 
 
 # ---- the diff ---------------------------------------------------------------------------------------

@@ -162,12 +162,14 @@ def test_the_language_version_of_a_side_may_differ(tmp_path, capsys):
     assert rc == 0 and doc["scenarios"][0]["changes"] == []
 
 
-def figs(dry=0.0, off=600.0, alert="raised", to_alert=600, to_safe=900, locks=(), broken=()) -> dict:
+def figs(dry=0.0, off=600.0, alert="raised", to_alert=600, to_safe=900, locks=(), broken=(), ph=(5.9, 6.2)) -> dict:
     f = diff.empty_figures()
     f["recirc_off"]["duty_s"] = off
     f["safety"] = {"alert": alert, "time_to_alert_s": to_alert, "time_to_safe_s": to_safe, "off_unexcused_s": off,
                    "dry_s": {"pump_recirc": dry} if dry else {}, "lost_l": 0.0, "locks": list(locks),
-                   "broken": [{"invariant": b, "offset_s": 1.0, "reason": "r"} for b in broken]}  # fmt: skip
+                   "ph": list(ph), "ec": [1.2, 1.6],
+                   "broken": [{"invariant": b, "offset_s": 1.0, "reason": "ph 4.79 outside" if b == "bands" else "r"}
+                              for b in broken]}  # fmt: skip
     return f
 
 
@@ -193,8 +195,13 @@ def test_each_safety_figure_is_worse_only_beyond_its_tolerance():
         "time_to_alert_s"
     ]
     assert worse(figs(), figs(alert="missing", to_alert=None)) == ["alert"]
-    assert worse(figs(), figs(broken=["bands"])) == ["invariant.bands"]
+    assert worse(figs(), figs(broken=["fill_after_leak"])) == ["invariant.fill_after_leak"]
     assert worse(figs(broken=["bands"]), figs(broken=["bands"])) == []
+    # a band now crossed: worse when the solution went further than the old version's by more than the tolerance
+    tol = diff.BAND_TOLERANCE["ph"]
+    near = figs(ph=(4.85, 6.2))  # the band ends at 4.80
+    assert worse(near, figs(broken=["bands"], ph=(4.85 - tol, 6.2))) == []
+    assert worse(near, figs(broken=["bands"], ph=(4.85 - tol - 0.01, 6.2))) == ["invariant.bands.ph"]
 
 
 def test_a_lock_that_no_longer_locks_is_worse_but_another_lock_in_its_place_is_not():

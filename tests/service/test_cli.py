@@ -73,9 +73,34 @@ def test_token_create_prints_only_the_token_on_stdout(database_url, capsys):
         main(["token", "create", "--scope", "admin", "--database-url", database_url])
 
 
-def test_aggregate_once(site_database, capsys):
+def test_aggregate_once_folds_closed_minutes_into_buckets(site_database, capsys):
+    """Samples of the hour before last (closed buckets): one pass makes their 1m, 1h and daily rows."""
+    from hydro_rules.lang.loader import load
+    from hydro_rules.service.config import Settings
+    from hydro_rules.service.ingest import IngestCore, Sample
+    from hydro_rules.store import Database
+
+    t0 = (int(time.time()) // 3600) * 3600 - 3600
+
+    async def seed():
+        db = await Database.connect(site_database, max_size=2)
+        try:
+            core = IngestCore(db, load(EXAMPLES).ruleset, Settings(database_url=site_database, mqtt_url=None))
+            values = ((t0 + 5, 6.0), (t0 + 35, 7.0), (t0 + 65, 6.5))
+            r = await core.ingest([Sample("nd-ph-1", "PH", v, ts) for ts, v in values])
+            assert r.counts["accepted"] == 3
+            async with db.acquire() as conn:  # received a minute ago: past the pass's settling second
+                await conn.execute("UPDATE telemetry_samples SET received_at = received_at - interval '1 minute'")
+        finally:
+            await db.close()
+
+    asyncio.run(seed())
     assert main(["aggregate", "--site", str(EXAMPLES), "--database-url", site_database]) == 0
-    assert "aggregated" in capsys.readouterr().out
+    assert "aggregated 2 1m, 1 1h, 1 daily bucket(s)" in capsys.readouterr().out
+    rows = asyncio.run(_fetch(site_database, "SELECT min, max, count FROM telemetry_agg_1m ORDER BY bucket"))
+    assert [tuple(r) for r in rows] == [(6.0, 7.0, 2), (6.5, 6.5, 1)]
+    [hour] = asyncio.run(_fetch(site_database, "SELECT min, max, count FROM telemetry_agg_1h"))
+    assert tuple(hour) == (6.0, 7.0, 3)
 
 
 def test_aggregate_every_passes_the_configured_settings_to_the_loop(site_database, monkeypatch):

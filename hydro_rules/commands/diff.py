@@ -364,10 +364,8 @@ def header_lines(r: dict) -> list[str]:
         what = f"the scenarios of {m['scenarios_file']}"
     else:
         faults = [f for f in m["faults"] if f != "none"]
-        what = (
-            f"zones {', '.join(m['zones'])} × {m['seeds']} seed(s) × (no fault + {len(faults)} fault(s) at "
-            f"{offset(m['fault_at_s'])}) × {m['days']:g} days"
-        )
+        which = f"(no fault + {len(faults)} fault(s) at {offset(m['fault_at_s'])})" if faults else "no fault"
+        what = f"zones {', '.join(m['zones'])} × {m['seeds']} seed(s) × {which} × {m['days']:g} days"
     rec = f" and {m['recordings']} recording(s)" if m["recordings"] else ""
     lines.append(
         f"{what}{rec}: {m['scenarios']} scenario(s), {m['runs']} runs at {m['tick_seconds']:g} s ticks, "

@@ -136,6 +136,19 @@ def test_git_rev_is_the_same_path_at_that_revision_with_the_rule_sets_it_uses(tm
     assert "only one side may be git:REV" in capsys.readouterr().err
 
 
+def test_git_rev_of_a_site_repository_uses_the_working_copy_of_rules_outside_it(tmp_path, capsys, monkeypatch):
+    site = site_copy(tmp_path, name="x")  # x/examples is the repository; x/rules lies outside it
+    _git(site, "init", "-q")
+    _git(site, "add", ".")
+    _git(site, "commit", "-qm", "base")
+    monkeypatch.chdir(site)
+    rc = main(["diff", "git:HEAD", ".", *SMALL, "--faults", "none", "--format", "markdown"])
+    md = capsys.readouterr().out
+    assert rc == 0
+    assert f"> {(tmp_path / 'x' / 'rules').resolve()} is outside the repository: the working copy's is used" in md
+    assert "The same behaviour in every scenario." in md
+
+
 # ---- comparing -----------------------------------------------------------------------------------------
 def test_a_site_against_itself_changes_nothing_and_the_pool_does_not_change_the_report():
     old = load_version("examples", EXAMPLES)

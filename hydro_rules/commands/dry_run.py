@@ -75,6 +75,13 @@ def register(sub) -> None:
         help="brief counts routine commands (recirculation duty, renewals of a held OFF) per day (default)",
     )
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any alert was raised")
+    p.add_argument(
+        "--step",
+        choices=("event", "fixed"),
+        default="event",
+        help="event (default): evaluate only the ticks where something can happen (the engine's horizon, the "
+        "twin's next change); fixed: every tick, the reference (both decide the same)",
+    )
     p.set_defaults(run=execute)
 
 
@@ -147,6 +154,7 @@ def execute(args) -> int:
             resets=args.reset,
             firmware=args.firmware,
             pump_flow=args.pump_flow,
+            step=args.step,
         )
     except FaultError as e:
         raise UsageError(str(e)) from None

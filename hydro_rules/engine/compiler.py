@@ -144,14 +144,15 @@ class CompiledRuleSet:
         return self._ticks[key]
 
     def horizon_for(self, zone: M.Zone, settings: dict):
-        """(horizon function, guard name -> its horizon function, hold key -> hold) of a zone shape with
+        """(condition horizon functions, guard name -> its horizon function, hold key -> hold) of a zone shape with
         `settings` (see horizon.py); compiled once per shape, like its tick."""
         act = zone_activity(self.ruleset, zone)
         key = (frozenset(zone.channels), act.key, _settings_key({p: settings.get(p) for p in self.settings_read}))
         got = self._horizons.get(key)
         if got is None:
-            source, env, names = horizon_source(self, zone, settings, hold_of)
+            source, env, n, names = horizon_source(self, zone, settings, hold_of)
             exec(compile(source, f"<rules {self.ruleset.ruleset_version} horizon>", "exec"), env)  # noqa: S102
+            conds = tuple(env[f"c_{k}"] for k in range(n))
             guards = {name: env[f"g_{i}"] for i, name in enumerate(names)}
             holds = {}
             for mname, m in self.ruleset.machines.items():
@@ -162,7 +163,7 @@ class CompiledRuleSet:
                 holds[f"rule/{rname}"] = hold_of(r.cond, settings)
             if len(self._horizons) > 1024:
                 self._horizons.clear()
-            got = self._horizons[key] = (env["hz"], guards, holds, source)
+            got = self._horizons[key] = (conds, guards, holds, source)
         return got[:3]
 
     def guards_for(self, zone: M.Zone):

@@ -44,9 +44,10 @@ _AFTER = 1e-3
 
 
 # ---- generated code -----------------------------------------------------------------------------
-def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str, dict, list]:
-    """(source, namespace, guard names) of `hz(x, now, Mv, Cr)`, the earliest instant any condition of the
-    zone in its current states may change value, and of one `g_i(x, ch, now, Mv, Cr)` per guard."""
+def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str, dict, int, list]:
+    """(source, namespace, how many conditions, guard names): one `c_k(x, now, Mv, Cr)` per alert (per channel),
+    machine and rule of the zone, the earliest instant its condition in the zone's current states may change
+    value (inf when it is not evaluated now), and one `g_i(x, ch, now, Mv, Cr)` per guard."""
     rs = compiled.ruleset
     act = zone_activity(rs, zone)
     absent = frozenset(c for c in rs.channels if c not in zone.channels)
@@ -61,7 +62,14 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
         return f"K{n}"
 
     head = "    st = x.st; mv = x.mv; S = x.S; T = x.T; alerts = st.alerts; machines = st.machines; h = INF"
-    out = ["def hz(x, now, Mv, Cr):", head]
+    out: list[str] = []
+    k = 0
+
+    def new(what: str) -> None:
+        nonlocal k
+        out.append(f"def c_{k}(x, now, Mv, Cr):  # {what}")
+        out.append(head)
+        k += 1
 
     def take(indent: str, src: str) -> None:
         out.append(f"{indent}u = {src}[1]")
@@ -74,6 +82,7 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
         if a.scope is not None:
             channels = [c for c in zone.channels if a.scope.covers(rs.channels[c])]
         for ch in channels:
+            new(f"alert {a.code}" + (f" on {ch}" if ch else ""))
             mc = MarginCompiler(settings, ch, rs.channels, absent, const)
             out.append(f"    a = alerts.get({const((a.code, ch))})")
             when = a.when[0] if a.when else None
@@ -86,9 +95,11 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
             if a.clear is not None:
                 out.append(f"{branch} a.status is not PENDING:")
                 take("        ", mc.cond(a.clear.expr))
+            out.append("    return h")
     for mname, m in rs.machines.items():
         if not act.machine_active(mname):
             continue
+        new(f"machine {mname}")
         out.append(f"    s = machines[{mname!r}]")
         first = True
         for sname, state in m.states.items():
@@ -99,9 +110,11 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
             first = False
             for t in live:
                 take("        ", MarginCompiler(settings, None, rs.channels, absent, const).cond(t.cond.expr))
+        out.append("    return h")
     for rname, r in rs.rules.items():
         if not act.rule_active(rname):
             continue
+        new(f"rule {rname}")
         states = tuple(sn for sn in r.states if (s_ := rs.state(sn)) is None or act.state_active(s_.machine, sn))
         indent = "    "
         if states:
@@ -112,8 +125,7 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
             out.append(f"    if {test}:")
             indent = "        "
         take(indent, MarginCompiler(settings, None, rs.channels, absent, const).cond(r.cond.expr))
-    out.append("    return h")
-    out.append("")
+        out.append("    return h")
     names = []
     for i, (name, g) in enumerate(rs.guards.items()):
         names.append(name)
@@ -122,8 +134,7 @@ def horizon_source(compiled, zone: M.Zone, settings: dict, hold_of) -> tuple[str
         for d in g.denies:
             take("    ", MarginCompiler(settings, None, rs.channels, absent, const, top=False).cond(d.expr))
         out.append("    return h")
-        out.append("")
-    return "\n".join(out) + "\n", env, names
+    return "\n".join(out) + "\n", env, k, names
 
 
 def failure_windows(rs: M.RuleSet) -> tuple[float, ...]:
@@ -157,7 +168,7 @@ class HorizonMixin:
 
     def _init_horizon(self) -> None:
         self._hz_S = None
-        self._hz_fn = None
+        self._hz_conds: list = []
         self._hz_guards: dict = {}
         self._hz_holds: dict = {}
         self._hz_bounds: dict = {}
@@ -175,8 +186,8 @@ class HorizonMixin:
         }
 
     def _hz_compile(self) -> None:
-        fn, guards, holds = self.compiled.horizon_for(self.zone, self.S)
-        self._hz_fn, self._hz_guards, self._hz_holds, self._hz_S = fn, guards, holds, self.S
+        conds, guards, holds = self.compiled.horizon_for(self.zone, self.S)
+        self._hz_conds, self._hz_guards, self._hz_holds, self._hz_S = list(conds), guards, holds, self.S
 
     # ---- skipped stretches and change() ------------------------------------------------------------
     def _hz_close(self, now: float) -> None:
@@ -265,12 +276,20 @@ class HorizonMixin:
                     e = b[0]
                     Mv[metric] = (v - e, v + e, b[1], b[1])
         Cr = self._hz_reading
-        t = min(t, self._hz_fn(self, now, Mv, Cr))
-        if t > now:
-            for name, c in st.channels.items():
-                if c.guards and (c.desired in (ON, DUTY) or c.denied_by is not None):
-                    for g in c.guards:
-                        t = min(t, self._hz_guards[g](self, name, now, Mv, Cr))
+        floor = now + self.hz_tick  # at or before it the caller evaluates the next instant anyway
+        conds = self._hz_conds
+        for i, fn in enumerate(conds):
+            u = fn(self, now, Mv, Cr)
+            if u < t:
+                t = u
+                if t <= floor:
+                    if i:  # it may well hold the horizon short next time too: ask it first
+                        conds.insert(0, conds.pop(i))
+                    return max(t, now)
+        for name, c in st.channels.items():
+            if c.guards and (c.desired in (ON, DUTY) or c.denied_by is not None):
+                for g in c.guards:
+                    t = min(t, self._hz_guards[g](self, name, now, Mv, Cr))
         t = min(t, self._hz_t)
         if t > now and self.tz is not None:
             t = min(t, self._hz_offset_change(now))

@@ -71,6 +71,8 @@ def needs_fine(twin: ZoneTwin, st, watched: frozenset[str], prog=None, pumps: fr
 FINE_AFTER_START_S = 30.0
 #: how a dry run advances time: to the next instant where something can happen, or tick by tick
 STEPS = ("event", "fixed")
+#: at most this many ticks are evaluated before a horizon is asked again after horizons that skipped nothing
+PATIENCE_MAX = 7
 
 
 @dataclass
@@ -423,6 +425,7 @@ def _run_zone_event(
     jumped = False
     twin_event = inf  # when the twin said its next change would come
     carried: list = []  # responses the twin gave at the tick before its next change, evaluated there
+    wait = patience = 0  # ticks to evaluate before asking for a horizon again (it costs more than a tick)
     while now <= end + 1e-9:
         a = perf()
         responses = carried + twin_step(twin, snap, now)
@@ -469,7 +472,9 @@ def _run_zone_event(
                 continue
         k0 = k
         k += 1
-        if skips and k < last_tick and not has_output():
+        if patience:  # the last horizons fell on the next tick: try again a few ticks later
+            patience -= 1
+        elif skips and k < last_tick and not has_output():
             changed, twin_event = twin_event <= now + 1e-9, next_change()
             if not changed and twin_event > now:
                 c0 = perf()
@@ -491,6 +496,11 @@ def _run_zone_event(
                     if carried:
                         k = before
                 jumped = k > k0 + 1
+                if jumped:
+                    wait = 0
+                else:
+                    wait = min(2 * wait + 1, PATIENCE_MAX)
+                    patience = wait
         if progress is not None and k // 5000 != k0 // 5000:
             progress(done + k, total)
         now = tick_at = t0 + k * tick_s

@@ -8,9 +8,13 @@ which evaluates every tick and fine step.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +113,14 @@ def test_a_hook_that_needs_every_instant_gets_every_instant():
     seen.clear()
     event = dryrun.run(rs, ["zn-1"], days=0.25, before_tick=sparse).zones[0]
     assert len(seen) == event.evaluations < fixed.evaluations
+
+
+def test_the_cli_steps_by_events_unless_told_fixed():
+    base = [sys.executable, "-m", "hydro_rules", "dry-run", str(ROOT / "examples"), "--days", "0.5", "--zone", "zn-1"]
+    event = subprocess.run([*base, "--json"], capture_output=True, text=True, check=True)
+    fixed = subprocess.run([*base, "--json", "--step", "fixed"], capture_output=True, text=True, check=True)
+    assert json.loads(event.stdout)["zones"] == json.loads(fixed.stdout)["zones"]
+    bad = subprocess.run([*base, "--step", "adaptive"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "fixed" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(ValueError, match="event, fixed"):
+        dryrun.run(ruleset("examples"), ["zn-1"], days=0.1, step="adaptive")

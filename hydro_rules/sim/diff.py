@@ -29,7 +29,7 @@ from ..lang.loader import MANIFEST, Loaded, load
 from ..messages import FAILED
 from ..twin import DEFAULT_FIRMWARE
 from . import dryrun
-from .safety import FAULTS_BY_ID, INVARIANTS, Checker, CheckerBug, fault_spec, resolve_target, runnable
+from .safety import FAULTS_BY_ID, INVARIANTS, Checker, CheckerBug, fault_spec, resolve_target, ruleset_at, runnable
 from .scenarios import RecordingScenario, Scenario
 from .times import DEFAULT_START, iso, parse_time
 
@@ -99,20 +99,6 @@ def load_version(label: str, path: str | Path) -> Version:
     return Version(label, str(p), loaded)
 
 
-_LOADED: dict[str, M.RuleSet] = {}
-
-
-def _ruleset(site: str) -> M.RuleSet:
-    """The rule set at `site`, loaded once per process."""
-    rs = _LOADED.get(site)
-    if rs is None:
-        loaded = load(Path(site))
-        if not runnable(loaded):
-            raise DiffError(f"{site} has errors")
-        rs = _LOADED[site] = loaded.ruleset
-    return rs
-
-
 # ---- one run ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Task:
@@ -127,7 +113,7 @@ class Task:
 def run_task(task: Task) -> dict:
     """One version on one scenario: its figures (see figures())."""
     wall, cpu = time.perf_counter(), time.process_time()
-    rs = _ruleset(task.site)
+    rs = ruleset_at(task.site)
     if isinstance(task.scenario, RecordingScenario):
         out = _replay(rs, task.scenario)
     else:

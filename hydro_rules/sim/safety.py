@@ -744,7 +744,8 @@ class Task:
 _LOADED: dict[str, M.RuleSet] = {}
 
 
-def _ruleset(site: str) -> M.RuleSet:
+def ruleset_at(site: str) -> M.RuleSet:
+    """The rule set at `site`, loaded once per process (the matrix's and diff's worker processes)."""
     rs = _LOADED.get(site)
     if rs is None:
         from ..lang.loader import load
@@ -779,7 +780,7 @@ def without_timings(report: dict) -> dict:
 
 def run_task(task: Task) -> dict:
     """One zone run (the baseline, or one fault at one moment) and what its checker found."""
-    rs = _ruleset(task.site)
+    rs = ruleset_at(task.site)
     zone = rs.zone(task.zone)
     t0 = task.start if task.start is not None else parse_time(DEFAULT_START)
     end = t0 + int(round(task.days * 86400.0 / task.tick_s)) * task.tick_s
@@ -873,7 +874,7 @@ def run_matrix(
     """Run the matrix on a rule-set directory; the report as one JSON-able dict (see docs/safety.md)."""
     chosen = select_faults(faults)
     when = select_moments(moments)
-    rs = _ruleset(str(site))
+    rs = ruleset_at(str(site))
     uids = zones or [z.uid for z in rs.zones]
     jobs = jobs or os.cpu_count() or 1
     site = str(site)

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from ..sim.times import dur
 from ._common import duration, err_console, positive_float
 from .dry_run import add_firmware_option
 
@@ -255,12 +256,6 @@ def _progress_bar():
 
 
 # ---- rendering ------------------------------------------------------------------------------------------
-def dur(s) -> str:
-    from ..sim.diff import dur as d
-
-    return d(s)
-
-
 def offset(s) -> str:
     """Seconds into the run: +7d 09:00."""
     if s is None:

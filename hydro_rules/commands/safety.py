@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..cli import EXIT_OK, EXIT_PROBLEMS, UsageError
+from ..sim.times import dur
 from ._common import duration, err_console, load_site, positive_float, zone_uids
 from .dry_run import add_firmware_option
 
@@ -135,19 +136,6 @@ def execute(args) -> int:
 
 
 # ---- rendering ------------------------------------------------------------------------------------
-def dur(s) -> str:
-    """Seconds as people read them: 45 s, 12 min, 3.5 h, 2.1 d."""
-    if s is None:
-        return "never"
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
-
-
 def offset(s: float) -> str:
     """Time into the run: +2d 00:12."""
     d, rest = divmod(int(s), 86400)

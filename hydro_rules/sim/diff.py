@@ -31,7 +31,7 @@ from ..twin import DEFAULT_FIRMWARE
 from . import dryrun
 from .safety import FAULTS_BY_ID, INVARIANTS, Checker, CheckerBug, fault_spec, resolve_target, ruleset_at, runnable
 from .scenarios import RecordingScenario, Scenario
-from .times import DEFAULT_START, iso, parse_time
+from .times import DEFAULT_START, dur, iso, parse_time
 
 # ---- when a safety figure is worse (new beyond old by more than this) -------------------------
 OFF_TOLERANCE_S = 1.0  #: a longer OFF stretch of the NC pump (rounding of max_recirc_off, as sim.safety)
@@ -734,16 +734,3 @@ def without_timings(report: dict) -> dict:
             row[side].pop("wall_s", None)
             row[side].pop("cpu_s", None)
     return r
-
-
-def dur(s) -> str:
-    """Seconds as people read them: 45 s, 12 min, 3.5 h, 2.1 d."""
-    if s is None:
-        return "never"
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.1f} min".replace(".0 min", " min")
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"

@@ -57,3 +57,16 @@ def stamp(t: float, tz: str | None) -> str:
 def minute(t: float, tz: str | None) -> str:
     """`2026-01-08 10:00` in the site's time zone (timeline lines)."""
     return local(t, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def dur(s) -> str:
+    """Seconds as people read them: 45 s, 12 min, 3.5 h, 2.1 d."""
+    if s is None:
+        return "never"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min".replace(".0 min", " min")
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"

@@ -536,9 +536,7 @@ class _Longest:
 def twin_step(twin: ZoneTwin, snap: dict, now: float) -> list[CommandResponse]:
     """Advance the twin to `now`; what its nodes published goes into the engine's telemetry `snap`
     ((node, metric) -> (value, ts)); returns what they answered to commands."""
-    twin.advance(now)
-    for r in twin.drain_telemetry():
-        snap[(r.node_uid, r.metric)] = (r.value, r.ts)
+    twin.advance(now, snap)  # published straight into snap: no Reading objects
     return twin.drain_responses()
 
 

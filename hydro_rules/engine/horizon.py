@@ -337,7 +337,12 @@ class HorizonMixin:
         times = []
         add = times.append
         if st.waiting:
-            return now  # a change held: the water path's soundness is asked every instant
+            # a change held: it goes on waiting (the same reason: alerts, node answers and silences, locks, all
+            # covered below) while its transition wants to go (a condition the horizon's conditions cover),
+            # until the wait is long enough to be an alert
+            wait = S["water_cycle.water_change.max_wait"]
+            for w in st.waiting.values():
+                add(w[0] + wait)
         g = st.dose_group
         if g is not None:
             if g["due"] <= now:
@@ -485,6 +490,11 @@ class HorizonMixin:
             if at_limits:
                 v = self.rv[metric]
                 margin = min(v - low, high - v) - e
+                out = max(low - v, v - high) - e  # at or past a limit by more than it can move: it stays there
+                if out > 0.0 or (out == 0.0 and rate == 0.0):
+                    if rate > 0.0:
+                        add(now + out / rate)
+                    continue
                 if margin <= 0.0:
                     return now
                 if rate > 0.0:

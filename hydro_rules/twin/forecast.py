@@ -145,9 +145,12 @@ def forecast(twin) -> tuple[dict[str, tuple[float, float]], float]:
         rates[S_PH] = (drift, dose_ph + fill_ph)
         rates[S_EC] = (ec_rate, dose_ec + fill_ec)
     top = noise_max()
+    # an EC probe out of the water reads exactly 0 (no noise) until the level reaches it: a crossing that
+    # next_change() counts (or an inflow, an event); a frozen sensor repeats one value
+    dry = o.volume * pct < twin._probe_pct
     bounds: dict[str, tuple[float, float, float]] = {}
     for pub in twin._pubs:
-        amp = pub.sigma * top
+        amp = 0.0 if pub.frozen or (dry and pub.source == S_EC) else pub.sigma * top
         rate, swing = (0.0, 0.0) if pub.frozen else rates.get(pub.source, (0.0, 0.0))
         old = bounds.get(pub.metric)
         if old is not None:

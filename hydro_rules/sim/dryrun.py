@@ -72,7 +72,7 @@ FINE_AFTER_START_S = 30.0
 #: how a dry run advances time: to the next instant where something can happen, or tick by tick
 STEPS = ("event", "fixed")
 #: at most this many ticks are evaluated before a horizon is asked again after horizons that skipped nothing
-PATIENCE_MAX = 7
+PATIENCE_MAX = 31
 
 
 @dataclass
@@ -426,6 +426,11 @@ def _run_zone_event(
     twin_event = inf  # when the twin said its next change would come
     carried: list = []  # responses the twin gave at the tick before its next change, evaluated there
     wait = patience = 0  # ticks to evaluate before asking for a horizon again (it costs more than a tick)
+    fwait = fpatience = 0  # the same for fine steps
+    prev = t0  # the instant the fixed run evaluates before the one the loop jumps to
+    # fine steps are skipped only in whole ticks, on a grid where a tick is a whole number of fine steps (so
+    # the history change() keeps is sampled at the instants of the fixed run)
+    fine_skips = skips and fine is not None and abs(tick_s / fine - round(tick_s / fine)) < 1e-9
     while now <= end + 1e-9:
         a = perf()
         responses = carried + twin_step(twin, snap, now)
@@ -448,7 +453,7 @@ def _run_zone_event(
         if before_tick is not None:
             before_tick(zr, now)
         if jumped:
-            prog._last_now = now - tick_s  # the fixed run evaluated the tick before this one
+            prog._last_now = prev  # the instant the fixed run evaluated before this one
         d = prog.evaluate(st, snap, now)
         evaluations += 1
         engine_s += perf() - b
@@ -464,6 +469,22 @@ def _run_zone_event(
         last = now
         jumped = False
         if watched and needs_fine(twin, st, watched, prog, pumps):
+            if fpatience:
+                fpatience -= 1
+            elif fine_skips and k + 2 < last_tick and not has_output() and _fine_for_sure(twin, st, watched):
+                c0 = perf()
+                kt = _fine_skip(prog, st, twin, sweep, bounds(), next_change(), now, t0, tick_s, fine, dense, resets)
+                engine_s += perf() - c0
+                if kt > k + 1:
+                    k = min(kt, last_tick)
+                    now = tick_at = t0 + k * tick_s
+                    prev = (t0 + (k - 1) * tick_s) + (round(tick_s / fine) - 1) * fine  # its last fine step
+                    j = 0
+                    jumped = True
+                    fwait = 0
+                    continue
+                fwait = min(2 * fwait + 1, PATIENCE_MAX)
+                fpatience = fwait
             j += 1
             nxt = tick_at + j * fine
             if nxt < tick_at + tick_s - 1e-9 and nxt <= end + 1e-9:
@@ -497,6 +518,7 @@ def _run_zone_event(
                         k = before
                 jumped = k > k0 + 1
                 if jumped:
+                    prev = t0 + k * tick_s - tick_s
                     wait = 0
                 else:
                     wait = min(2 * wait + 1, PATIENCE_MAX)
@@ -513,6 +535,63 @@ def _run_zone_event(
     zr.engine_s, zr.twin_s, zr.ticks, zr.fine_steps = engine_s, twin_s, k, fine_steps
     zr.evaluations = evaluations
     return zr
+
+
+def _fine_for_sure(twin: ZoneTwin, st, watched: frozenset[str]) -> bool:
+    """Does `needs_fine` hold for a reason only a twin event or a decision ends (a watched load powered, or
+    believed on), not a pump's start a moment ago?"""
+    if twin.any_running(watched):
+        return True
+    return any((c := st.channels.get(name)) is not None and c.is_on for name in watched)
+
+
+def _fine_skip(
+    prog,
+    st,
+    twin,
+    sweep,
+    bounds: dict,
+    twin_event: float,
+    now: float,
+    t0: float,
+    tick_s: float,
+    fine: float,
+    dense: float,
+    resets,
+) -> int:
+    """While fine stepping for a reason that lasts (`_fine_for_sure`): the tick to go on from, skipping the
+    fine steps before it, or -1. It is the last tick at or before the engine's horizon, the twin's next change,
+    the sweep's next timeout and the next reset, but no later than the last tick before the twin's next change
+    (every fine step from there is evaluated) and only while the history change() reads was last sampled at a
+    tick (so the samples fall on the fixed run's instants)."""
+    if twin_event <= now:
+        return -1
+    for metric in prog.compiled.history_metrics:
+        h = st.history.get(metric)
+        if not h:
+            return -1
+        r = (h[-1][0] - t0) / tick_s
+        if abs(r - round(r)) > 1e-9:
+            return -1
+    hz = prog.hz_tick
+    prog.hz_tick = fine  # the fixed run evaluates every fine step here
+    try:
+        target = min(prog.horizon(st, now, bounds), twin_event, sweep._next)
+    finally:
+        prog.hz_tick = hz
+    if resets:
+        target = min(target, t0 + resets[0][0])
+    if dense:
+        target = min(target, twin_event - dense)
+    if target <= now:
+        return -1
+    last = _LAST if twin_event == INF else int(-(-(twin_event - t0 - 1e-6) // tick_s)) - 1  # the tick before it
+    # the tick at or before the target: the fixed run evaluates the fine steps between it and the target
+    return last if target == INF else min(int((target - t0 + 1e-6) // tick_s), last)
+
+
+INF = float("inf")
+_LAST = 1 << 62  # a tick past any run's end (the caller caps it at its last tick)
 
 
 class _Longest:

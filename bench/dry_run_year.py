@@ -3,9 +3,12 @@
 The goal (issue 11): the event-driven zone-year within 3x a fixed 1M-iteration plain-Python
 reference loop measured in the same run (machines here are shared and noisy, so runs on different
 days compare by that ratio). The fixed-step run, the reference whose decisions the event-driven
-one must make, is timed too (`--no-fixed` leaves it out), with evaluations per zone-day of each.
+one must make, is timed too (`--no-fixed` leaves it out), with evaluations per zone-day of each, and so is
+a fault run in both loops (`--fault`, default a stuck NO drain pump: fine 5-s steps while it is powered, the
+costliest runs of a diff matrix; `--fault-days 0` leaves it out).
 
     python bench/dry_run_year.py [--days 365] [--zone zn-1] [--site examples] [--no-fixed]
+                                 [--fault stuck_relay@2d:pump_drain] [--fault-days 10]
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ def reference_loop(n: int) -> float:
     return time.perf_counter() - t
 
 
-def timed(rs, zone: str, days: float, step: str) -> tuple[float, object]:
+def timed(rs, zone: str, days: float, step: str, faults=()) -> tuple[float, object]:
     t = time.perf_counter()
-    zr = run(rs, [zone], days=days, step=step).zones[0]
+    zr = run(rs, [zone], days=days, step=step, faults=list(faults)).zones[0]
     return time.perf_counter() - t, zr
 
 
@@ -54,6 +57,8 @@ def main() -> None:
     ap.add_argument("--zone", default="zn-1")
     ap.add_argument("--site", default="examples")
     ap.add_argument("--no-fixed", action="store_true", help="time only the event-driven run")
+    ap.add_argument("--fault", default="stuck_relay@2d:pump_drain", help="the fault of the fault run")
+    ap.add_argument("--fault-days", type=float, default=10.0, help="days of the fault run (0: none)")
     args = ap.parse_args()
     rs = load(ROOT / args.site).ruleset
     ref = reference_loop(1_000_000)
@@ -98,6 +103,21 @@ def main() -> None:
             fixed_evaluations_per_day=round(fz.evaluations / args.days, 1),
             speedup=round(fixed_wall / wall, 2),
             same_decisions=same,
+        )
+    if args.fault_days > 0:
+        fw_event, fe = timed(rs, args.zone, args.fault_days, "event", [args.fault])
+        fw_fixed, ff = timed(rs, args.zone, args.fault_days, "fixed", [args.fault])
+        same = decisions(ff) == decisions(fe)
+        print(
+            f"  {args.fault_days:g} days with {args.fault}: event {fw_event:.2f} s ({fe.evaluations:,} evaluations), "
+            f"fixed {fw_fixed:.2f} s ({ff.evaluations:,}); same commands and alerts: {'yes' if same else 'NO'}"
+        )
+        out.update(
+            fault=args.fault,
+            fault_event_s=round(fw_event, 2),
+            fault_fixed_s=round(fw_fixed, 2),
+            fault_speedup=round(fw_fixed / fw_event, 2),
+            fault_same_decisions=same,
         )
     print(f"  reference loop (1M iterations of plain Python) {ref:.2f} s here: the event-driven run took {ratio:.1f}x")
     print(json.dumps(out))

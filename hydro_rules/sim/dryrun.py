@@ -468,7 +468,8 @@ def _run_zone_event(
             off_duty.see(stopped and rc.desired == DUTY and rc.denied_by is None, now)
         last = now
         jumped = False
-        if watched and needs_fine(twin, st, watched, prog, pumps):
+        fine_now = bool(watched) and needs_fine(twin, st, watched, prog, pumps)
+        if fine_now:
             if fpatience:
                 fpatience -= 1
             elif fine_skips and k + 2 < last_tick and not has_output() and _fine_for_sure(twin, st, watched):
@@ -495,7 +496,7 @@ def _run_zone_event(
         k += 1
         if patience:  # the last horizons fell on the next tick: try again a few ticks later
             patience -= 1
-        elif skips and k < last_tick and not has_output():
+        elif skips and not fine_now and k < last_tick and not has_output():  # fine steps: skipped above, or not
             changed, twin_event = twin_event <= now + 1e-9, next_change()
             if not changed and twin_event > now:
                 c0 = perf()

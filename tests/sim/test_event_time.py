@@ -124,3 +124,16 @@ def test_the_cli_steps_by_events_unless_told_fixed():
     assert bad.returncode == 2 and "fixed" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(ValueError, match="event, fixed"):
         dryrun.run(ruleset("examples"), ["zn-1"], days=0.1, step="adaptive")
+
+
+def test_a_stuck_no_pump_on_an_empty_tank_lets_fine_steps_go():
+    # the fixed run steps every 5 s while the stuck drain pump is powered; nothing changes once the tank is empty
+    rs = ruleset("examples")
+    faults = ["stuck_relay@2h:pump_drain"]
+    fixed = dryrun.run(rs, ["zn-1"], days=1.5, faults=faults, step="fixed").zones[0]
+    event = dryrun.run(rs, ["zn-1"], days=1.5, faults=faults, step="event").zones[0]
+    assert_same(fixed, event)
+    assert decisions(event) == decisions(fixed)  # at the very same instants
+    assert event.final_states == fixed.final_states
+    assert fixed.fine_steps > 10 * 1440
+    assert event.evaluations < fixed.evaluations / 5

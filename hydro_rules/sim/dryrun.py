@@ -500,7 +500,7 @@ def _run_zone_event(
             changed, twin_event = twin_event <= now + 1e-9, next_change()
             if not changed and twin_event > now:
                 c0 = perf()
-                target = min(prog.horizon(st, now, bounds()), twin_event, sweep._next)  # _next: a lower bound
+                target = min(prog.horizon(st, now, bounds()), twin_event, sweep.next_due)
                 engine_s += perf() - c0
                 if resets:
                     target = min(target, t0 + resets[0][0])
@@ -577,7 +577,7 @@ def _fine_skip(
     hz = prog.hz_tick
     prog.hz_tick = fine  # the fixed run evaluates every fine step here
     try:
-        target = min(prog.horizon(st, now, bounds), twin_event, sweep._next)
+        target = min(prog.horizon(st, now, bounds), twin_event, sweep.next_due)
     finally:
         prog.hz_tick = hz
     if resets:

@@ -26,6 +26,11 @@ class TimeoutSweep:
         self._due: dict[str, tuple[float, float]] = {}  # cmd_id -> (times out at, its own duration in s)
         self._next = math.inf  # no command times out before this (a lower bound)
 
+    @property
+    def next_due(self) -> float:
+        """No command times out before this instant (a lower bound; inf when none waits)."""
+        return self._next
+
     def sent(self, commands) -> None:
         """Engine commands (decisions.Command) as they leave, at their `at`."""
         for cmd in commands:
